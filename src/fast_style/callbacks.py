@@ -1,0 +1,97 @@
+"""Training callbacks: progress images and the final style-model export."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.utilities import rank_zero_only
+from torchvision.utils import make_grid
+
+from fast_style.checkpoint import save_style_model, unique_path
+from fast_style.imageio import save_image
+
+log = logging.getLogger(__name__)
+
+
+def stylize_batch(module: pl.LightningModule, images: torch.Tensor) -> torch.Tensor:
+    """The transform net's output for ``images`` in eval mode, clamped to [0, 1]."""
+    was_training = module.transformer.training
+    module.transformer.eval()
+    try:
+        with torch.no_grad():
+            return module(images.to(module.device)).float().clamp(0, 1).cpu()
+    finally:
+        module.transformer.train(was_training)
+
+
+class StyleSamples(pl.Callback):
+    """Every ``every_n_steps`` steps (and after the last) stylize the data module's fixed
+    sample photos and log a grid (top: photos, bottom: stylized) to TensorBoard as
+    ``samples`` and as ``<run>/samples/step_XXXXXXX.png``."""
+
+    def __init__(self, *, every_n_steps: int = 500, dirname: str = "samples"):
+        self.every_n_steps = every_n_steps
+        self.dirname = dirname
+        self.last_written: Path | None = None
+
+    def _log(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        samples = trainer.datamodule.sample_images() if trainer.datamodule is not None else None
+        if samples is None or len(samples) == 0:
+            return
+        stylized = stylize_batch(module, samples)
+        grid = make_grid(torch.cat([samples, stylized]), nrow=len(samples), padding=2, pad_value=1.0)
+        step = trainer.global_step
+        for logger in trainer.loggers:
+            experiment = getattr(logger, "experiment", None)
+            if hasattr(experiment, "add_image"):
+                experiment.add_image("samples", grid, global_step=step)
+        folder = Path(trainer.default_root_dir) / self.dirname
+        folder.mkdir(parents=True, exist_ok=True)
+        self.last_written = save_image(grid, folder / f"step_{step:07d}.png")
+
+    @rank_zero_only
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.every_n_steps > 0 and trainer.global_step % self.every_n_steps == 0:
+            self._log(trainer, pl_module)
+
+    @rank_zero_only
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.every_n_steps > 0 and trainer.global_step % self.every_n_steps != 0:
+            self._log(trainer, pl_module)
+        if self.last_written is not None:
+            log.info("sample images: %s", self.last_written.parent)
+
+
+class ExportStyleModel(pl.Callback):
+    """At the end of training write the transform net as ``<dirpath>/<filename>.safetensors``.
+
+    An existing file is never replaced unless ``overwrite``: a numbered name
+    (``<filename>-1.safetensors``, ...) is used instead. The path is logged and kept
+    in ``self.path``.
+    """
+
+    def __init__(self, *, dirpath: str, filename: str, overwrite: bool = False):
+        self.dirpath = dirpath
+        self.filename = filename
+        self.overwrite = overwrite
+        self.path: Path | None = None
+
+    @rank_zero_only
+    def on_train_end(self, trainer, pl_module) -> None:
+        target = Path(self.dirpath) / f"{self.filename}.safetensors"
+        if not self.overwrite:
+            target = unique_path(target)
+        hp = pl_module.hparams
+        style = hp.get("style") or {}
+        metadata = {
+            "style_name": str(style.get("name", self.filename)),
+            "style_sha256": str(style.get("sha256") or ""),
+            "loss": dict(hp.get("loss") or {}),
+            "loss_net": str(hp.get("loss_net_source", "")),
+            "steps": str(trainer.global_step),
+        }
+        self.path = save_style_model(pl_module.transformer, target, metadata=metadata)
+        log.info("style model: %s", self.path)

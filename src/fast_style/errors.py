@@ -1,0 +1,8 @@
+"""The one exception type whose message is shown to users as a single line."""
+
+
+class FastStyleError(Exception):
+    """A problem the user can fix; its message names the file or option and the fix.
+
+    Entry points print ``error: <message>`` and exit with status 2 instead of a traceback.
+    """

@@ -1,0 +1,132 @@
+"""Reading and writing images as float RGB tensors in [0, 1].
+
+Reading applies the EXIF orientation and turns every mode into RGB:
+
+- grey (L, 1), palette (P), CMYK, YCbCr, LAB, HSV: converted by Pillow;
+- 16-bit and 32-bit integer greys (I;16, I): scaled by their range to 8 bits;
+- alpha (RGBA, LA, PA, P with transparency): composited over white, so transparent
+  areas read as white rather than whatever colour hides behind alpha 0.
+
+Writing goes to a temporary file beside the target and is then renamed over it, so an
+interrupted run never leaves a half-written image.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from fast_style.errors import FastStyleError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+class ImageReadError(FastStyleError):
+    """A file that is not a readable image."""
+
+
+def is_image_path(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow image -> mode RGB (see the module docstring for each mode)."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        array = np.asarray(image).astype(np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        grey = np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if image.mode == "F":
+        grey = np.clip(np.asarray(image) * (255.0 if np.asarray(image).max() <= 1.0 else 1.0), 0, 255)
+        return Image.fromarray(grey.astype(np.uint8)).convert("RGB")
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode != "RGB":
+        return image.convert("RGB")
+    return image
+
+
+def open_rgb(path: str | os.PathLike, *, draft_size: tuple[int, int] | None = None) -> Image.Image:
+    """Decode ``path`` to an RGB Pillow image with EXIF orientation applied.
+
+    ``draft_size`` lets JPEG decode at a reduced scale that is still at least that
+    size (much faster for big photos that will be shrunk anyway).
+    Raises :class:`ImageReadError` with a one-line message for unreadable files.
+    """
+    try:
+        with Image.open(path) as image:
+            if draft_size is not None and image.format == "JPEG":
+                image.draft("RGB", draft_size)
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            return to_rgb(image)
+    except FileNotFoundError as exc:
+        raise ImageReadError(f"{path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise ImageReadError(f"{path}: is a folder, not an image") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        reason = "empty file" if os.path.exists(path) and os.path.getsize(path) == 0 else str(exc).splitlines()[0]
+        raise ImageReadError(f"{path}: not a readable image ({reason})") from exc
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB Pillow image -> (3, H, W) float32 in [0, 1]."""
+    array = np.asarray(image, dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def tensor_to_pil(image: torch.Tensor) -> Image.Image:
+    """(3, H, W) float in [0, 1] (clamped, rounded) -> RGB Pillow image."""
+    array = image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array, mode="RGB")
+
+
+def load_image(path: str | os.PathLike, *, max_size: int | None = None) -> torch.Tensor:
+    """Read ``path`` as (3, H, W) float32 RGB in [0, 1]; ``max_size`` bounds the longer side."""
+    image = open_rgb(path)
+    if max_size is not None and max(image.size) > max_size:
+        scale = max_size / max(image.size)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    return pil_to_tensor(image)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, *, quality: int = 95) -> Path:
+    """Write an RGB image atomically (temporary file in the same folder, then rename).
+
+    The format follows the extension; JPEG and WebP use ``quality``.
+    """
+    path = Path(path)
+    if isinstance(image, torch.Tensor):
+        image = tensor_to_pil(image)
+    if not path.parent.is_dir():
+        raise FastStyleError(f"{path}: folder {path.parent} does not exist; create it or choose another output")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".png", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+            options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+            image.save(handle, format=fmt, **options)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

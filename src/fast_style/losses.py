@@ -1,0 +1,128 @@
+"""Perceptual losses: feature (content), Gram (style) and total variation.
+
+Every formula of the project lives here. For a batch of N images and a VGG tap
+``l`` with features ``F_l`` of shape (N, C, H, W):
+
+- Gram matrix:      ``G(F) = F F^T / (C H W)``, with F reshaped to (N, C, H W),
+  shape (N, C, C).
+- Content loss:     ``L_c = w_c * sum_l a_l * mean((F_l(y) - F_l(x))^2)``
+  (``mean`` over N C H W elements; ``y`` the output, ``x`` the content photo).
+- Style loss:       ``L_s = w_s * sum_l b_l * mean((G(F_l(y)) - G(F_l(s)))^2)``
+  (``mean`` over N C C elements; ``s`` the style image, its Grams broadcast over N).
+- Total variation:  ``L_tv = w_tv * (mean((y[..., i+1, j] - y[..., i, j])^2)
+  + mean((y[..., i, j+1] - y[..., i, j])^2))`` on the output in [0, 1].
+- Total:            ``L = L_c + L_s + L_tv``.
+
+With this normalisation the content and style values equal those of
+pytorch/examples' fast_neural_style for the same VGG weights, so its weights
+(content 1e5, style 1e10 .. 1e11) are a known-good starting point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fast_style.models.vgg import VGGFeatures
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, C): ``F F^T / (C H W)``, computed in fp32."""
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w).float()
+    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+
+
+def content_loss(
+    output: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor], layer_weights: Mapping[str, float]
+) -> torch.Tensor:
+    """``sum_l a_l * mean((F_l(y) - F_l(x))^2)`` over the layers in ``layer_weights``."""
+    return sum(a * F.mse_loss(output[l].float(), target[l].float()) for l, a in layer_weights.items())
+
+
+def style_loss(
+    output: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor], layer_weights: Mapping[str, float]
+) -> torch.Tensor:
+    """``sum_l b_l * mean((G(F_l(y)) - G_l)^2)``; ``target_grams[l]`` is (1 or N, C, C)."""
+    total = 0.0
+    for l, b in layer_weights.items():
+        gram = gram_matrix(output[l])
+        total = total + b * F.mse_loss(gram, target_grams[l].expand_as(gram))
+    return total
+
+
+def total_variation(images: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of vertical plus horizontal neighbours, (N, C, H, W) -> scalar."""
+    images = images.float()
+    dy = images[..., 1:, :] - images[..., :-1, :]
+    dx = images[..., :, 1:] - images[..., :, :-1]
+    return dy.pow(2).mean() + dx.pow(2).mean()
+
+
+class PerceptualLoss(nn.Module):
+    """Content + style + TV loss against one style image, with its Grams cached.
+
+    ``content_layers`` / ``style_layers`` map tap names to per-layer weights.
+    The style image's Gram matrices are computed once in ``__init__`` and kept as
+    buffers ``style_grams.<layer>`` (they travel with ``.to(device)`` and DDP ranks).
+
+    ``forward(output, content)`` takes the transform net's output and the content
+    batch, both (N, 3, H, W) in [0, 1], and returns a dict of scalar tensors
+    ``content``, ``style``, ``tv`` (each already multiplied by its weight) and
+    ``total``. With ``batched=True`` output and content go through VGG in one
+    concatenated pass (fewer, larger kernels; but the backward then also runs over
+    the content half), otherwise the content goes through a separate no-grad pass.
+    """
+
+    def __init__(
+        self,
+        *,
+        loss_net: VGGFeatures,
+        style_image: torch.Tensor,
+        content_layers: Mapping[str, float],
+        style_layers: Mapping[str, float],
+        content_weight: float,
+        style_weight: float,
+        tv_weight: float,
+        batched: bool = False,
+    ):
+        super().__init__()
+        self.loss_net = loss_net
+        self.content_layers = dict(content_layers)
+        self.style_layers = dict(style_layers)
+        self.content_weight = float(content_weight)
+        self.style_weight = float(style_weight)
+        self.tv_weight = float(tv_weight)
+        self.batched = batched
+        missing = (set(self.content_layers) | set(self.style_layers)) - set(loss_net.layers)
+        if missing:
+            raise ValueError(f"loss network does not tap {sorted(missing)}")
+        self.style_grams = nn.Module()
+        with torch.no_grad():
+            features = loss_net(style_image)
+        for layer in self.style_layers:
+            self.style_grams.register_buffer(layer, gram_matrix(features[layer]))
+
+    def grams(self) -> dict[str, torch.Tensor]:
+        return {layer: getattr(self.style_grams, layer) for layer in self.style_layers}
+
+    def forward(self, output: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.batched:
+            both = self.loss_net(torch.cat([output, content.to(output.dtype)]))
+            n = output.shape[0]
+            out_feats = {k: v[:n] for k, v in both.items()}
+            content_feats = {k: v[n:].detach() for k, v in both.items() if k in self.content_layers}
+        else:
+            out_feats = self.loss_net(output)
+            with torch.no_grad():
+                content_feats = self.loss_net(content)
+        losses = {
+            "content": self.content_weight * content_loss(out_feats, content_feats, self.content_layers),
+            "style": self.style_weight * style_loss(out_feats, self.grams(), self.style_layers),
+            "tv": self.tv_weight * total_variation(output),
+        }
+        losses["total"] = losses["content"] + losses["style"] + losses["tv"]
+        return losses

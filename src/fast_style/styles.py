@@ -1,0 +1,113 @@
+"""Finding the style image: a named style's file in the style folder, downloaded on
+first use and checked against its sha256, or any image given by path.
+
+A named style (``configs/style/<name>.yaml``) gives ``file``, ``url`` and ``sha256``.
+:func:`resolve_style_image` looks for ``<style_dir>/<file>``; if it is missing it is
+downloaded there (progress bar, temporary file, then rename) and verified. A file
+whose checksum does not match is an error, never silently used or replaced.
+``image=path`` bypasses the lookup and the checksum. ``procedural=<kind>`` draws the
+image with the project's own code (the offline demo).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from fast_style.errors import FastStyleError
+
+log = logging.getLogger(__name__)
+
+
+class StyleImageError(FastStyleError):
+    """The style image is missing, undownloadable or fails its checksum."""
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(url: str, destination: Path, *, sha256: str | None = None, timeout: float = 30.0) -> None:
+    """Fetch ``url`` into ``destination`` atomically, with a rich progress bar.
+
+    With ``sha256`` the download is verified before it is renamed into place.
+    """
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, os.fdopen(fd, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            columns = (TextColumn(f"downloading {destination.name}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+            with Progress(*columns, transient=True) as progress:
+                task = progress.add_task("download", total=total)
+                for chunk in iter(lambda: response.read(1 << 16), b""):
+                    out.write(chunk)
+                    progress.update(task, advance=len(chunk))
+        if sha256 and sha256_of(tmp) != sha256.lower():
+            raise StyleImageError(f"download of {url} does not match its sha256; try again or give style.image=PATH")
+        os.replace(tmp, destination)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def resolve_style_image(
+    *,
+    name: str,
+    style_dir: str,
+    image: str | None = None,
+    file: str | None = None,
+    url: str | None = None,
+    sha256: str | None = None,
+    procedural: str | None = None,
+    **_: object,
+) -> Path:
+    """Path of a readable style image for the ``style`` config group (see module docstring)."""
+    if image:
+        path = Path(image).expanduser()
+        if not path.is_file():
+            raise StyleImageError(f"style.image={image}: no such file; give the path of a painting (jpg/png)")
+        return path
+    if procedural:
+        from fast_style.demo import draw_style_image
+
+        path = Path(style_dir) / f"{name}.png"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            draw_style_image(kind=procedural, path=path)
+        return path
+    if not file:
+        raise StyleImageError(f"style {name!r} names no file; set style.image=path/to/painting.jpg")
+
+    path = Path(style_dir) / file
+    if not path.is_file():
+        if not url:
+            raise StyleImageError(f"style image {path} is missing and style {name!r} has no url; put the file there")
+        log.info("style image %s not found; downloading %s", path, url)
+        try:
+            download(url, path, sha256=sha256)
+        except StyleImageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - no network, HTTP errors, timeouts: one message
+            raise StyleImageError(
+                f"style image {path} is missing and could not be downloaded ({type(exc).__name__}: {exc}); "
+                f"copy {file} into {style_dir} (paths.style_dir) or pass style.image=/path/to/{file}"
+            ) from exc
+    if sha256:
+        actual = sha256_of(path)
+        if actual != sha256.lower():
+            raise StyleImageError(
+                f"style image {path} fails its checksum (sha256 {actual[:12]}..., expected {sha256[:12]}...); "
+                f"delete it to download it again, or pass style.image={path} to use it anyway"
+            )
+    return path

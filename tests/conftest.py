@@ -1,0 +1,88 @@
+"""Shared fixtures: tiny image folders, the shared sample data, composed configs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+CONFIG_DIR = REPO / "configs"
+
+# Overrides that make a training run take seconds on a CPU: tiny net, random VGG,
+# 32 px crops, no worker processes.
+TINY_OVERRIDES = [
+    "model=tiny",
+    "loss_net.pretrained=false",
+    "data.image_size=32",
+    "data.resize=null",
+    "data.batch_size=2",
+    "data.num_workers=0",
+    "data.num_samples=2",
+    "data.sample_size=32",
+    "style.size=64",
+    "trainer.accelerator=cpu",
+    "trainer.enable_model_summary=false",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def random_photo(width: int, height: int, seed: int) -> Image.Image:
+    """A smooth random colour image (gradients plus blobs), RGB."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width] / max(width, height)
+    channels = [np.sin(xx * rng.uniform(2, 9) + yy * rng.uniform(2, 9) + rng.uniform(0, 6)) for _ in range(3)]
+    array = ((np.stack(channels, -1) * 0.5 + 0.5) * 255).astype(np.uint8)
+    return Image.fromarray(array, "RGB")
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    """Five small RGB photos, one in a subfolder."""
+    root = tmp_path / "photos"
+    (root / "sub").mkdir(parents=True)
+    for i in range(4):
+        random_photo(48 + 3 * i, 40 + 5 * i, seed=i).save(root / f"photo_{i}.png")
+    random_photo(60, 44, seed=9).save(root / "sub" / "nested.jpg")
+    return root
+
+
+@pytest.fixture
+def style_file(tmp_path: Path) -> Path:
+    path = tmp_path / "painting.png"
+    random_photo(64, 48, seed=123).save(path)
+    return path
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not (SHARED_DATA / "content").is_dir():
+        pytest.skip(f"sample data not found at {SHARED_DATA} (the shared/ folder beside the checkout)")
+    return SHARED_DATA
+
+
+def compose_train(overrides: list[str]):
+    """The train config composed as Hydra would, with the hydra node resolvable."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        return compose(config_name="train", overrides=overrides, return_hydra_config=True)
+
+
+def run_entry(script: str, *args: str, cwd: Path, timeout: float = 240, env: dict | None = None):
+    """Run a root entry point (train.py, stylize.py, scripts/...) in a subprocess."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", **(env or {})}
+    return subprocess.run(
+        [sys.executable, str(REPO / script), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )

@@ -1,0 +1,86 @@
+import urllib.request
+
+import pytest
+
+from fast_style import styles
+from fast_style.styles import StyleImageError, resolve_style_image, sha256_of
+
+
+def test_named_style_found_in_style_dir_and_verified(tmp_path, style_file):
+    target = tmp_path / "styles" / "mine.png"
+    target.parent.mkdir()
+    target.write_bytes(style_file.read_bytes())
+    path = resolve_style_image(name="mine", style_dir=str(target.parent), file="mine.png",
+                               url="http://unused.invalid/x", sha256=sha256_of(style_file))
+    assert path == target
+
+
+def test_checksum_mismatch_is_an_error_and_keeps_the_file(tmp_path, style_file):
+    with pytest.raises(StyleImageError, match="fails its checksum") as info:
+        resolve_style_image(name="x", style_dir=str(style_file.parent), file=style_file.name, sha256="0" * 64)
+    assert "style.image=" in str(info.value)
+    assert style_file.exists()
+
+
+def _no_network(*args, **kwargs):
+    raise OSError("network is unreachable")
+
+
+def test_missing_file_without_network_names_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr(urllib.request, "urlopen", _no_network)
+    with pytest.raises(StyleImageError) as info:
+        resolve_style_image(name="starry_night", style_dir=str(tmp_path), file="starry_night.jpg",
+                            url="https://example.invalid/starry_night.jpg", sha256="ab" * 32)
+    message = str(info.value)
+    assert "could not be downloaded" in message and "style.image=" in message and str(tmp_path) in message
+    assert list(tmp_path.iterdir()) == []  # no partial file left behind
+
+
+class _FakeResponse:
+    def __init__(self, payload):
+        self.payload, self.headers = payload, {"Content-Length": str(len(payload))}
+
+    def read(self, n):
+        chunk, self.payload = self.payload[:n], self.payload[n:]
+        return chunk
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_download_is_verified_before_it_lands(tmp_path, style_file, monkeypatch):
+    payload = style_file.read_bytes()
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: _FakeResponse(payload))
+    path = resolve_style_image(name="s", style_dir=str(tmp_path / "dl"), file="s.png", url="http://x/s.png",
+                               sha256=sha256_of(style_file))
+    assert path.read_bytes() == payload
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: _FakeResponse(b"tampered"))
+    with pytest.raises(StyleImageError, match="does not match its sha256"):
+        resolve_style_image(name="t", style_dir=str(tmp_path / "dl"), file="t.png", url="http://x/t.png",
+                            sha256=sha256_of(style_file))
+    assert not (tmp_path / "dl" / "t.png").exists()
+
+
+def test_explicit_image_path(tmp_path, style_file):
+    assert resolve_style_image(name="any", style_dir=str(tmp_path), image=str(style_file)) == style_file
+    with pytest.raises(StyleImageError, match="no such file"):
+        resolve_style_image(name="any", style_dir=str(tmp_path), image=str(tmp_path / "nope.jpg"))
+
+
+def test_procedural_style_is_drawn_once(tmp_path):
+    path = resolve_style_image(name="demo_swirls", style_dir=str(tmp_path), procedural="swirls")
+    assert path.is_file() and path.stat().st_size > 10_000
+    first = path.stat().st_mtime_ns
+    assert resolve_style_image(name="demo_swirls", style_dir=str(tmp_path), procedural="swirls").stat().st_mtime_ns == first
+
+
+def test_design_table_checksums_match_shared_paintings(shared_data):
+    from conftest import compose_train
+
+    for name in ["starry_night", "the_scream", "shipwreck", "great_wave", "composition_vii", "udnie"]:
+        style = compose_train([f"style={name}"]).style
+        assert sha256_of(shared_data / "styles" / style.file) == style.sha256, name
+    assert styles  # module imported for monkeypatching above

@@ -1,0 +1,1 @@
+"""Benchmarks behind scripts/benchmark.py: one module per part (inference, training)."""

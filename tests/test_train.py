@@ -93,6 +93,7 @@ def _train_args(tmp_path, image_folder, style_file, run_dir, *extra):
         f"hydra.run.dir={run_dir}",
         "callbacks.model_checkpoint.every_n_train_steps=2",
         "callbacks.style_samples.every_n_steps=1",
+        "trainer.log_every_n_steps=1",
         *extra,
     ]
 
@@ -111,6 +112,9 @@ def test_train_py_end_to_end_then_resume(tmp_path, image_folder, style_file):
     assert list((tmp_path / "run1" / "tensorboard").glob("events.out.tfevents.*"))
     assert (tmp_path / "run1" / "samples" / "step_0000004.png").is_file()
     assert "Training finished" in first.stdout
+    curve = run_entry("scripts/loss_curve.py", str(tmp_path / "run1"), cwd=tmp_path)
+    assert curve.returncode == 0, curve.stderr
+    assert "total:" in curve.stdout and "| step |" in curve.stdout, curve.stderr
     # the loss network is not stored in the checkpoint; the style Grams are
     state = torch.load(last, map_location="cpu", weights_only=True)["state_dict"]
     assert not [k for k in state if k.startswith("loss.loss_net.")] and "loss.style_grams.relu4_3" in state

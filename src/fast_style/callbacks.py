@@ -66,17 +66,19 @@ class StyleSamples(pl.Callback):
 
 
 class ExportStyleModel(pl.Callback):
-    """At the end of training write the transform net as ``<dirpath>/<filename>.safetensors``.
+    """At the end of training write the transform net as ``<dirpath>/<filename>.safetensors``
+    (and, with ``run_dirpath``, a copy as ``<run_dirpath>/<filename>.safetensors``).
 
-    An existing file is never replaced unless ``overwrite``: a numbered name
-    (``<filename>-1.safetensors``, ...) is used instead. The path is logged and kept
-    in ``self.path``.
+    An existing file in ``dirpath`` is never replaced unless ``overwrite``: a numbered
+    name (``<filename>-1.safetensors``, ...) is used instead. The path is logged and
+    kept in ``self.path``.
     """
 
-    def __init__(self, *, dirpath: str, filename: str, overwrite: bool = False):
+    def __init__(self, *, dirpath: str, filename: str, overwrite: bool = False, run_dirpath: str | None = None):
         self.dirpath = dirpath
         self.filename = filename
         self.overwrite = overwrite
+        self.run_dirpath = run_dirpath
         self.path: Path | None = None
 
     @rank_zero_only
@@ -94,4 +96,6 @@ class ExportStyleModel(pl.Callback):
             "steps": str(trainer.global_step),
         }
         self.path = save_style_model(pl_module.transformer, target, metadata=metadata)
+        if self.run_dirpath and Path(self.run_dirpath).resolve() != Path(self.dirpath).resolve():
+            save_style_model(pl_module.transformer, Path(self.run_dirpath) / target.name, metadata=metadata)
         log.info("style model: %s", self.path)

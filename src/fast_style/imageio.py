@@ -79,6 +79,31 @@ def open_rgb(path: str | os.PathLike, *, draft_size: tuple[int, int] | None = No
         raise ImageReadError(f"{path}: not a readable image ({reason})") from exc
 
 
+def has_alpha(image: Image.Image) -> bool:
+    """True for modes with an alpha channel (RGBA, LA, PA, ...) and palettes with transparency."""
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info)
+
+
+def open_rgb_alpha(path: str | os.PathLike) -> tuple[Image.Image, Image.Image | None]:
+    """Like :func:`open_rgb`, and also the alpha channel (mode L) when the file has one.
+
+    The RGB image is composited over white exactly as :func:`open_rgb` returns it.
+    """
+    try:
+        with Image.open(path) as image:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            alpha = image.convert("RGBA").getchannel("A") if has_alpha(image) else None
+            return to_rgb(image), alpha
+    except FileNotFoundError as exc:
+        raise ImageReadError(f"{path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise ImageReadError(f"{path}: is a folder, not an image") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        reason = "empty file" if os.path.exists(path) and os.path.getsize(path) == 0 else str(exc).splitlines()[0]
+        raise ImageReadError(f"{path}: not a readable image ({reason})") from exc
+
+
 def pil_to_tensor(image: Image.Image) -> torch.Tensor:
     """RGB Pillow image -> (3, H, W) float32 in [0, 1]."""
     array = np.asarray(image, dtype=np.uint8)
@@ -123,6 +148,22 @@ def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, *, qu
             fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
             options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
             image.save(handle, format=fmt, **options)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:

@@ -7,8 +7,10 @@ missing download ends in seconds with one line, not after minutes of set-up.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fast_style.callbacks import ExportStyleModel, StyleSamples
 from fast_style.errors import FastStyleError
-from fast_style.imageio import load_image
+from fast_style.imageio import atomic_write_text, load_image
 from fast_style.module import StyleTransferModule
 from fast_style.styles import resolve_style_image
 
@@ -55,12 +57,70 @@ def build_module(cfg: DictConfig, style_image: torch.Tensor) -> StyleTransferMod
     )
 
 
+def _quiet_known_warnings() -> None:
+    """Silence warnings that are expected here and only confuse users."""
+    # the frozen VGG is in eval mode on purpose
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
+    # emitted by Lightning's own internals on recent torch versions
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated.*")
+
+
+FINISHED_MARKER = "finished.json"
+
+
+def select_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
+    """The checkpoint to resume from: ``ckpt_path`` if given, else (``auto_resume``)
+    this run folder's own ``checkpoints/last.ckpt`` when it exists (a requeued or
+    re-run job), else None (a fresh start)."""
+    explicit = cfg.get("ckpt_path")
+    if explicit:
+        if not os.path.isfile(explicit):
+            raise FastStyleError(f"ckpt_path={explicit}: no such checkpoint; give a .ckpt file such as <run>/checkpoints/last.ckpt")
+        return str(explicit)
+    own = output_dir / "checkpoints" / "last.ckpt"
+    if cfg.get("auto_resume", True) and own.is_file():
+        log.info("resuming from this run folder's %s", own)
+        return str(own)
+    return None
+
+
+def log_batch_sizes(trainer: pl.Trainer, loggers: list[Any], per_device: int) -> dict[str, int]:
+    """Per-device and effective batch size (per device x devices x nodes), logged as hparams."""
+    sizes = {
+        "batch_size_per_device": per_device,
+        "world_size": trainer.world_size,
+        "effective_batch_size": per_device * trainer.world_size,
+    }
+    log.info("batch size: %d per device x %d processes = %d per step", per_device, trainer.world_size, sizes["effective_batch_size"])
+    for logger in loggers:
+        logger.log_hyperparams(sizes)
+    return sizes
+
+
+def _report(result: dict[str, Any], *, style: str, loss_net: str) -> None:
+    summary = "\n".join(f"  {k:13s} {v}" for k, v in result.items())
+    print(f"\nTraining finished ({style}, loss network {loss_net}):\n{summary}")
+    if result.get("tensorboard"):
+        print(f"  watch with:   tensorboard --logdir {result['tensorboard']}")
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train one style model as configured; returns the paths it produced."""
-    if cfg.get("seed") is not None:
-        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    """Train one style model as configured; returns the paths it produced.
+
+    A run folder that already holds ``finished.json`` is not trained again (a finished
+    job that is re-run or requeued); one that holds ``checkpoints/last.ckpt`` resumes
+    from it.
+    """
+    _quiet_known_warnings()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    marker = output_dir / FINISHED_MARKER
+    if marker.is_file() and not cfg.get("ckpt_path"):
+        result = json.loads(marker.read_text())
+        print(f"Already finished: {output_dir} (delete {marker.name} to train again)")
+        return result
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     if cfg.get("demo"):
         from fast_style.demo import prepare_content
@@ -73,32 +133,33 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
-
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path and not os.path.isfile(ckpt_path):
-        raise FastStyleError(f"ckpt_path={ckpt_path}: no such checkpoint; give a .ckpt file such as <run>/checkpoints/last.ckpt")
+    ckpt_path = select_checkpoint(cfg, output_dir)
 
     module = build_module(cfg, style_image)
-    log.info("loss network: %s %s", cfg.loss_net.arch, module.hparams["loss_net_source"])
+    loss_net = module.hparams["loss_net_source"]
+    log.info("loss network: %s %s", cfg.loss_net.arch, loss_net)
 
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    log_batch_sizes(trainer, loggers, cfg.data.batch_size)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    if trainer.interrupted:
+        raise FastStyleError(f"training was interrupted at step {trainer.global_step}; run the same command again to resume")
 
-    result: dict[str, Any] = {"output_dir": str(output_dir), "global_step": trainer.global_step}
+    # the periodic checkpoint rarely falls on the last step: keep the final state too
+    last_ckpt = output_dir / "checkpoints" / "last.ckpt"
+    trainer.save_checkpoint(last_ckpt)
+
+    result: dict[str, Any] = {"output_dir": str(output_dir), "global_step": trainer.global_step, "last_ckpt": str(last_ckpt)}
     for callback in callbacks:
         if isinstance(callback, ExportStyleModel) and callback.path:
             result["style_model"] = str(callback.path)
         if isinstance(callback, StyleSamples) and callback.last_written:
             result["samples"] = str(callback.last_written)
-        if isinstance(callback, pl.callbacks.ModelCheckpoint) and callback.last_model_path:
-            result["last_ckpt"] = callback.last_model_path
     if loggers:
         result["tensorboard"] = str(getattr(loggers[0], "log_dir", output_dir))
     if trainer.is_global_zero:
-        summary = "\n".join(f"  {k:13s} {v}" for k, v in result.items())
-        print(f"\nTraining finished ({cfg.style.name}, loss network {module.hparams['loss_net_source']}):\n{summary}")
-        if result.get("tensorboard"):
-            print(f"  watch with:   tensorboard --logdir {result['tensorboard']}")
+        atomic_write_text(marker, json.dumps(result, indent=2))
+        _report(result, style=cfg.style.name, loss_net=loss_net)
     return result

@@ -1,0 +1,55 @@
+"""Print the logged losses of a training run as a markdown table.
+
+    python scripts/loss_curve.py logs/train/runs/<style>/<time> [--every 20]
+
+Reads the run's TensorBoard event files (``train/content``, ``train/style``,
+``train/tv``, ``train/total``) and prints one row per logged step (or every N steps),
+plus the first and last totals and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+TAGS = ("train/content", "train/style", "train/tv", "train/total")
+
+
+def read_scalars(run_dir: Path) -> dict[str, dict[int, float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    series: dict[str, dict[int, float]] = {tag: {} for tag in TAGS}
+    for events in sorted(run_dir.rglob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        for tag in TAGS:
+            if tag in accumulator.Tags().get("scalars", []):
+                for event in accumulator.Scalars(tag):
+                    series[tag][event.step] = event.value
+    return series
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--every", type=int, default=0, help="print every N-th logged step (default: all)")
+    args = parser.parse_args(argv)
+    series = read_scalars(args.run_dir)
+    steps = sorted(series["train/total"])
+    if not steps:
+        print(f"error: no train/total scalars under {args.run_dir}", file=sys.stderr)
+        return 2
+    print("| step | " + " | ".join(t.split("/")[1] for t in TAGS) + " |")
+    print("|---:|" + "---:|" * len(TAGS))
+    for step in steps:
+        if args.every and step not in (steps[0], steps[-1]) and step % args.every:
+            continue
+        print(f"| {step} | " + " | ".join(f"{series[t].get(step, float('nan')):.4g}" for t in TAGS) + " |")
+    first, last = series["train/total"][steps[0]], series["train/total"][steps[-1]]
+    print(f"\ntotal: {first:.4g} at step {steps[0]} -> {last:.4g} at step {steps[-1]} ({last / first:.2f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,86 @@
+"""Scaling out: DDP on CPU (gloo), local submitit sweeps, requeue-safe resume."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import REPO, TINY_OVERRIDES, compose_train, run_entry
+
+
+def test_slurm_launcher_has_one_task_per_device():
+    cfg = compose_train(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2",
+                         "hydra.launcher.partition=gpu"])
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.tasks_per_node == cfg.trainer.devices == 4 and launcher.gpus_per_node == 4
+    assert launcher.nodes == cfg.trainer.num_nodes == 2 and launcher.partition == "gpu"
+    assert {"timeout_min", "cpus_per_task", "mem_gb", "max_num_timeout"} <= set(launcher)
+
+
+def test_ddp_trainer_config():
+    cfg = compose_train(["trainer=ddp"])
+    assert cfg.trainer.strategy == "ddp" and cfg.trainer.precision == "bf16-mixed" and cfg.trainer.num_nodes == 1
+
+
+def _args(tmp_path, image_folder, style_file, name="scale"):
+    return [*TINY_OVERRIDES, "style=custom", f"style.name={name}", f"style.image={style_file}",
+            f"data.root={image_folder}", f"paths.root_dir={tmp_path}", "data.batch_size=1"]
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_write_one_checkpoint_and_one_model(tmp_path, image_folder, style_file):
+    run = run_entry("train.py", *_args(tmp_path, image_folder, style_file), "trainer=ddp", "trainer.accelerator=cpu",
+                    "trainer.devices=2", "trainer.precision=32-true", "trainer.max_steps=2",
+                    f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, timeout=240)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == ["last.ckpt"]
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["scale.safetensors"]
+    assert run.stdout.count("Training finished") == 1
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "1 per device x 2 processes = 2 per step" in log
+
+
+@pytest.mark.slow
+def test_local_sweep_runs_each_job_in_its_own_folder(tmp_path, image_folder, style_file):
+    sweep = tmp_path / "sweep"
+    run = run_entry("train.py", "-m", *_args(tmp_path, image_folder, style_file, name="alpha,beta"),
+                    "trainer.max_steps=2", "hydra/launcher=local", f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for job in ["0_alpha", "1_beta"]:
+        folder = sweep / job
+        assert (folder / "checkpoints" / "last.ckpt").is_file(), job
+        assert (folder / f"{job[2:]}.safetensors").is_file() and (folder / "finished.json").is_file()
+        assert list((folder / "tensorboard").glob("events.*"))
+    assert (sweep / "multirun.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_in_its_folder_and_finished_run_is_not_retrained(tmp_path, image_folder, style_file):
+    run_dir = tmp_path / "run"
+    args = [*_args(tmp_path, image_folder, style_file), f"hydra.run.dir={run_dir}",
+            "callbacks.model_checkpoint.every_n_train_steps=2", "callbacks.style_samples.every_n_steps=0"]
+    last = run_dir / "checkpoints" / "last.ckpt"
+    process = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args, "trainer.max_steps=100000",
+                                "trainer.max_epochs=-1"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 180
+        while not last.is_file() and time.time() < deadline and process.poll() is None:
+            time.sleep(0.2)
+        time.sleep(0.5)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+    assert step >= 2
+
+    resumed = run_entry("train.py", *args, f"trainer.max_steps={step + 2}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from this run folder's" in (run_dir / "train.log").read_text()
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == step + 2
+
+    again = run_entry("train.py", *args, f"trainer.max_steps={step + 2}", cwd=tmp_path)
+    assert again.returncode == 0 and "Already finished" in again.stdout

@@ -1,14 +1,14 @@
 """Training: in-process checks of the failure modes, and train.py end to end."""
 
-from pathlib import Path
 
 import pytest
 import torch
 from safetensors import safe_open
 
-from conftest import TINY_OVERRIDES, compose_train, run_entry
 from fast_style.errors import FastStyleError
 from fast_style.train import train
+
+from conftest import TINY_OVERRIDES, compose_train, run_entry
 
 
 def _tiny_cfg(tmp_path, image_folder, style_file, *extra):

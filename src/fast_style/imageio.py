@@ -13,8 +13,10 @@ interrupted run never leaves a half-written image.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +134,22 @@ def _umask() -> int:
     return mask
 
 
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, *, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed over ``path``
+    (with the usual umask permissions), on failure it is removed."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix or path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, *, quality: int = 95) -> Path:
     """Write an RGB image atomically (temporary file in the same folder, then rename).
 
@@ -142,32 +160,15 @@ def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, *, qu
         image = tensor_to_pil(image)
     if not path.parent.is_dir():
         raise FastStyleError(f"{path}: folder {path.parent} does not exist; create it or choose another output")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-            options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-            image.save(handle, format=fmt, **options)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    with atomic_output(path, suffix=path.suffix or ".png") as tmp:
+        image.save(tmp, format=fmt, **options)
     return path
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)

@@ -14,11 +14,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import urllib.request
 from pathlib import Path
 
 from fast_style.errors import FastStyleError
+from fast_style.imageio import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,10 @@ def download(url: str, destination: Path, *, sha256: str | None = None, timeout:
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, os.fdopen(fd, "wb") as out:
+    columns = (TextColumn(f"downloading {destination.name}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with atomic_output(destination, suffix=".part") as tmp:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
-            columns = (TextColumn(f"downloading {destination.name}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
             with Progress(*columns, transient=True) as progress:
                 task = progress.add_task("download", total=total)
                 for chunk in iter(lambda: response.read(1 << 16), b""):
@@ -55,10 +54,6 @@ def download(url: str, destination: Path, *, sha256: str | None = None, timeout:
                     progress.update(task, advance=len(chunk))
         if sha256 and sha256_of(tmp) != sha256.lower():
             raise StyleImageError(f"download of {url} does not match its sha256; try again or give style.image=PATH")
-        os.replace(tmp, destination)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def resolve_style_image(

@@ -4,7 +4,7 @@
 
 Reads the run's TensorBoard event files (``train/content``, ``train/style``,
 ``train/tv``, ``train/total``) and prints one row per logged step (or every N steps),
-plus the first and last totals and their ratio.
+plus the first and last totals and their ratio. Lightning logs step k as k - 1.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def read_scalars(run_dir: Path) -> dict[str, dict[int, float]]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--every", type=int, default=0, help="print every N-th logged step (default: all)")
+    parser.add_argument("--every", type=int, default=1, help="print every N-th logged row (default: all)")
     args = parser.parse_args(argv)
     series = read_scalars(args.run_dir)
     steps = sorted(series["train/total"])
@@ -42,8 +42,8 @@ def main(argv: list[str]) -> int:
         return 2
     print("| step | " + " | ".join(t.split("/")[1] for t in TAGS) + " |")
     print("|---:|" + "---:|" * len(TAGS))
-    for step in steps:
-        if args.every and step not in (steps[0], steps[-1]) and step % args.every:
+    for row, step in enumerate(steps):
+        if step != steps[-1] and row % max(args.every, 1):
             continue
         print(f"| {step} | " + " | ".join(f"{series[t].get(step, float('nan')):.4g}" for t in TAGS) + " |")
     first, last = series["train/total"][steps[0]], series["train/total"][steps[-1]]

@@ -14,7 +14,7 @@ def test_default_is_the_paper_recipe():
     assert cfg.style.name == "starry_night"
     assert dict(cfg.loss.content_layers) == {"relu2_2": 1.0}
     assert list(cfg.loss.style_layers) == ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
-    assert (cfg.data.image_size, cfg.data.batch_size, cfg.lr, cfg.trainer.max_epochs) == (256, 4, 1e-3, 2)
+    assert (cfg.data.image_size, cfg.data.batch_size, cfg.lr, cfg.trainer.max_steps) == (256, 4, 1e-3, 40000)
     assert cfg.loss.content_weight == 1e5 and cfg.loss.style_weight == 1e10
     assert cfg.loss_net.pretrained is True and cfg.loss_net.arch == "vgg16"
     assert (cfg.model.norm, cfg.model.upsample, cfg.model.num_residual) == ("instance", "nearest", 5)
@@ -52,7 +52,7 @@ def test_groups_instantiate(tmp_path):
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     assert {type(c).__name__ for c in callbacks} == {"ModelCheckpoint", "StyleSamples", "ExportStyleModel"}
     trainer = instantiate(cfg.trainer, logger=False, callbacks=callbacks, enable_progress_bar=False)
-    assert trainer.max_epochs == 2 and Path(trainer.default_root_dir) == tmp_path
+    assert trainer.max_steps == 40000 and Path(trainer.default_root_dir) == tmp_path
 
 
 def test_original_model_variant_and_gpu_trainer():

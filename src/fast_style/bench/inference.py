@@ -1,0 +1,214 @@
+"""Stylizing speed: the reference path against the fast path, side by side in one run.
+
+    python scripts/benchmark.py inference [--sizes 256 512 1024 2048] [--quick] [--compile]
+
+Reference path: what a plain PyTorch user runs, ``with torch.no_grad(): model(x)`` on
+an fp32 NCHW tensor in eager mode. Fast path: :class:`fast_style.inference.Stylizer`
+with the chosen precision (default ``auto``), memory format and optional
+``torch.compile``. For each size it reports ms per image, megapixels/s, the speed-up
+and the max / mean absolute difference of the clamped outputs in 1/255 units. It also
+measures the peak RSS of an 8K (7680x4320) tiled run in a child process and tiled vs
+untiled (fp32) at 2048x2048 with 512 px tiles. Without ``--ckpt`` the model is a
+seeded, randomly initialised paper-sized TransformerNet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from fast_style.inference import (
+    DEFAULT_PIXEL_BUDGET,
+    Stylizer,
+    cpu_has_native_bf16,
+    resolve_device,
+    resolve_precision,
+)
+from fast_style.models.transformer import TransformerNet
+
+
+def synthetic_photo(height: int, width: int, *, seed: int = 0) -> torch.Tensor:
+    """(1, 3, H, W) in [0, 1]: smooth random colour waves plus a little noise."""
+    g = torch.Generator().manual_seed(seed)
+    yy = torch.linspace(0, 1, height)[:, None]
+    xx = torch.linspace(0, 1, width)[None, :]
+    channels = []
+    for _ in range(3):
+        fy, fx, phase = (torch.rand(3, generator=g) * torch.tensor([12.0, 12.0, 6.0])).tolist()
+        channels.append(torch.sin(yy * fy + xx * fx + phase) * 0.45 + 0.5)
+    image = torch.stack(channels)[None]
+    return (image + 0.03 * torch.randn(image.shape, generator=g)).clamp(0, 1)
+
+
+def load_model(ckpt: str | None) -> TransformerNet:
+    if ckpt:
+        from fast_style.formats import load_transformer
+
+        return load_transformer(ckpt)[0]
+    torch.manual_seed(0)
+    return TransformerNet().eval()
+
+
+def timed(fn, repeats: int) -> tuple[float, torch.Tensor]:
+    """(best seconds per call over ``repeats`` after one warm-up call, last output)."""
+    out = fn()
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def diff255(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
+    d = (a.float().clamp(0, 1) - b.float().clamp(0, 1)).abs() * 255
+    return d.max().item(), d.mean().item()
+
+
+def compare_sizes(model: TransformerNet, stylizer: Stylizer, sizes: list[int]) -> list[dict]:
+    rows = []
+    for size in sizes:
+        x = synthetic_photo(size, size, seed=size)
+        repeats = 3 if size <= 512 else (2 if size <= 1024 else 1)
+
+        def reference(x=x):
+            with torch.no_grad():
+                return model(x)
+
+        t_ref, ref = timed(reference, repeats)
+        t_fast, fast = timed(lambda x=x: stylizer(x), repeats)
+        mp = size * size / 1e6
+        worst, mean = diff255(ref, fast)
+        rows.append({
+            "size": size, "ref_ms": t_ref * 1e3, "fast_ms": t_fast * 1e3, "ref_mps": mp / t_ref,
+            "fast_mps": mp / t_fast, "speedup": t_ref / t_fast, "max_diff_255": worst, "mean_diff_255": mean,
+        })
+        print(f"  {size}px: ref {t_ref * 1e3:.0f} ms, fast {t_fast * 1e3:.0f} ms, x{t_ref / t_fast:.2f}, max diff {worst:.2f}/255", file=sys.stderr, flush=True)
+    return rows
+
+
+def tiled_vs_untiled(model: TransformerNet, *, size: int, tile: int) -> dict:
+    """fp32 eager, whole image vs tiles with whole-image statistics."""
+    x = synthetic_photo(size, size, seed=7)
+    whole = Stylizer(model, pixel_budget=0)
+    tiled = Stylizer(model, pixel_budget=1, tile_size=tile)
+    start = time.perf_counter()
+    a = whole(x)
+    t_whole = time.perf_counter() - start
+    start = time.perf_counter()
+    b = tiled(x)
+    t_tiled = time.perf_counter() - start
+    worst, mean = diff255(a, b)
+    return {"size": size, "tile": tile, "untiled_s": t_whole, "tiled_s": t_tiled, "max_diff_255": worst, "mean_diff_255": mean}
+
+
+def child_run(height: int, width: int, precision: str, ckpt: str | None, tile: int, budget: int) -> None:
+    """In a fresh process: stylize one synthetic image of the given size; print JSON."""
+    model = load_model(ckpt)
+    device = resolve_device("cpu")
+    stylizer = Stylizer(model, device=device, dtype=resolve_precision(precision, device), tile_size=tile, pixel_budget=budget)
+    x = synthetic_photo(height, width, seed=1)
+    start = time.perf_counter()
+    out = stylizer(x)
+    seconds = time.perf_counter() - start
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"height": height, "width": width, "tiled": stylizer.needs_tiling(height, width), "seconds": seconds,
+                      "peak_rss_mb": peak_kb / 1024, "output_shape": list(out.shape)}))
+
+
+def measure_rss(height: int, width: int, *, precision: str, ckpt: str | None, tile: int, budget: int) -> dict:
+    cmd = [sys.executable, "-m", "fast_style.bench.inference", "--child", f"{height}x{width}", "--precision", precision, "--tile", str(tile), "--budget", str(budget)]
+    if ckpt:
+        cmd += ["--ckpt", ckpt]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return {"height": height, "width": width, "error": done.stderr.strip().splitlines()[-1:]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        f"Device: {result['device']} ({result['cpu_capability']}, {result['threads']} threads), fast path: "
+        f"{result['fast_path']}",
+        "",
+        "| size | reference ms | fast ms | reference MP/s | fast MP/s | speed-up | max diff (/255) | mean diff (/255) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["sizes"]:
+        lines.append(
+            f"| {r['size']} | {r['ref_ms']:.0f} | {r['fast_ms']:.0f} | {r['ref_mps']:.3f} | {r['fast_mps']:.3f} | "
+            f"{r['speedup']:.2f}x | {r['max_diff_255']:.2f} | {r['mean_diff_255']:.3f} |"
+        )
+    if result.get("tiling"):
+        t = result["tiling"]
+        lines += ["", f"Tiled vs untiled, {t['size']}x{t['size']}, {t['tile']} px tiles (fp32): untiled {t['untiled_s']:.1f} s, "
+                      f"tiled {t['tiled_s']:.1f} s, max diff {t['max_diff_255']:.3f}/255, mean {t['mean_diff_255']:.4f}/255"]
+    if result.get("big"):
+        b = result["big"]
+        if "error" in b:
+            lines += ["", f"{b['width']}x{b['height']} tiled run failed: {b['error']}"]
+        else:
+            lines += ["", f"{b['width']}x{b['height']} tiled run: peak RSS {b['peak_rss_mb']:.0f} MB, {b['seconds']:.0f} s"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmark.py inference", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, small 'big' image: a smoke test")
+    parser.add_argument("--precision", default="auto", help="fast path precision: auto | fp32 | bf16")
+    parser.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the fast path")
+    parser.add_argument("--ckpt", default=None, help="a style model to time instead of a random one")
+    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--budget", type=int, default=DEFAULT_PIXEL_BUDGET, help="pixel budget above which images are tiled")
+    parser.add_argument("--no-big", action="store_true", help="skip the 8K peak-RSS run")
+    parser.add_argument("--no-tiling", action="store_true", help="skip tiled vs untiled")
+    parser.add_argument("--json", default="benchmark-inference.json", help="where to write the results")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        height, width = (int(v) for v in args.child.split("x"))
+        child_run(height, width, args.precision, args.ckpt, args.tile, args.budget)
+        return 0
+    sizes = [64, 128] if args.quick else args.sizes
+    model = load_model(args.ckpt)
+    device = torch.device("cpu")
+    dtype = resolve_precision(args.precision, device)
+    channels_last = args.compile if args.channels_last == "auto" else args.channels_last == "on"
+    fast_model = load_model(args.ckpt)
+    stylizer = Stylizer(fast_model, device=device, dtype=dtype, channels_last=channels_last, compile=args.compile, pixel_budget=0)
+    fast_path = f"{str(dtype).removeprefix('torch.')}, {'channels_last' if channels_last else 'NCHW'}, " + (
+        "torch.compile, " if args.compile else "eager, ") + "inference_mode"
+    result = {
+        "device": platform.processor() or platform.machine(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "native_bf16": cpu_has_native_bf16(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "fast_path": fast_path,
+        "sizes": compare_sizes(model, stylizer, sizes),
+    }
+    if not args.no_tiling:
+        size, tile = (256, 64) if args.quick else (2048, args.tile)
+        result["tiling"] = tiled_vs_untiled(model, size=size, tile=tile)
+    if not args.no_big:
+        height, width, tile, budget = (288, 512, 128, 65536) if args.quick else (4320, 7680, args.tile, args.budget)
+        result["big"] = measure_rss(height, width, precision=args.precision, ckpt=args.ckpt, tile=tile, budget=budget)
+    Path(args.json).write_text(json.dumps(result, indent=2))
+    print(markdown(result))
+    print(f"\n(JSON: {args.json})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

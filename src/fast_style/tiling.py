@@ -1,0 +1,326 @@
+"""Seamless tiled inference for images too big to stylize in one pass.
+
+Why plain tiles fail: every instance norm normalises with the mean and variance of
+its *input image*; a tile has different statistics from the whole photo, so each
+tile comes out in a slightly different colour and the seams show. Here every
+instance-norm layer uses the statistics of the whole image, gathered tile by tile.
+
+Algorithm (for TransformerNet, instance or batch norm, nearest or transposed
+upsampling):
+
+1. The network is cut into *steps* at its instance norms (:func:`plan`): step k
+   computes the pre-norm activation ``z_k`` of norm k from the normalised output of
+   norm k-1.
+2. The image is split into core tiles of ``tile`` px (a multiple of 4, so the two
+   stride-2 convolutions see the same sampling grid as the whole image) and each is
+   cut out with ``context`` px of the surrounding image (also a multiple of 4). The
+   network's receptive radius, 17 + 8 r input px for r residual blocks
+   (:func:`receptive_radius`), is smaller than the context, so the reflection padding
+   at a crop's edge never reaches the core: the core's activations equal those of the
+   untiled network exactly, given the same normalisation statistics.
+3. One pass over the tiles per instance norm k: run each tile up to ``z_k`` (norms
+   before k use the already known global statistics) and accumulate, over the core
+   only, per-channel ``n``, ``sum z`` and ``sum z^2`` in float64. Then
+   ``mean = sum / n``, ``var = sum z^2 / n - mean^2`` (biased, as instance norm uses)
+   and norm k becomes ``y = (z - mean) * gamma / sqrt(var + eps) + beta``.
+   Full- and half-resolution steps are recomputed from the input in each pass (they
+   are cheap); once a tile is at quarter resolution, its state is saved to a
+   temporary folder on disk and the next pass resumes from there, so a pass costs
+   one layer, and memory holds one tile's activations at a time.
+4. A last pass produces every tile's output over its core grown by ``blend / 2`` px
+   into its neighbours, weighted by a raised-cosine ramp ``sin^2(pi/2 (t + 1/2) / blend)``
+   across each inner edge. Neighbouring ramps sum to one, so the output is a
+   partition-of-unity blend of (near-)identical values: no seam.
+
+Peak memory: one tile's activations (about ``(tile + 2 context)^2 * 4 w`` floats for
+width w) plus the input and output images; the per-tile states live on disk.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fast_style.models.transformer import TransformerNet, UpConvNormReLU
+
+State = dict  # "h": current activation, "skip": residual input, "size1"/"size2": encoder sizes
+
+
+@dataclass(frozen=True)
+class Step:
+    """One segment of the network: ``run(state)`` leaves the pre-norm activation in
+    ``state["h"]``; ``norm`` (None for the last step) and ``post`` ("relu" or
+    "residual") say what follows; ``level`` is its resolution (0 full, 1 half, 2 quarter)."""
+
+    run: Callable[[State], None]
+    norm: nn.Module | None
+    post: str
+    level: int
+
+
+def _upsample_conv(module: UpConvNormReLU, h: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """UpConvNormReLU without its norm and ReLU."""
+    if module.upsample == "nearest":
+        return module.conv(F.interpolate(h, size=size, mode="nearest"))
+    return module.conv(h, output_size=list(size))
+
+
+def plan(model: TransformerNet) -> list[Step]:
+    """The network as a list of :class:`Step` (same computation as ``model.forward``)."""
+    m = model
+
+    def conv1(s: State) -> None:
+        s["h"] = m.conv1.conv(s["h"])
+        s["size1"] = tuple(s["h"].shape[-2:])
+
+    def down1(s: State) -> None:
+        s["h"] = m.down1.conv(s["h"])
+        s["size2"] = tuple(s["h"].shape[-2:])
+
+    def down2(s: State) -> None:
+        s["h"] = m.down2.conv(s["h"])
+
+    steps = [Step(conv1, m.conv1.norm, "relu", 0), Step(down1, m.down1.norm, "relu", 1), Step(down2, m.down2.norm, "relu", 2)]
+    for block in m.residuals:
+
+        def first(s: State, block=block) -> None:
+            s["skip"] = s["h"]
+            s["h"] = block.conv1(s["h"])
+
+        def second(s: State, block=block) -> None:
+            s["h"] = block.conv2(s["h"])
+
+        steps += [Step(first, block.norm1, "relu", 2), Step(second, block.norm2, "residual", 2)]
+
+    def up1(s: State) -> None:
+        s["h"] = _upsample_conv(m.up1, s["h"], s["size2"])
+
+    def up2(s: State) -> None:
+        s["h"] = _upsample_conv(m.up2, s["h"], s["size1"])
+
+    def head(s: State) -> None:
+        s["h"] = m.head(s["h"])
+
+    return steps + [Step(up1, m.up1.norm, "relu", 1), Step(up2, m.up2.norm, "relu", 0), Step(head, None, "", 0)]
+
+
+def receptive_radius(model: TransformerNet) -> int:
+    """How far (input px) a change can travel: 4 (9x9) + 1 + 2 (3x3 s2 convs) + 8 r
+    (3x3 convs at quarter scale) + 2 + 2 (3x3 convs after x2 upsampling, with nearest
+    rounding) + 4 (9x9 head) = 17 + 8 r, rounded up to a multiple of 4 by callers."""
+    return 17 + 8 * len(model.residuals)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Core ``[y0, y1) x [x0, x1)`` and crop ``[cy0, cy1) x [cx0, cx1)`` in image px."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    cy0: int
+    cy1: int
+    cx0: int
+    cx1: int
+
+
+def _bounds(size: int, tile: int) -> list[int]:
+    """Evenly spread core boundaries 0 = b0 < b1 < ... = size, inner ones multiples of 4,
+    with ceil(size / tile) cores."""
+    n = max(1, -(-size // tile))
+    inner = sorted({4 * round(i * size / n / 4) for i in range(1, n)} - {0, size})
+    return [0, *[b for b in inner if 0 < b < size], size]
+
+
+def make_tiles(height: int, width: int, *, tile: int, context: int) -> list[Tile]:
+    """Cores of at most about ``tile`` px (boundaries on multiples of 4) covering the
+    image, each with ``context`` px (rounded up to a multiple of 4) of surroundings."""
+    tile = max(4, -(-tile // 4) * 4)
+    context = -(-context // 4) * 4
+    ys, xs = _bounds(height, tile), _bounds(width, tile)
+    tiles = []
+    for y0, y1 in zip(ys[:-1], ys[1:], strict=True):
+        for x0, x1 in zip(xs[:-1], xs[1:], strict=True):
+            tiles.append(
+                Tile(y0, y1, x0, x1, max(0, y0 - context), min(height, y1 + context), max(0, x0 - context), min(width, x1 + context))
+            )
+    return tiles
+
+
+def _core(tile: Tile, level: int) -> tuple[slice, slice]:
+    """The core of ``tile`` in the coordinates of its crop at resolution ``level``."""
+    f = 2**level
+    return (
+        slice((tile.y0 - tile.cy0) // f, -(-(tile.y1 - tile.cy0) // f)),
+        slice((tile.x0 - tile.cx0) // f, -(-(tile.x1 - tile.cx0) // f)),
+    )
+
+
+class _Moments:
+    """Per-channel n, sum and sum of squares (float64) -> mean and biased variance."""
+
+    def __init__(self) -> None:
+        self.n, self.s, self.ss = 0, 0.0, 0.0
+
+    def add(self, z: torch.Tensor) -> None:
+        z = z.double()
+        self.n += z.shape[0] * z.shape[-1] * z.shape[-2]
+        self.s = self.s + z.sum(dim=(0, 2, 3)).cpu()
+        self.ss = self.ss + z.square().sum(dim=(0, 2, 3)).cpu()
+
+    def affine(self, norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a, c) with ``norm(z) == a z + c`` per channel, for the accumulated statistics."""
+        mean = self.s / self.n
+        var = (self.ss / self.n - mean.square()).clamp_min(0)
+        a = torch.rsqrt(var + norm.eps)
+        if norm.weight is not None:
+            a = a * norm.weight.detach().double().cpu()
+        c = -mean * a
+        if norm.bias is not None:
+            c = c + norm.bias.detach().double().cpu()
+        return a.float(), c.float()
+
+
+class _Runner:
+    """Runs steps on one tile's state, applying norms with known global statistics."""
+
+    def __init__(self, steps: list[Step]) -> None:
+        self.steps = steps
+        self.affine: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _normalise(self, k: int, h: torch.Tensor) -> torch.Tensor:
+        step = self.steps[k]
+        if isinstance(step.norm, nn.InstanceNorm2d):
+            a, c = (t.to(h.device, h.dtype).view(1, -1, 1, 1) for t in self.affine[k])
+            return h * a + c
+        return step.norm(h)
+
+    def advance(self, state: State, *, start: int, stop: int) -> State:
+        """Run steps ``start..stop`` (inclusive); ``start - 1``'s norm is still pending."""
+        for k in range(start, stop + 1):
+            if k > 0:
+                prev = self.steps[k - 1]
+                h = self._normalise(k - 1, state["h"])
+                state["h"] = F.relu(h) if prev.post == "relu" else state.pop("skip") + h
+            self.steps[k].run(state)
+        return state
+
+
+def _ramp(length: int, lo_blend: int, hi_blend: int) -> torch.Tensor:
+    """1D weights: sin^2 rising over the first ``lo_blend`` samples, cos^2 falling over
+    the last ``hi_blend``, 1 in between."""
+    w = torch.ones(length)
+    if lo_blend:
+        t = (torch.arange(lo_blend) + 0.5) / lo_blend
+        w[:lo_blend] = torch.sin(t * math.pi / 2).square()
+    if hi_blend:
+        t = (torch.arange(hi_blend) + 0.5) / hi_blend
+        w[length - hi_blend:] = torch.cos(t * math.pi / 2).square()
+    return w
+
+
+def _blend_spans(lo: int, hi: int, size: int, half: int) -> tuple[int, int, int, int]:
+    """Output span [a, b) of a core [lo, hi) grown by ``half`` on inner edges, and the
+    blend lengths at each end."""
+    a = lo - half if lo > 0 else lo
+    b = hi + half if hi < size else hi
+    return a, b, (2 * half if lo > 0 else 0), (2 * half if hi < size else 0)
+
+
+def tiled_forward(
+    model: TransformerNet,
+    image: torch.Tensor,
+    *,
+    tile: int = 512,
+    blend: int = 16,
+    context: int | None = None,
+    prepare: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
+    cache_dir: str | Path | None = None,
+    progress: Callable[[], None] | None = None,
+) -> torch.Tensor:
+    """Stylize one (3, H, W) or (1, 3, H, W) float image in tiles; returns (3, H, W) float32 on CPU, clamped.
+
+    ``tile``: core tile size in px (rounded up to a multiple of 4); ``blend``: width of
+    the cross-fade between neighbours (even, <= tile); ``context``: px of surroundings
+    per tile (default: receptive radius + blend / 2, rounded up to a multiple of 4);
+    ``prepare`` moves a crop to the model's device, dtype and memory format.
+    The output equals the untiled ``model(image)`` up to float rounding.
+    """
+    x = image[0] if image.dim() == 4 else image
+    _, height, width = x.shape
+    tiles = make_tiles(height, width, tile=tile, context=0)
+    smallest = min(min(t.y1 - t.y0 for t in tiles), min(t.x1 - t.x0 for t in tiles))
+    half = min(blend, smallest) // 2
+    if context is None:
+        context = receptive_radius(model) + half
+    tiles = make_tiles(height, width, tile=tile, context=context)
+    steps = plan(model)
+    runner = _Runner(steps)
+    barriers = [k for k, s in enumerate(steps) if isinstance(s.norm, nn.InstanceNorm2d)]
+    out = torch.zeros(3, height, width)
+    with tempfile.TemporaryDirectory(prefix="fast-style-tiles-", dir=cache_dir) as tmp:
+        cache = _DiskCache(Path(tmp))
+        for b in [*barriers, len(steps) - 1]:
+            final = b == len(steps) - 1
+            moments = _Moments()
+            for index, t in enumerate(tiles):
+                resume = cache.get(index)
+                if resume is None:
+                    state, start = {"h": prepare(x[None, :, t.cy0:t.cy1, t.cx0:t.cx1])}, 0
+                else:
+                    state, start = resume
+                state = runner.advance(state, start=start, stop=b)
+                if final:
+                    _accumulate(out, state["h"], t, height, width, half)
+                else:
+                    rows, cols = _core(t, steps[b].level)
+                    moments.add(state["h"][..., rows, cols])
+                    if steps[b].level == 2:
+                        cache.put(index, state, b + 1)
+                if progress is not None:
+                    progress()
+            if not final:
+                runner.affine[b] = moments.affine(steps[b].norm)
+    return out
+
+
+def _accumulate(out: torch.Tensor, y: torch.Tensor, t: Tile, height: int, width: int, half: int) -> None:
+    """Add a tile's output, weighted by its blend window, into ``out``."""
+    ya, yb, ylo, yhi = _blend_spans(t.y0, t.y1, height, half)
+    xa, xb, xlo, xhi = _blend_spans(t.x0, t.x1, width, half)
+    w = _ramp(yb - ya, ylo, yhi)[:, None] * _ramp(xb - xa, xlo, xhi)[None, :]
+    part = y[0, :, ya - t.cy0:yb - t.cy0, xa - t.cx0:xb - t.cx0].float().cpu().clamp_(0, 1)
+    out[:, ya:yb, xa:xb] += part * w
+
+
+class _DiskCache:
+    """Per-tile states saved as tensors in a folder (``torch.save``/``weights_only`` load)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.device: dict[int, torch.device] = {}
+
+    def put(self, index: int, state: State, resume: int) -> None:
+        tensors = {k: v.cpu() for k, v in state.items() if isinstance(v, torch.Tensor)}
+        sizes = {k: torch.tensor(v) for k, v in state.items() if k.startswith("size")}
+        self.device[index] = state["h"].device
+        torch.save({"tensors": tensors, "sizes": sizes, "resume": torch.tensor(resume)}, self.root / f"{index}.pt")
+
+    def get(self, index: int) -> tuple[State, int] | None:
+        path = self.root / f"{index}.pt"
+        if not path.exists():
+            return None
+        saved = torch.load(path, weights_only=True)
+        device = self.device[index]
+        state: State = {k: v.to(device) for k, v in saved["tensors"].items()}
+        state.update({k: tuple(int(i) for i in v) for k, v in saved["sizes"].items()})
+        return state, int(saved["resume"])
+

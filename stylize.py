@@ -1,0 +1,26 @@
+"""Stylize photos: ``python stylize.py ckpt=<model> input=<file|folder|glob> [output=...]``.
+
+A thin Hydra entry point; the work is in ``fast_style.stylize.stylize``. Exit status:
+0 when every image was written or skipped, 1 when some failed, 2 for a user error.
+"""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from fast_style.cli import report_user_errors
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="stylize")
+def main(cfg: DictConfig) -> None:
+    from fast_style.stylize import stylize
+
+    with report_user_errors():
+        summary = stylize(cfg)
+    if summary.failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Tiled inference with whole-image instance-norm statistics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fast_style.models.transformer import TransformerNet
+from fast_style.tiling import _ramp, make_tiles, plan, tiled_forward
+
+
+def _net(**kwargs) -> TransformerNet:
+    torch.manual_seed(0)
+    return TransformerNet(width=8, num_residual=1, **kwargs).eval()
+
+
+@pytest.fixture
+def photo() -> torch.Tensor:
+    torch.manual_seed(3)
+    base = torch.rand(1, 3, 13, 17)
+    return torch.nn.functional.interpolate(base, size=(97, 122), mode="bilinear")[0] + 0.05 * torch.rand(3, 97, 122)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"norm": "batch", "upsample": "transposed"}])
+@pytest.mark.parametrize("tile", [24, 40])
+def test_tiled_matches_untiled(photo, kwargs, tile):
+    model = _net(**kwargs)
+    with torch.no_grad():
+        ref = model(photo[None])[0].clamp(0, 1)
+        out = tiled_forward(model, photo, tile=tile, blend=8)
+    assert out.shape == ref.shape
+    assert (out - ref).abs().max().item() <= 0.1 / 255
+
+
+def test_naive_tiles_would_show_seams(photo):
+    """Tiles with their own instance-norm statistics differ visibly: the test above can fail."""
+    model = _net()
+    with torch.no_grad():
+        photo = photo[:, :96, :96]
+        ref = model(photo[None])[0].clamp(0, 1)
+        naive = torch.zeros_like(ref)
+        for y in range(0, 96, 32):
+            for x in range(0, 96, 32):
+                naive[:, y:y + 32, x:x + 32] = model(photo[None, :, y:y + 32, x:x + 32])[0].clamp(0, 1)
+    assert (naive - ref).abs().max().item() > 2 / 255
+
+
+def test_steps_reproduce_forward(photo):
+    model = _net()
+    steps = plan(model)
+    assert sum(isinstance(s.norm, torch.nn.InstanceNorm2d) for s in steps) == 7  # 3 + 2 r + 2
+
+
+def test_tiles_partition_the_image():
+    tiles = make_tiles(101, 70, tile=24, context=30)
+    cover = torch.zeros(101, 70, dtype=torch.int32)
+    for t in tiles:
+        cover[t.y0:t.y1, t.x0:t.x1] += 1
+        assert t.y0 % 4 == 0 and t.x0 % 4 == 0 and t.cy0 % 4 == 0 and t.cx0 % 4 == 0
+        assert t.cy0 == max(0, t.y0 - 32) and t.cx1 == min(70, t.x1 + 32)
+    assert bool((cover == 1).all())
+
+
+def test_blend_ramps_sum_to_one():
+    rising, falling = _ramp(8, 8, 0), _ramp(8, 0, 8)
+    assert torch.allclose(rising + falling, torch.ones(8))
+    assert rising[0] < 0.05 and rising[-1] > 0.95

@@ -1,0 +1,388 @@
+"""How good is a style model? Its loss and speed against pixel optimisation (Gatys et al.).
+
+For each held-out photo x (resized so its shorter side is ``size``, then centre-cropped
+to size x size) this measures, under the loss L the model was trained with (same loss
+network, same layers and weights; ``fast_style.losses``):
+
+- feed-forward: y = T(x) clamped to [0, 1]; ``L(y, x)`` and the wall time of T(x)
+  (after one warm-up pass, median of 3 passes);
+- optimisation: ``fast_style.optimize.optimize_pixels`` started from the photo, one
+  run of max(iterations) steps; the loss of the image after each requested count k
+  and the optimiser's wall time up to k (loss evaluations for reporting excluded).
+
+The summary has, per method, the mean content, style, TV and total loss over the
+photos, the mean time per photo, and the feed-forward speed-up
+``mean time(optimisation, k) / mean time(feed-forward)``; and for each photo the first
+iteration count at which optimisation reaches the feed-forward total loss (Johnson et
+al. report the network matching 50 .. 100 L-BFGS iterations, hundreds of times faster).
+
+Outputs (:func:`evaluate`): ``evaluation.json`` (everything, per photo), ``table.md``
+(the printed table) and ``grid.png`` (rows: photos; columns: photo | feed-forward |
+optimisation at each count).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image, ImageDraw, ImageOps
+
+from fast_style.checkpoint import (
+    load_style_model,
+    read_lightning_checkpoint,
+    transformer_from_lightning,
+    unique_path,
+)
+from fast_style.errors import FastStyleError
+from fast_style.imageio import (
+    IMAGE_EXTENSIONS,
+    atomic_write_text,
+    load_image,
+    open_rgb,
+    pil_to_tensor,
+    save_image,
+)
+from fast_style.models.transformer import TransformerNet
+from fast_style.optimize import LOSS_KEYS, build_loss, optimize_pixels
+from fast_style.styles import resolve_style_image
+
+RANDOM_SOURCE = re.compile(r"random\(seed=(-?\d+)\)")
+OUTPUT_FILES = ("evaluation.json", "table.md", "grid.png")
+
+
+class EvaluationError(FastStyleError):
+    """A model, folder or option that the evaluation cannot use."""
+
+
+# ---------------------------------------------------------------------------- the model and its loss
+
+
+def load_model(path: str | Path) -> tuple[TransformerNet, dict[str, Any]]:
+    """(TransformerNet in eval mode, training record) of a style model or Lightning ``.ckpt``.
+
+    The record has ``style_name``, ``steps``, ``loss`` (the loss config group as a dict),
+    ``loss_net_source`` ("imagenet", "file:<path>", "random(seed=N)") and
+    ``loss_net_config`` (VGGFeatures kwargs; empty for style models, which do not keep it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EvaluationError(f"ckpt={path}: no such file; give a .safetensors style model or a Lightning .ckpt")
+    if path.suffix == ".safetensors":
+        model, meta = load_style_model(path)
+        try:
+            loss = json.loads(meta.get("loss") or "{}")
+        except json.JSONDecodeError as exc:
+            raise EvaluationError(f"{path}: its 'loss' metadata is not JSON") from exc
+        net_config: dict[str, Any] = {}
+        source = str(meta.get("loss_net") or "")
+    else:
+        checkpoint = read_lightning_checkpoint(path)
+        model, meta = transformer_from_lightning(checkpoint, source=str(path))
+        hparams = checkpoint.get("hyper_parameters") or {}
+        loss = dict(hparams.get("loss") or {})
+        net_config = dict(hparams.get("loss_net") or {})
+        source = str(hparams.get("loss_net_source") or "")
+    if not loss.get("content_layers") or not loss.get("style_layers"):
+        raise EvaluationError(f"{path}: the model does not record the loss it was trained with; evaluation needs it")
+    record = {
+        "style_name": str(meta.get("style_name") or path.stem),
+        "steps": str(meta.get("steps", "")),
+        "loss": loss,
+        "loss_net_source": source,
+        "loss_net_config": net_config,
+    }
+    return model.eval(), record
+
+
+def parse_loss_net_source(source: str) -> dict[str, Any] | None:
+    """VGGFeatures weight kwargs from a loss network description, or None if unknown.
+
+    ``"imagenet"`` -> pretrained=True; ``"file:P"`` -> weights=P;
+    ``"random(seed=N)"`` -> pretrained=False, seed=N.
+    """
+    if source == "imagenet":
+        return {"pretrained": True, "weights": None}
+    if source.startswith("file:"):
+        return {"weights": source[len("file:"):]}
+    match = RANDOM_SOURCE.fullmatch(source)
+    if match:
+        return {"pretrained": False, "weights": None, "seed": int(match.group(1))}
+    return None
+
+
+def loss_net_kwargs(*, record: Mapping[str, Any], overrides: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """VGGFeatures kwargs that rebuild the model's loss network, and notes on assumptions.
+
+    Non-null ``overrides`` (arch, pool, pretrained, weights, seed) win over the record.
+    """
+    trained = dict(record.get("loss_net_config") or {})
+    kwargs = {key: trained[key] for key in ("arch", "pool", "seed") if trained.get(key) is not None}
+    notes = []
+    weights = parse_loss_net_source(str(record.get("loss_net_source") or ""))
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if weights is None and not ({"pretrained", "weights"} & set(given)):
+        raise EvaluationError(
+            f"the model does not say which loss network trained it (loss_net={record.get('loss_net_source')!r}); "
+            "pass loss_net.pretrained=true|false or loss_net.weights=PATH"
+        )
+    kwargs.update(weights or {})
+    kwargs.update(given)
+    for key, default in (("arch", "vgg16"), ("pool", "max")):
+        if key not in kwargs:
+            kwargs[key] = default
+            notes.append(f"{key} not recorded in the model, assumed {default} (set loss_net.{key})")
+    kwargs.setdefault("pretrained", False if kwargs.get("weights") else True)
+    return kwargs, notes
+
+
+def style_config(*, cfg: DictConfig, style_name: str, config_dir: Path | None) -> dict[str, Any]:
+    """The ``style`` config: the one given (style=...), else the style config named like the model."""
+    if cfg.get("style") is not None:
+        return OmegaConf.to_container(cfg.style, resolve=True)
+    if config_dir is not None:
+        for path in sorted((Path(config_dir) / "style").glob("*.yaml")):
+            candidate = OmegaConf.load(path)
+            if candidate.get("name") == style_name and not OmegaConf.is_missing(candidate, "image"):
+                return OmegaConf.to_container(candidate, resolve=True)
+    raise EvaluationError(
+        f"no style config is named {style_name!r} (the model's style); "
+        "give style=<name> or style=custom style.image=PATH of the painting it was trained on"
+    )
+
+
+# ---------------------------------------------------------------------------- photos
+
+
+def list_photos(folder: str | Path, *, limit: int | None) -> list[Path]:
+    """Image files below ``folder`` (recursive, hidden ones left out), sorted, the first ``limit``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EvaluationError(f"images={folder}: not a folder; give a folder of held-out photos")
+    photos = sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+    if not photos:
+        raise EvaluationError(f"images={folder}: no images found (extensions {', '.join(IMAGE_EXTENSIONS)})")
+    return photos[:limit] if limit else photos
+
+
+def square_photo(path: Path, *, size: int) -> torch.Tensor:
+    """(1, 3, size, size) in [0, 1]: shorter side resized to ``size``, centre crop."""
+    image = ImageOps.fit(open_rgb(path), (size, size), method=Image.Resampling.LANCZOS)
+    return pil_to_tensor(image).unsqueeze(0)
+
+
+# ---------------------------------------------------------------------------- measuring
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_feed_forward(model: TransformerNet, photo: torch.Tensor, *, repeats: int = 3) -> tuple[torch.Tensor, float]:
+    """(T(x) clamped to [0, 1], median wall time of ``repeats`` passes in seconds)."""
+    times = []
+    with torch.inference_mode():
+        for _ in range(repeats):
+            _sync(photo.device)
+            start = time.perf_counter()
+            output = model(photo)
+            _sync(photo.device)
+            times.append(time.perf_counter() - start)
+    return output.clamp(0, 1), statistics.median(times)
+
+
+def first_reaching(totals: Sequence[float], target: float) -> int | None:
+    """The first k with ``totals[k] <= target``, or None."""
+    return next((k for k, value in enumerate(totals) if value <= target), None)
+
+
+def summarize(per_image: list[dict[str, Any]], counts: Sequence[int]) -> dict[str, Any]:
+    """Mean losses and times per method, and feed-forward speed-ups (see module docstring)."""
+
+    def mean_of(entries: list[dict[str, float]]) -> dict[str, float]:
+        return {key: statistics.fmean(e[key] for e in entries) for key in (*LOSS_KEYS, "seconds")}
+
+    methods = {"feed_forward": mean_of([image["feed_forward"] for image in per_image])}
+    ff_seconds = methods["feed_forward"]["seconds"]
+    for k in counts:
+        mean = mean_of([image["optimization"][str(k)] for image in per_image])
+        mean["speedup"] = mean["seconds"] / ff_seconds if ff_seconds > 0 else float("inf")
+        methods[f"optimization_{k}"] = mean
+    return {"methods": methods, "reach_feed_forward": [image["reaches_feed_forward_at"] for image in per_image]}
+
+
+def _layers(layers: Mapping[str, float]) -> str:
+    return ", ".join(name if float(w) == 1.0 else f"{name} ({float(w):g})" for name, w in layers.items())
+
+
+def format_table(report: Mapping[str, Any]) -> str:
+    """The printed (markdown) table of an evaluation report."""
+    loss, net, summary = report["loss"], report["loss_net"], report["summary"]
+    optimizer = {"lbfgs": "L-BFGS", "adam": "Adam"}.get(report["optimizer"], report["optimizer"])
+    lines = [
+        f"Style model {report['ckpt']} ({report['style_name']}, {report['steps']} steps) "
+        f"vs pixel optimisation ({optimizer}, started from the photo)",
+        f"Loss network: {net['arch'].upper().replace('VGG', 'VGG-')} {net['source']}, {net['pool']} pooling"
+        + "".join(f"; {note}" for note in net["notes"]),
+        f"Loss: content {_layers(loss['content_layers'])} x {float(loss['content_weight']):g}; "
+        f"style {_layers(loss['style_layers'])} x {float(loss['style_weight']):g}; tv x {float(loss['tv_weight']):g}",
+        f"{len(report['images'])} photo(s), {report['size']}x{report['size']} px, device {report['device']}"
+        f" ({report['threads']} threads); means over the photos",
+        "",
+        "| method | content | style | tv | total | time / photo (s) | feed-forward speed-up |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, m in summary["methods"].items():
+        label = "feed-forward" if name == "feed_forward" else f"optimisation, {name.split('_')[1]} iterations"
+        speedup = "" if "speedup" not in m else f"{m['speedup']:.1f}x" if m["speedup"] < 10 else f"{m['speedup']:.0f}x"
+        lines.append(
+            f"| {label} | {m['content']:.4g} | {m['style']:.4g} | {m['tv']:.4g} | {m['total']:.4g} "
+            f"| {m['seconds']:.3g} | {speedup} |"
+        )
+    top = max(report["iterations"])
+    reach = ", ".join(str(k) if k is not None else f">{top}" for k in summary["reach_feed_forward"])
+    lines += ["", f"Optimisation reaches the feed-forward total loss after: {reach} iterations (per photo)."]
+    return "\n".join(lines)
+
+
+def make_grid(rows: Sequence[Sequence[torch.Tensor]], labels: Sequence[str], *, pad: int = 4) -> Image.Image:
+    """Rows of (1 or 3, H, W) / (1, 3, H, W) images in [0, 1] side by side under a label row."""
+    from fast_style.imageio import tensor_to_pil
+
+    cells = [[tensor_to_pil(image.reshape(image.shape[-3:]).cpu()) for image in row] for row in rows]
+    width, height = cells[0][0].size
+    header = 18
+    grid = Image.new("RGB", (len(labels) * (width + pad) + pad, header + len(cells) * (height + pad) + pad), "white")
+    draw = ImageDraw.Draw(grid)
+    for j, label in enumerate(labels):
+        draw.text((pad + j * (width + pad) + 2, 3), label, fill="black")
+    for i, row in enumerate(cells):
+        for j, cell in enumerate(row):
+            grid.paste(cell, (pad + j * (width + pad), header + pad + i * (height + pad)))
+    return grid
+
+
+# ---------------------------------------------------------------------------- python scripts/evaluate.py
+
+
+def _output_folder(cfg: DictConfig, style_name: str) -> Path:
+    if cfg.get("output"):
+        folder = Path(str(cfg.output)).expanduser()
+        existing = [folder / name for name in OUTPUT_FILES if (folder / name).exists()]
+        if existing and not cfg.get("overwrite"):
+            raise EvaluationError(f"{existing[0]} exists; pass overwrite=true to replace it, or choose another output")
+    else:
+        folder = Path(str(cfg.paths.root_dir)) / "evaluations" / f"{style_name}-{int(cfg.size)}px"
+        if folder.exists() and not cfg.get("overwrite"):
+            folder = unique_path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _counts(cfg: DictConfig) -> list[int]:
+    counts = cfg.iterations if OmegaConf.is_list(cfg.iterations) else [cfg.iterations]
+    try:
+        counts = sorted({int(k) for k in counts})
+    except (TypeError, ValueError) as exc:
+        raise EvaluationError(f"iterations={list(counts)}: give whole numbers, e.g. iterations=[50,100,300]") from exc
+    if not counts or counts[0] < 1:
+        raise EvaluationError(f"iterations={counts}: give positive counts, e.g. iterations=[50,100,300]")
+    return counts
+
+
+def evaluate(cfg: DictConfig, *, config_dir: str | Path | None = None) -> dict[str, Any]:
+    """``python scripts/evaluate.py``: measure, print the table, write JSON, table and grid.
+
+    ``config_dir`` (the ``configs`` folder) lets a model's style be found by its name
+    when ``style=`` is not given. Returns the report (what ``evaluation.json`` holds).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fast_style.inference import resolve_device
+
+    counts = _counts(cfg)
+    size = int(cfg.size)
+    if size < 16:
+        raise EvaluationError(f"size={size}: too small for the loss network; use 32 or more")
+    model, record = load_model(str(cfg.ckpt))
+    photos = list_photos(str(cfg.images), limit=cfg.get("num_images"))
+    net_kwargs, notes = loss_net_kwargs(record=record, overrides=OmegaConf.to_container(cfg.loss_net, resolve=True))
+    style = style_config(cfg=cfg, style_name=record["style_name"], config_dir=config_dir)
+    style_path = resolve_style_image(style_dir=cfg.paths.style_dir, **style)
+    output = _output_folder(cfg, record["style_name"])
+
+    device = resolve_device(str(cfg.device))
+    model = model.to(device)
+    style_image = load_image(style_path, max_size=style.get("size")).unsqueeze(0)
+    loss = build_loss(loss=record["loss"], loss_net=net_kwargs, style_image=style_image, device=device)
+    source = loss.loss_net.source
+    if record["loss_net_source"] and source != record["loss_net_source"]:
+        notes.append(f"the model was trained with {record['loss_net_source']}")
+
+    per_image, grid_rows = [], []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, disable=not cfg.get("progress", True)) as progress:
+        for index, path in enumerate(photos):
+            photo = square_photo(path, size=size).to(device)
+            if index == 0:
+                time_feed_forward(model, photo, repeats=1)  # warm-up
+            stylized, seconds = time_feed_forward(model, photo)
+            with torch.no_grad():
+                ff_terms = {key: float(value) for key, value in loss(stylized, photo).items()}
+            snapshots: dict[int, torch.Tensor] = {}
+            task = progress.add_task(f"{path.name} ({index + 1}/{len(photos)})", total=counts[-1])
+
+            def on_step(k: int, image: torch.Tensor, terms: dict[str, float], task=task, snapshots=snapshots) -> None:
+                progress.update(task, advance=1)
+                if k in counts:
+                    snapshots[k] = image.cpu()
+
+            result = optimize_pixels(
+                loss=loss, content=photo, iterations=counts[-1], optimizer=str(cfg.optimizer), lr=cfg.get("lr"), on_step=on_step
+            )
+            totals = [terms["total"] for terms in result.losses]
+            per_image.append({
+                "path": str(path),
+                "feed_forward": {**ff_terms, "seconds": seconds},
+                "optimization": {str(k): {**result.losses[k], "seconds": result.seconds[k]} for k in counts},
+                "reaches_feed_forward_at": first_reaching(totals, ff_terms["total"]),
+                "optimization_evaluations": result.evaluations,
+                "optimization_totals": totals,
+            })
+            grid_rows.append([photo.cpu(), stylized.cpu(), *(snapshots[k] for k in counts)])
+
+    report = {
+        "ckpt": str(cfg.ckpt),
+        "style_name": record["style_name"],
+        "steps": record["steps"],
+        "style_image": str(style_path),
+        "loss": record["loss"],
+        "loss_net": {**{k: net_kwargs.get(k) for k in ("arch", "pool")}, "source": source, "notes": notes},
+        "optimizer": str(cfg.optimizer),
+        "parametrisation": "y = sigmoid(z), started from the photo",
+        "iterations": counts,
+        "size": size,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "images": per_image,
+        "summary": summarize(per_image, counts),
+    }
+    table = format_table(report)
+    print(table)
+    labels = ["photo", "feed-forward", *(f"{cfg.optimizer} {k}" for k in counts)]
+    save_image(make_grid(grid_rows, labels), output / "grid.png")
+    atomic_write_text(output / "table.md", table + "\n")
+    atomic_write_text(output / "evaluation.json", json.dumps(report, indent=2))
+    print(f"\nwritten: {output / 'evaluation.json'}, {output / 'table.md'}, {output / 'grid.png'}")
+    return report

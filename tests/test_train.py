@@ -1,6 +1,8 @@
 """Training: in-process checks of the failure modes, and train.py end to end."""
 
 
+import json
+
 import pytest
 import torch
 from safetensors import safe_open
@@ -109,6 +111,7 @@ def test_train_py_end_to_end_then_resume(tmp_path, image_folder, style_file):
     with safe_open(str(model), framework="pt") as handle:
         meta = handle.metadata()
     assert meta["style_name"] == "tiny_style" and meta["steps"] == "4" and meta["loss_net"] == "random(seed=0)"
+    assert json.loads(meta["loss_net_config"])["arch"] == "vgg16"
     assert list((tmp_path / "run1" / "tensorboard").glob("events.out.tfevents.*"))
     assert (tmp_path / "run1" / "samples" / "step_0000004.png").is_file()
     assert "Training finished" in first.stdout

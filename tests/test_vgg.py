@@ -106,3 +106,19 @@ def test_auto_falls_back_to_random_loudly(monkeypatch, tmp_path, caplog):
 def test_unknown_layer_is_rejected():
     with pytest.raises(LossNetworkError, match="unknown vgg16 layer"):
         VGGFeatures(layers=["relu9_9"], pretrained=False)
+
+
+@pytest.mark.parametrize("arch", ["vgg16", "vgg19"])
+def test_own_layout_matches_torchvision(arch):
+    from fast_style.models.vgg import build_features
+
+    ours, theirs = build_features(arch), getattr(torchvision.models, arch)().features
+    assert [type(m) for m in ours] == [type(m) for m in theirs]
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+
+
+def test_random_weights_equal_torchvision_init_under_the_seed():
+    torch.manual_seed(5)
+    expected = torchvision.models.vgg16().features.state_dict()
+    net = VGGFeatures(layers=["relu5_3"], pretrained=False, seed=5)
+    assert all(torch.equal(net.features.state_dict()[k], v) for k, v in expected.items())

@@ -93,6 +93,7 @@ class ExportStyleModel(pl.Callback):
             "style_sha256": str(style.get("sha256") or ""),
             "loss": dict(hp.get("loss") or {}),
             "loss_net": str(hp.get("loss_net_source", "")),
+            "loss_net_config": dict(hp.get("loss_net") or {}),
             "steps": str(trainer.global_step),
         }
         self.path = save_style_model(pl_module.transformer, target, metadata=metadata)

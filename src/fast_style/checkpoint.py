@@ -7,7 +7,8 @@ tensors and string metadata; loading it runs no code. Metadata keys:
 ``format_version``  "1"
 ``arch``            JSON of the TransformerNet config (width, num_residual, norm, upsample)
 ``style_name``, ``style_sha256``, ``loss`` (JSON of loss weights and layers),
-``loss_net`` (which VGG weights made it), ``steps``, ``package_version``, ``created``.
+``loss_net`` (which VGG weights made it), ``loss_net_config`` (JSON: arch, pool, ...),
+``steps``, ``package_version``, ``created``.
 
 Lightning ``.ckpt`` files are read with ``weights_only=True`` (no pickled code runs);
 their transform net lives under the ``transformer.`` prefix of ``state_dict`` and
@@ -114,6 +115,7 @@ def transformer_from_lightning(checkpoint: dict, *, source: str = "checkpoint") 
         "style_sha256": str(style.get("sha256") or ""),
         "loss": hparams.get("loss") or {},
         "loss_net": str(hparams.get("loss_net_source") or hparams.get("loss_net", {})),
+        "loss_net_config": dict(hparams.get("loss_net") or {}),
         "steps": str(checkpoint.get("global_step", 0)),
     }
     return model.eval(), metadata

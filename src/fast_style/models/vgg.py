@@ -23,6 +23,7 @@ Weights (``pretrained``):
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Iterable
@@ -60,9 +61,32 @@ def layer_names(features: nn.Sequential) -> list[str]:
     return names
 
 
+# Output channels of each 3x3 convolution, "M" for a 2x2 max pool (Simonyan & Zisserman,
+# configurations D and E): the same module order as torchvision's ``features``.
+VGG_LAYOUTS = {
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+}
+
+
+def build_features(arch: str) -> nn.Sequential:
+    """An uninitialised-weights VGG ``features`` stack with torchvision's module indices."""
+    if arch not in ARCHS:
+        raise LossNetworkError(f"unknown loss network arch {arch!r}; choose one of {ARCHS}")
+    layers: list[nn.Module] = []
+    channels = 3
+    for item in VGG_LAYOUTS[arch]:
+        if item == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            layers += [nn.Conv2d(channels, int(item), kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            channels = int(item)
+    return nn.Sequential(*layers)
+
+
 def tap_indices(arch: str = "vgg16") -> dict[str, int]:
     """``{layer_name: index}`` into ``torchvision.models.<arch>().features``."""
-    return {name: i for i, name in enumerate(layer_names(_torchvision_features(arch, weights=None)))}
+    return {name: i for i, name in enumerate(layer_names(build_features(arch)))}
 
 
 def _torchvision_features(arch: str, *, weights) -> nn.Sequential:
@@ -71,6 +95,18 @@ def _torchvision_features(arch: str, *, weights) -> nn.Sequential:
     if arch not in ARCHS:
         raise LossNetworkError(f"unknown loss network arch {arch!r}; choose one of {ARCHS}")
     return getattr(torchvision.models, arch)(weights=weights).features
+
+
+@functools.lru_cache(maxsize=4)
+def _random_state(arch: str, seed: int) -> dict[str, torch.Tensor]:
+    """torchvision's random init of ``<arch>().features`` under ``manual_seed(seed)``.
+
+    Built once per process: the whole model (with its 120M-parameter classifier,
+    whose init consumes the random stream) takes seconds, and tests build many.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _torchvision_features(arch, weights=None).state_dict()
 
 
 def _imagenet_features(arch: str) -> nn.Sequential:
@@ -107,7 +143,7 @@ def load_vgg_features(
     and checkpoints so that every result says which loss network made it.
     """
     if weights:
-        features = _torchvision_features(arch, weights=None)
+        features = build_features(arch)
         state = _features_state_dict(str(weights))
         try:
             features.load_state_dict(state, strict=True)
@@ -140,9 +176,8 @@ def load_vgg_features(
     elif mode != "false":
         raise LossNetworkError(f"loss_net.pretrained={pretrained!r}: use true, false or auto")
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        features = _torchvision_features(arch, weights=None)
+    features = build_features(arch)
+    features.load_state_dict({k: v.clone() for k, v in _random_state(arch, int(seed)).items()})
     return features, f"random(seed={seed})"
 
 

@@ -15,7 +15,7 @@ help:
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m pip install -e ".[dev,export]"
 	touch $(STAMP)
 
 install: $(STAMP)

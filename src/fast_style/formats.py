@@ -6,7 +6,14 @@ Kinds (:func:`detect_format`):
 ``lightning``         a Lightning ``.ckpt``; only the transform net is loaded;
 ``pytorch-examples``  a state dict saved by pytorch/examples ``fast_neural_style``
                       (``.pth`` / ``.model``), pixel scale 0-255;
-``state-dict``        a bare state dict of our own TransformerNet (``torch.save(net.state_dict())``).
+``state-dict``        a bare state dict of our own TransformerNet (``torch.save(net.state_dict())``);
+``onnx``              an ONNX model (protobuf), e.g. from ``scripts/export.py format=onnx``;
+``torchscript``       a TorchScript archive (``torch.jit.save``, a zip with ``code/`` and
+                      ``constants.pkl``), e.g. from ``scripts/export.py format=torchscript``.
+
+The last two are *deployed* models (:func:`detect_deployed`): they run whole through
+:mod:`fast_style.onnx_model` (onnxruntime / ``torch.jit.load``) and cannot be turned
+back into a TransformerNet, so :func:`load_transformer` refuses them with one line.
 
 Nothing is unpickled with code execution: torch files are read with
 ``torch.load(weights_only=True)`` and safetensors files contain no code at all.
@@ -42,7 +49,10 @@ from fast_style.checkpoint import (
 )
 from fast_style.models.transformer import TransformerNet
 
-KINDS = ("style-model", "lightning", "pytorch-examples", "state-dict")
+KINDS = ("style-model", "lightning", "pytorch-examples", "state-dict", "onnx", "torchscript")
+DEPLOYED_KINDS = ("onnx", "torchscript")
+# ModelProto field tags that may follow ir_version (field 1): producer_name .. functions.
+_ONNX_NEXT_TAGS = {0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2, 0xCA}
 PIXEL_SCALE = 255.0
 
 # pytorch/examples module name -> our module name (weights and biases of each).
@@ -76,6 +86,38 @@ def _is_torch_file(path: Path, head: bytes) -> bool:
     return zipfile.is_zipfile(path) or head[:1] == b"\x80"
 
 
+def _is_onnx(head: bytes) -> bool:
+    """ONNX ModelProto: starts with field 1 (ir_version, varint tag 0x08), a small version
+    number, then another ModelProto field (producer name, graph, opset import, ...)."""
+    return len(head) >= 3 and head[0] == 0x08 and 1 <= head[1] < 0x80 and head[2] in _ONNX_NEXT_TAGS
+
+
+def _is_torchscript(path: Path) -> bool:
+    """torch.jit.save archives hold ``<name>/constants.pkl`` and ``<name>/code/``; torch.save zips do not."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
+
+
+def detect_deployed(path: str | os.PathLike) -> str | None:
+    """``"onnx"`` or ``"torchscript"`` when ``path``'s content is one (cheap: no model is loaded), else None."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if _is_safetensors(head, path.stat().st_size):
+        return None
+    if _is_onnx(head):
+        return "onnx"
+    if zipfile.is_zipfile(path) and _is_torchscript(path):
+        return "torchscript"
+    return None
+
+
 def _torch_load(path: Path) -> object:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
@@ -87,8 +129,8 @@ def _torch_load(path: Path) -> object:
 def detect_format(path: str | os.PathLike) -> tuple[str, object]:
     """(kind, loaded payload) of a checkpoint file; :class:`CheckpointError` for anything else.
 
-    The payload is ``None`` for safetensors files (read later by their loader) and the
-    ``weights_only`` torch object otherwise.
+    The payload is ``None`` for safetensors, ONNX and TorchScript files (read later by
+    their loaders) and the ``weights_only`` torch object otherwise.
     """
     path = Path(path)
     if not path.exists():
@@ -100,10 +142,13 @@ def detect_format(path: str | os.PathLike) -> tuple[str, object]:
         head = handle.read(16)
     if _is_safetensors(head, size):
         return "style-model", None
+    deployed = detect_deployed(path)
+    if deployed is not None:
+        return deployed, None
     if not _is_torch_file(path, head):
         raise CheckpointError(
-            f"{path}: not a checkpoint (expected a .safetensors style model, a Lightning .ckpt "
-            "or a pytorch/examples .pth/.model state dict)"
+            f"{path}: not a checkpoint (expected a .safetensors style model, a Lightning .ckpt, "
+            "a pytorch/examples .pth/.model state dict or an exported .onnx / TorchScript model)"
         )
     payload = _torch_load(path)
     if isinstance(payload, dict) and "state_dict" in payload:
@@ -196,6 +241,11 @@ def load_transformer(path: str | os.PathLike) -> tuple[TransformerNet, dict[str,
     """
     path = Path(path)
     kind, payload = detect_format(path)
+    if kind in DEPLOYED_KINDS:
+        raise CheckpointError(
+            f"{path}: an exported {'ONNX' if kind == 'onnx' else 'TorchScript'} model; it can be run "
+            "(stylize.py) but not turned back into a PyTorch network: use the .safetensors/.ckpt/.pth it came from"
+        )
     if kind == "style-model":
         model, metadata = load_style_model(path)
         info = {k: str(v) for k, v in metadata.items()}

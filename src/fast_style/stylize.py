@@ -35,7 +35,7 @@ from PIL import Image
 
 from fast_style.colour import blend, preserve_color
 from fast_style.errors import FastStyleError
-from fast_style.formats import load_transformer
+from fast_style.formats import detect_deployed, load_transformer
 from fast_style.imageio import (
     IMAGE_EXTENSIONS,
     open_rgb_alpha,
@@ -44,6 +44,7 @@ from fast_style.imageio import (
     tensor_to_pil,
 )
 from fast_style.inference import Stylizer, resolve_device, resolve_precision
+from fast_style.onnx_model import DeployedStylizer, HugeImageError, open_deployed
 
 log = logging.getLogger(__name__)
 ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")
@@ -172,7 +173,22 @@ def write_output(image: torch.Tensor, alpha: Image.Image | None, target: Path, *
 # -------------------------------------------------------------------------------- run
 
 
-def build_stylizer(cfg, model) -> Stylizer:
+def load_model(cfg, ckpt=None) -> tuple[object, dict[str, str]]:
+    """(TransformerNet or, for an exported .onnx / TorchScript file, a ready
+    :class:`~fast_style.onnx_model.DeployedStylizer`, info) for ``cfg.ckpt``."""
+    ckpt = cfg.ckpt if ckpt is None else ckpt
+    kind = detect_deployed(ckpt)
+    if kind is None:
+        return load_transformer(ckpt)
+    return open_deployed(
+        ckpt, kind, device=str(cfg.device), precision=str(cfg.precision), compile=bool(cfg.compile),
+        pixel_budget=int(cfg.pixel_budget or 0),
+    )
+
+
+def build_stylizer(cfg, model) -> Stylizer | DeployedStylizer:
+    if isinstance(model, DeployedStylizer):
+        return model  # exported models run whole, in fp32 (fast_style.onnx_model)
     device = resolve_device(str(cfg.device))
     dtype = resolve_precision(str(cfg.precision), device)
     channels_last = cfg.channels_last
@@ -220,7 +236,7 @@ def stylize(cfg) -> Summary:
         raise InputError("ckpt must be set, e.g. ckpt=checkpoints/starry_night.safetensors")
     if cfg.input is None:
         raise InputError("input must be set: a photo, a folder or a glob such as 'photos/*.jpg'")
-    model, info = load_transformer(cfg.ckpt)
+    model, info = load_model(cfg)
     style = str(cfg.style_name or info["style_name"])
     if cfg.format is not None:
         _output_format(Path(f"x.{str(cfg.format).lstrip('.')}"))
@@ -248,7 +264,7 @@ def _precheck(job: Job, *, overwrite: bool) -> str | None:
     return None
 
 
-def _run(jobs: list[Job], stylizer: Stylizer, cfg, summary: Summary, *, several: bool, advance: Callable[[], None]) -> None:
+def _run(jobs: list[Job], stylizer: Stylizer | DeployedStylizer, cfg, summary: Summary, *, several: bool, advance: Callable[[], None]) -> None:
     pending: dict[tuple[int, int], list[_Loaded]] = {}
     batch_size = int(cfg.batch_size)
 
@@ -265,7 +281,7 @@ def _run(jobs: list[Job], stylizer: Stylizer, cfg, summary: Summary, *, several:
             outputs = stylizer(torch.stack([item.photo for item in items]))
         except Exception as exc:  # noqa: BLE001 - one bad batch must not stop a folder run
             for item in items:
-                fail(item.job, exc)
+                fail(item.job, HugeImageError(f"{item.job.source}: {exc}") if isinstance(exc, HugeImageError) else exc)
                 advance()
             return
         for item, out in zip(items, outputs, strict=True):
@@ -338,10 +354,10 @@ def stylize_files(
     ckpt: str | os.PathLike, inputs: Iterable[str | os.PathLike], **overrides: object
 ) -> list[torch.Tensor]:
     """Python API: stylized (3, H, W) tensors for image files, with ``cfg`` defaults."""
-    model, _ = load_transformer(ckpt)
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.merge(default_config(), overrides)
+    model, _ = load_model(cfg, ckpt)
     stylizer = build_stylizer(cfg, model)
     results = []
     for path in inputs:

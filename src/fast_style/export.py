@@ -1,0 +1,360 @@
+"""Export a style model for deployment: ONNX (onnxruntime, ...) or TorchScript (libtorch).
+
+    python scripts/export.py ckpt=<model> format=onnx|torchscript|safetensors [output=...] [overwrite=true]
+
+``ckpt`` is anything :func:`fast_style.formats.load_transformer` reads (``.safetensors``
+style model, Lightning ``.ckpt``, pytorch/examples ``.pth``/``.model``). The exported
+network takes and returns float32 RGB in [0, 1], shape (N, 3, H, W), with N, H and W
+all dynamic: the output has the input's size for every H, W, odd ones included
+(nearest upsampling resizes to the encoder's exact size, read from a tensor's shape).
+The output is not clamped (the same as the PyTorch model); clamp it to [0, 1].
+
+ONNX: ``torch.onnx.export(dynamo=True)`` (torch.export with dynamic dims + onnxscript,
+opset 18+, one self-contained file). The older TorchScript-based exporter
+(``dynamo=False``) is the fallback when the dynamo path fails (``exporter=legacy``
+forces it). InstanceNorm2d (affine, no running stats) becomes InstanceNormalization,
+ReflectionPad2d a reflect Pad, nearest resize a Resize whose ``sizes`` come from the
+encoder's Shape; the ``transposed`` variant is exported through an equivalent graph
+(output padding 1, then a crop to the exact size) because a data-dependent
+``output_padding`` is baked in by the legacy exporter and rejected by the dynamo one.
+Metadata (:func:`export_metadata`) goes into ``metadata_props``.
+
+TorchScript: ``torch.jit.trace`` (sizes are traced as ``aten::size`` ops, so they stay
+dynamic); metadata in the ``_extra_files`` entry ``fast_style.json``.
+
+Every export is checked before the file appears: the exported model runs on two
+sizes (one odd, one with a batch of 2) and its output is compared with the PyTorch
+model in fp32; a max difference above :data:`TOLERANCE` is an error and nothing is
+written. Files are written to a temporary name and renamed; an existing file is
+never replaced unless ``overwrite`` (a numbered name is used instead).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fast_style import __version__
+from fast_style.checkpoint import save_style_model, unique_path
+from fast_style.errors import FastStyleError
+from fast_style.formats import detect_deployed, load_transformer
+from fast_style.imageio import atomic_output
+from fast_style.models.transformer import TransformerNet, UpConvNormReLU
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
+ONNX_FORMAT = "fast-style/onnx"
+TORCHSCRIPT_FORMAT = "fast-style/torchscript"
+FORMAT_VERSION = "1"
+INPUT_NAME = "image"
+OUTPUT_NAME = "stylized"
+EXTRA_FILE = "fast_style.json"
+TOLERANCE = 1e-4
+# (N, C, H, W) of the verification inputs: one odd size, one batch of 2.
+VERIFY_SHAPES = ((1, 3, 75, 101), (2, 3, 64, 96))
+EXPORTERS = ("auto", "dynamo", "legacy")
+INSTALL_HINT = 'pip install -e ".[export]"'
+
+
+class ExportError(FastStyleError):
+    """An export that cannot be done or whose result does not match PyTorch."""
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    format: str
+    max_diff: float | None = None
+    shapes: list[tuple[int, ...]] = field(default_factory=list)
+    exporter: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def line(self) -> str:
+        check = "" if self.max_diff is None else (
+            f"; max |exported - PyTorch| = {self.max_diff:.2e} on "
+            + ", ".join("x".join(str(s) for s in shape) for shape in self.shapes)
+        )
+        return f"{self.format} model written: {self.path}{check}"
+
+
+# ------------------------------------------------------------------ exportable graph
+
+
+class _ExportNet(nn.Module):
+    """TransformerNet's forward with a size-exact transposed upsampling.
+
+    ``conv_transpose2d(stride 2, padding 1, output_padding 1)`` gives 2h rows; the
+    network wants ``size`` (2h - 1 or 2h). Output padding only appends a row/column,
+    so cropping the 2h result to ``size`` equals the output_padding-0 result exactly.
+    The crop's bounds come from a tensor's shape and stay dynamic in both exporters.
+    """
+
+    def __init__(self, net: TransformerNet):
+        super().__init__()
+        self.net = net
+
+    @staticmethod
+    def _up(layer: UpConvNormReLU, y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        if layer.upsample == "nearest":
+            return layer(y, size=tuple(like.shape[-2:]))
+        conv = layer.conv
+        z = F.conv_transpose2d(y, conv.weight, conv.bias, stride=2, padding=1, output_padding=1)
+        z = z[:, :, : like.shape[-2], : like.shape[-1]]
+        return F.relu(layer.norm(z))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        net = self.net
+        x1 = net.conv1(x)
+        x2 = net.down1(x1)
+        y = net.residuals(net.down2(x2))
+        y = self._up(net.up1, y, x2)
+        y = self._up(net.up2, y, x1)
+        return net.head(y)
+
+
+def exportable(model: TransformerNet) -> nn.Module:
+    """The module to trace: the model itself, or :class:`_ExportNet` for transposed upsampling."""
+    model = model.eval().requires_grad_(False).float()
+    if getattr(model, "config", {}).get("upsample", "nearest") == "nearest":
+        return model
+    return _ExportNet(model).eval()
+
+
+def export_metadata(model: TransformerNet, info: dict[str, str], *, fmt: str) -> dict[str, str]:
+    """String metadata stored in the exported file (style, architecture, versions, I/O)."""
+    meta = {
+        "format": ONNX_FORMAT if fmt == "onnx" else TORCHSCRIPT_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "style_name": str(info.get("style_name", "unknown")),
+        "arch": json.dumps(model.config, sort_keys=True),
+        "package_version": __version__,
+        "torch_version": torch.__version__.split("+")[0],
+        "source_kind": str(info.get("kind", "")),
+        "input": f"{INPUT_NAME}: float32 RGB in [0, 1], (N, 3, H, W), any N, H, W",
+        "output": f"{OUTPUT_NAME}: float32 RGB, (N, 3, H, W), same size; clamp to [0, 1]",
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    for key in ("style_sha256", "steps", "loss", "loss_net"):
+        if info.get(key):
+            meta[key] = str(info[key])
+    return meta
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence exporter chatter (deprecation and tracer warnings, progress prints)."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _example(module: nn.Module) -> torch.Tensor:
+    """A 64x64 tracing input (the exported sizes are dynamic; this one only drives the trace)."""
+    return torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+
+
+def _onnx_dynamo(module: nn.Module, path: Path, meta: dict[str, str], opset: int | None) -> None:
+    program = torch.onnx.export(
+        module, (_example(module),), None, dynamo=True, verbose=False, opset_version=opset,
+        input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], external_data=False,
+        dynamic_shapes=({0: "batch", 2: "height", 3: "width"},),
+    )
+    for key, value in meta.items():
+        program.model.metadata_props[key] = value
+    program.save(str(path), external_data=False)
+
+
+def _onnx_legacy(module: nn.Module, path: Path, meta: dict[str, str], opset: int | None) -> None:
+    import onnx
+
+    axes = {0: "batch", 2: "height", 3: "width"}
+    torch.onnx.export(
+        module, (_example(module),), str(path), dynamo=False, opset_version=opset or 18,
+        input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
+    )
+    proto = onnx.load(str(path))
+    onnx.helper.set_model_props(proto, meta)
+    onnx.save(proto, str(path))
+
+
+def _require(module: str, what: str):
+    try:
+        return __import__(module)
+    except ImportError as exc:
+        raise ExportError(f"{what} needs the '{module}' package, which is not installed; {INSTALL_HINT}") from exc
+
+
+def write_onnx(model: TransformerNet, path: Path, meta: dict[str, str], *, exporter: str = "auto",
+               opset: int | None = None) -> str:
+    """Export to ``path`` (overwritten; callers pass a temporary file); returns the exporter used."""
+    _require("onnx", "ONNX export")
+    if exporter not in EXPORTERS:
+        raise ExportError(f"exporter={exporter}: choose one of {', '.join(EXPORTERS)}")
+    module = exportable(model)
+    errors = []
+    if exporter == "dynamo":
+        _require("onnxscript", "ONNX export (torch.onnx dynamo exporter)")
+    if exporter in ("auto", "dynamo"):
+        try:
+            with _quiet():
+                _onnx_dynamo(module, path, {**meta, "exporter": "torch.onnx dynamo"}, opset)
+            return "dynamo"
+        except Exception as exc:  # noqa: BLE001 - fall back to the TorchScript-based exporter
+            errors.append(f"dynamo: {_first_line(exc)}")
+            if exporter == "dynamo":
+                raise ExportError(f"torch.onnx.export(dynamo=True) failed: {_first_line(exc)}") from exc
+    try:
+        with _quiet():
+            _onnx_legacy(module, path, {**meta, "exporter": "torch.onnx legacy (TorchScript)"}, opset)
+        return "legacy"
+    except Exception as exc:  # noqa: BLE001
+        errors.append(f"legacy: {_first_line(exc)}")
+        raise ExportError("ONNX export failed (" + "; ".join(errors) + ")") from exc
+
+
+def write_torchscript(model: TransformerNet, path: Path, meta: dict[str, str]) -> str:
+    """Trace and save to ``path`` with ``meta`` as the ``fast_style.json`` extra file."""
+    module = exportable(model)
+    try:
+        with _quiet(), torch.no_grad():
+            traced = torch.jit.trace(module, _example(module), check_trace=False)
+            torch.jit.save(traced, str(path), _extra_files={EXTRA_FILE: json.dumps(meta, sort_keys=True)})
+    except Exception as exc:  # noqa: BLE001
+        raise ExportError(f"TorchScript export failed: {_first_line(exc)}") from exc
+    return "jit.trace"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
+# -------------------------------------------------------------- reading and checking
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata stored in an exported ONNX or TorchScript file."""
+    kind = detect_deployed(path)
+    if kind == "onnx":
+        onnx = _require("onnx", "reading ONNX metadata")
+        proto = onnx.load(str(path), load_external_data=False)
+        return {p.key: p.value for p in proto.metadata_props}
+    if kind == "torchscript":
+        extra = {EXTRA_FILE: ""}
+        with _quiet():
+            torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        raw = extra[EXTRA_FILE]
+        return json.loads(raw) if raw else {}
+    raise ExportError(f"{path}: neither an ONNX nor a TorchScript file")
+
+
+def verification_inputs(shapes=VERIFY_SHAPES) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(1234)
+    return [torch.rand(shape, generator=generator) for shape in shapes]
+
+
+def max_difference(model: TransformerNet, run, inputs: list[torch.Tensor]) -> float:
+    """Max |run(x) - model(x)| over ``inputs`` (fp32, unclamped); checks output shapes."""
+    worst = 0.0
+    model = model.eval().float()
+    for x in inputs:
+        with torch.no_grad():
+            expected = model(x)
+        got = run(x)
+        if tuple(got.shape) != tuple(expected.shape):
+            raise ExportError(
+                f"exported model returned shape {tuple(got.shape)} for input {tuple(x.shape)}; expected {tuple(expected.shape)}"
+            )
+        worst = max(worst, (got.float() - expected).abs().max().item())
+    return worst
+
+
+def onnx_runner(path: str | os.PathLike, *, threads: int | None = None):
+    """A function tensor -> tensor running an ONNX file on onnxruntime's CPU provider."""
+    ort = _require("onnxruntime", "running ONNX models")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: torch.from_numpy(session.run(None, {name: x.detach().float().cpu().numpy()})[0])
+
+
+def torchscript_runner(path: str | os.PathLike):
+    with _quiet():
+        module = torch.jit.load(str(path), map_location="cpu").eval()
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return module(x)
+
+    return run
+
+
+def verify(path: Path, fmt: str, model: TransformerNet, *, shapes=VERIFY_SHAPES, tolerance: float = TOLERANCE) -> float:
+    """Max difference between the exported file and ``model``; ExportError above ``tolerance``."""
+    run = onnx_runner(path) if fmt == "onnx" else torchscript_runner(path)
+    worst = max_difference(model, run, verification_inputs(shapes))
+    if not worst <= tolerance:
+        raise ExportError(
+            f"exported {fmt} model differs from PyTorch by {worst:.3g} (> {tolerance:g}) on sizes "
+            + ", ".join("x".join(map(str, s[-2:])) for s in shapes) + "; nothing was written"
+        )
+    return worst
+
+
+# ------------------------------------------------------------------------ the command
+
+
+def default_output(ckpt: Path, style: str, fmt: str) -> Path:
+    return ckpt.with_name(f"{style}{FORMATS[fmt]}")
+
+
+def export_model(
+    ckpt: str | os.PathLike,
+    fmt: str = "onnx",
+    output: str | os.PathLike | None = None,
+    *,
+    overwrite: bool = False,
+    exporter: str = "auto",
+    opset: int | None = None,
+    check: bool = True,
+    tolerance: float = TOLERANCE,
+) -> ExportResult:
+    """Export the transform net of any supported checkpoint; see the module docstring."""
+    if fmt not in FORMATS:
+        raise ExportError(f"format={fmt}: choose onnx, torchscript or safetensors")
+    ckpt = Path(ckpt)
+    model, info = load_transformer(ckpt)
+    style = str(info.get("style_name") or ckpt.stem)
+    target = Path(output).expanduser() if output else default_output(ckpt, style, fmt)
+    if target.is_dir():
+        target = target / f"{style}{FORMATS[fmt]}"
+    if not target.parent.is_dir():
+        raise ExportError(f"{target}: folder {target.parent} does not exist; create it or choose another output")
+    if target.exists() and os.path.samefile(target, ckpt):
+        target = unique_path(target)  # never write over the checkpoint itself
+    elif not overwrite:
+        target = unique_path(target)
+    if fmt == "safetensors":
+        keep = {k: v for k, v in info.items() if k not in ("kind", "format", "format_version", "arch", "package_version", "created")}
+        save_style_model(model, target, metadata=keep)
+        return ExportResult(target, fmt)
+    meta = export_metadata(model, info, fmt=fmt)
+    with atomic_output(target, suffix=FORMATS[fmt]) as tmp:
+        if fmt == "onnx":
+            used = write_onnx(model, tmp, meta, exporter=exporter, opset=opset)
+        else:
+            used = write_torchscript(model, tmp, meta)
+        worst = verify(tmp, fmt, model, tolerance=tolerance) if check else None
+    return ExportResult(target, fmt, worst, [tuple(s) for s in VERIFY_SHAPES] if check else [], used, meta)

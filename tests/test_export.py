@@ -1,0 +1,107 @@
+"""ONNX and TorchScript export: dynamic sizes, numerical match, metadata, never overwrite."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fast_style.checkpoint import CheckpointError, save_style_model
+from fast_style.export import (
+    ExportError,
+    export_model,
+    max_difference,
+    onnx_runner,
+    read_metadata,
+    torchscript_runner,
+    verify,
+)
+from fast_style.formats import detect_format, examples_state_dict, load_transformer
+from fast_style.models.transformer import TransformerNet
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+
+def _net() -> TransformerNet:
+    torch.manual_seed(0)
+    net = TransformerNet(width=8, num_residual=1).eval()
+    with torch.no_grad():  # non-trivial affine norms, so a dropped or swapped norm shows
+        for name, p in net.named_parameters():
+            if "norm" in name:
+                p.add_(torch.randn_like(p) * 0.3)
+    return net
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """One small model exported to both formats (ONNX export takes a few seconds)."""
+    root = tmp_path_factory.mktemp("export")
+    net = _net()
+    ckpt = save_style_model(net, root / "model.safetensors", metadata={"style_name": "mosaic", "steps": "7"})
+    onnx = export_model(ckpt, "onnx")
+    script = export_model(ckpt, "torchscript")
+    return net, ckpt, onnx, script
+
+
+def test_both_formats_are_written_beside_the_checkpoint_and_verified(exported):
+    net, ckpt, onnx, script = exported
+    assert onnx.path == ckpt.with_name("mosaic.onnx") and onnx.path.is_file()
+    assert script.path == ckpt.with_name("mosaic.pt") and script.path.is_file()
+    for result in (onnx, script):
+        assert result.max_diff is not None and result.max_diff <= 1e-4
+        assert any(s[-1] % 2 for s in result.shapes)  # one size is odd
+    assert detect_format(onnx.path)[0] == "onnx" and detect_format(script.path)[0] == "torchscript"
+    assert not list(ckpt.parent.glob(".*"))  # no temporary files left behind
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_exported_model_matches_pytorch_at_any_size(exported, fmt):
+    net, _, onnx, script = exported
+    run = onnx_runner(onnx.path) if fmt == "onnx" else torchscript_runner(script.path)
+    inputs = [torch.rand(2, 3, 40, 56), torch.rand(1, 3, 37, 53)]
+    for x in inputs:
+        assert run(x).shape == x.shape
+    assert max_difference(net, run, inputs) <= 1e-4
+
+
+def test_metadata_survives_the_round_trip(exported):
+    net, _, onnx, script = exported
+    for result, fmt in ((onnx, "fast-style/onnx"), (script, "fast-style/torchscript")):
+        meta = read_metadata(result.path)
+        assert meta["format"] == fmt
+        assert meta["style_name"] == "mosaic" and meta["steps"] == "7"
+        assert meta["arch"] == result.metadata["arch"] and '"width": 8' in meta["arch"]
+        assert meta["package_version"] == result.metadata["package_version"]
+
+
+def test_exported_files_are_not_loadable_as_pytorch_networks(exported):
+    with pytest.raises(CheckpointError, match="exported ONNX model"):
+        load_transformer(exported[2].path)
+
+
+def test_export_never_overwrites_and_a_failed_check_writes_nothing(exported, tmp_path):
+    net, _, _, _ = exported
+    ckpt = tmp_path / "mosaic.pth"
+    torch.save(examples_state_dict(net), ckpt)  # a pytorch/examples checkpoint is accepted too
+    target = tmp_path / "deploy.pt"
+    target.write_bytes(b"keep me")
+    result = export_model(ckpt, "torchscript", target)
+    assert target.read_bytes() == b"keep me"
+    assert result.path == tmp_path / "deploy-1.pt" and result.max_diff <= 1e-4
+    assert read_metadata(result.path)["source_kind"] == "pytorch-examples"
+    with pytest.raises(ExportError, match="nothing was written"):  # even with overwrite=true
+        export_model(ckpt, "torchscript", target, overwrite=True, tolerance=-1.0)
+    assert target.read_bytes() == b"keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deploy-1.pt", "deploy.pt", "mosaic.pth"]
+
+
+def test_a_mismatch_or_unknown_format_is_an_error(exported, tmp_path):
+    net, ckpt, onnx, _ = exported
+    other = _net()
+    with torch.no_grad():
+        other.head.conv.bias.add_(1e-3)
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        verify(onnx.path, "onnx", other)
+    with pytest.raises(ExportError, match="format=gif"):
+        export_model(ckpt, "gif", tmp_path / "x.gif")
+    assert list(tmp_path.iterdir()) == []

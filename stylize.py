@@ -18,7 +18,7 @@ def main(cfg: DictConfig) -> None:
 
     with report_user_errors():
         summary = stylize(cfg)
-    if summary.failed:
+    if summary.counts()[2]:
         sys.exit(1)
 
 

@@ -66,9 +66,16 @@ class Summary:
     done: list[Path] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    # multi-process runs (devices > 1) report summed counts instead of per-file lists
+    totals: tuple[int, int, int] | None = None
+
+    def counts(self) -> tuple[int, int, int]:
+        """(done, skipped, failed)."""
+        return self.totals or (len(self.done), len(self.skipped), len(self.failed))
 
     def line(self, seconds: float) -> str:
-        return f"done {len(self.done)}, skipped {len(self.skipped)}, failed {len(self.failed)} ({seconds:.1f} s)"
+        done, skipped, failed = self.counts()
+        return f"done {done}, skipped {skipped}, failed {failed} ({seconds:.1f} s)"
 
 
 # ---------------------------------------------------------------------------- planning
@@ -244,6 +251,8 @@ def stylize(cfg) -> Summary:
     jobs = plan_jobs(sources, root=root, several=several, output=cfg.output, style=style, fmt=cfg.format)
     if several and cfg.output is not None:
         Path(cfg.output).expanduser().mkdir(parents=True, exist_ok=True)
+    if int(cfg.get("devices") or 1) > 1:
+        return _stylize_on_devices(cfg, jobs, model, start)
     stylizer = build_stylizer(cfg, model)
     summary = Summary()
     with _progress(len(jobs), enabled=several and bool(cfg.progress)) as advance:
@@ -251,6 +260,17 @@ def stylize(cfg) -> Summary:
     if several or summary.skipped:
         for path, why in summary.skipped:
             print(f"skipped {path}: {why}", file=sys.stderr)
+    print(summary.line(time.perf_counter() - start), flush=True)
+    return summary
+
+
+def _stylize_on_devices(cfg, jobs: list[Job], model, start: float) -> Summary:
+    """``devices=N``: N processes through Lightning's predict loop (fast_style.distributed_stylize)."""
+    if not isinstance(model, torch.nn.Module):
+        raise InputError(f"{cfg.ckpt}: devices={cfg.devices} needs a PyTorch checkpoint, not an exported model")
+    from fast_style.distributed_stylize import stylize_distributed
+
+    summary = Summary(totals=stylize_distributed(jobs=jobs, model=model, cfg=cfg))
     print(summary.line(time.perf_counter() - start), flush=True)
     return summary
 
@@ -372,7 +392,7 @@ DEFAULTS = {
     "size": None, "scale": None, "device": "auto", "precision": "auto", "channels_last": "auto",
     "compile": False, "batch_size": 1, "overwrite": False, "quality": 95,
     "preserve_color": False, "strength": 1.0, "tile_size": 512, "tile_blend": 16,
-    "pixel_budget": 4194304, "progress": True,
+    "pixel_budget": 4194304, "progress": True, "devices": 1, "accelerator": "auto",
 }
 
 

@@ -70,7 +70,7 @@ def load_model(path: str | Path) -> tuple[TransformerNet, dict[str, Any]]:
 
     The record has ``style_name``, ``steps``, ``loss`` (the loss config group as a dict),
     ``loss_net_source`` ("imagenet", "file:<path>", "random(seed=N)") and
-    ``loss_net_config`` (VGGFeatures kwargs; empty for style models, which do not keep it).
+    ``loss_net_config`` (VGGFeatures kwargs; empty for style models older than that field).
     """
     path = Path(path)
     if not path.is_file():
@@ -81,7 +81,10 @@ def load_model(path: str | Path) -> tuple[TransformerNet, dict[str, Any]]:
             loss = json.loads(meta.get("loss") or "{}")
         except json.JSONDecodeError as exc:
             raise EvaluationError(f"{path}: its 'loss' metadata is not JSON") from exc
-        net_config: dict[str, Any] = {}
+        try:
+            net_config: dict[str, Any] = json.loads(meta.get("loss_net_config") or "{}")
+        except json.JSONDecodeError as exc:
+            raise EvaluationError(f"{path}: its 'loss_net_config' metadata is not JSON") from exc
         source = str(meta.get("loss_net") or "")
     else:
         checkpoint = read_lightning_checkpoint(path)

@@ -50,7 +50,7 @@ def test_groups_instantiate(tmp_path):
     data = instantiate(cfg.data)
     assert data.image_size == 256 and data.batch_size == 4
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
-    assert {type(c).__name__ for c in callbacks} == {"ModelCheckpoint", "StyleSamples", "ExportStyleModel"}
+    assert {type(c).__name__ for c in callbacks} == {"ModelCheckpoint", "OnExceptionCheckpoint", "StyleSamples", "ExportStyleModel"}
     trainer = instantiate(cfg.trainer, logger=False, callbacks=callbacks, enable_progress_bar=False)
     assert trainer.max_steps == 40000 and Path(trainer.default_root_dir) == tmp_path
 

@@ -16,11 +16,15 @@ Every formula of the project lives here. For a batch of N images and a VGG tap
 With this normalisation the content and style values equal those of
 pytorch/examples' fast_neural_style for the same VGG weights, so its weights
 (content 1e5, style 1e10 .. 1e11) are a known-good starting point.
+
+Precision: under mixed precision (``torch.autocast``, bf16) only the loss network's
+convolutions run in low precision; every Gram matrix and every loss term above is
+computed in fp32 with autocast switched off.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -29,18 +33,48 @@ from torch import nn
 from fast_style.models.vgg import VGGFeatures
 
 
+def _fp32(device: torch.device):
+    """A context in which autocast is off, so that fp32 inputs give fp32 results."""
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) -> (N, C, C): ``F F^T / (C H W)``, computed in fp32."""
+    """(N, C, H, W) -> (N, C, C): ``F F^T / (C H W)``, computed in fp32 (also under autocast)."""
     n, c, h, w = features.shape
-    flat = features.reshape(n, c, h * w).float()
-    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+    with _fp32(features.device):
+        flat = features.reshape(n, c, h * w).float()
+        return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+
+
+def vgg_taps(
+    loss_net: VGGFeatures, x: torch.Tensor, layers: Iterable[str], *, after: str | None = None
+) -> dict[str, torch.Tensor]:
+    """Run only the part of ``loss_net`` that ``layers`` need: ``{tap: features}``.
+
+    ``after=None``: ``x`` is an image batch (N, 3, H, W) in [0, 1], normalised as in
+    ``VGGFeatures.forward`` and run from the first layer. ``after="relu2_2"`` (say):
+    ``x`` is that tap's output and the stack resumes at the next layer. Either way
+    it stops at the deepest of ``layers`` (the content targets need relu2_2 only,
+    a third of the work of the full relu4_3 stack).
+    """
+    names, wanted = loss_net.names, set(layers)
+    first = 0 if after is None else names.index(after) + 1
+    last = max(names.index(name) for name in wanted)
+    if after is None:
+        x = (x - loss_net.mean.to(x.dtype)) / loss_net.std.to(x.dtype)
+    out = {}
+    for index in range(first, last + 1):
+        x = loss_net.features[index](x)
+        if names[index] in wanted:
+            out[names[index]] = x
+    return out
 
 
 def content_loss(
     output: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor], layer_weights: Mapping[str, float]
 ) -> torch.Tensor:
     """``sum_l a_l * mean((F_l(y) - F_l(x))^2)`` over the layers in ``layer_weights``."""
-    return sum(a * F.mse_loss(output[l].float(), target[l].float()) for l, a in layer_weights.items())
+    return sum(a * F.mse_loss(output[k].float(), target[k].float()) for k, a in layer_weights.items())
 
 
 def style_loss(
@@ -48,9 +82,9 @@ def style_loss(
 ) -> torch.Tensor:
     """``sum_l b_l * mean((G(F_l(y)) - G_l)^2)``; ``target_grams[l]`` is (1 or N, C, C)."""
     total = 0.0
-    for l, b in layer_weights.items():
-        gram = gram_matrix(output[l])
-        total = total + b * F.mse_loss(gram, target_grams[l].expand_as(gram))
+    for layer, b in layer_weights.items():
+        gram = gram_matrix(output[layer])
+        total = total + b * F.mse_loss(gram, target_grams[layer].expand_as(gram))
     return total
 
 
@@ -72,9 +106,16 @@ class PerceptualLoss(nn.Module):
     ``forward(output, content)`` takes the transform net's output and the content
     batch, both (N, 3, H, W) in [0, 1], and returns a dict of scalar tensors
     ``content``, ``style``, ``tv`` (each already multiplied by its weight) and
-    ``total``. With ``batched=True`` output and content go through VGG in one
-    concatenated pass (fewer, larger kernels; but the backward then also runs over
-    the content half), otherwise the content goes through a separate no-grad pass.
+    ``total``.
+
+    The content targets need only the content taps: by default they come from a
+    separate no-grad pass that stops at the deepest content layer (relu2_2: about a
+    third of the relu4_3 stack), while the output runs the whole stack with a graph.
+    With ``batched=True`` output and content go through the shared prefix (up to the
+    deepest content layer) as one concatenated batch of 2N, and the output half
+    alone continues to the deeper style taps; fewer, larger kernels, but the
+    backward through that prefix then also runs over the content half (slower on
+    a CPU, see docs/training_speed.md).
     """
 
     def __init__(
@@ -109,20 +150,31 @@ class PerceptualLoss(nn.Module):
     def grams(self) -> dict[str, torch.Tensor]:
         return {layer: getattr(self.style_grams, layer) for layer in self.style_layers}
 
-    def forward(self, output: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.batched:
-            both = self.loss_net(torch.cat([output, content.to(output.dtype)]))
-            n = output.shape[0]
-            out_feats = {k: v[:n] for k, v in both.items()}
-            content_feats = {k: v[n:].detach() for k, v in both.items() if k in self.content_layers}
-        else:
-            out_feats = self.loss_net(output)
+    def features(self, output: torch.Tensor, content: torch.Tensor) -> tuple[dict, dict]:
+        """(output features at every tap, content features at the content taps)."""
+        net, content_taps = self.loss_net, list(self.content_layers)
+        if not self.batched:
             with torch.no_grad():
-                content_feats = self.loss_net(content)
-        losses = {
-            "content": self.content_weight * content_loss(out_feats, content_feats, self.content_layers),
-            "style": self.style_weight * style_loss(out_feats, self.grams(), self.style_layers),
-            "tv": self.tv_weight * total_variation(output),
-        }
-        losses["total"] = losses["content"] + losses["style"] + losses["tv"]
+                content_feats = vgg_taps(net, content, content_taps)
+            return vgg_taps(net, output, net.layers), content_feats
+        n = output.shape[0]
+        split = max(content_taps, key=net.names.index)
+        prefix = [name for name in net.layers if net.names.index(name) <= net.names.index(split)]
+        both = vgg_taps(net, torch.cat([output, content.to(output.dtype)]), prefix)
+        out_feats = {name: value[:n] for name, value in both.items()}
+        content_feats = {name: both[name][n:].detach() for name in content_taps}
+        deeper = [name for name in net.layers if name not in prefix]
+        if deeper:
+            out_feats.update(vgg_taps(net, out_feats[split], deeper, after=split))
+        return out_feats, content_feats
+
+    def forward(self, output: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
+        out_feats, content_feats = self.features(output, content)
+        with _fp32(output.device):
+            losses = {
+                "content": self.content_weight * content_loss(out_feats, content_feats, self.content_layers),
+                "style": self.style_weight * style_loss(out_feats, self.grams(), self.style_layers),
+                "tv": self.tv_weight * total_variation(output),
+            }
+            losses["total"] = losses["content"] + losses["style"] + losses["tv"]
         return losses

@@ -8,10 +8,27 @@ with Adam over the transform net's parameters only. Logged every step:
 The frozen loss network is rebuilt from config on every start and left out of the
 ``.ckpt`` files (it is tens of MB and never changes); the style Grams are kept in
 them, so a resumed run continues against exactly the same targets.
+
+Speed switches (all off in the signature for backward compatibility; the configs
+turn on the ones that are faster, see docs/training_speed.md):
+
+- ``channels_last``: NHWC memory format; ``true`` for both networks (and the batch),
+  ``"loss_net"`` for the VGG loss network only (faster on CPUs, where instance norm
+  on NHWC tensors costs extra copies in the transform net).
+- ``compile``: ``torch.compile`` of the transform net and of the loss (loss network,
+  Grams and loss terms); in place, so checkpoint keys do not change.
+- mixed precision is the Trainer's (``trainer.precision=bf16-mixed``): autocast runs
+  the convolutions in bf16 while ``fast_style.losses`` keeps Grams and losses in fp32.
+- ``loss.batched``: see ``fast_style.losses.PerceptualLoss``.
+
+No step reads a value back to the host: losses are logged as tensors, and on an
+accelerator the total is kept off the progress bar, because Lightning converts
+progress-bar values with ``.item()`` after every batch (a host-device sync).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytorch_lightning as pl
@@ -22,6 +39,17 @@ from fast_style.models.transformer import TransformerNet, build_transformer
 from fast_style.models.vgg import VGGFeatures
 
 LOSS_NET_PREFIX = "loss.loss_net."
+log = logging.getLogger(__name__)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """True on CUDA GPUs with bf16 and on CPUs whose oneDNN has native bf16 (AVX512-BF16, AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 class StyleTransferModule(pl.LightningModule):
@@ -32,7 +60,9 @@ class StyleTransferModule(pl.LightningModule):
       style_weight, tv_weight, batched (one VGG pass for output and content).
     - ``loss_net``: VGGFeatures kwargs (arch, pretrained, weights, seed, pool).
     - ``style``: name, sha256, ... (kept for the exported model's metadata).
-    - ``lr``: Adam learning rate; ``channels_last``: NHWC memory format for both nets.
+    - ``lr``: Adam learning rate; ``channels_last``: NHWC memory format for both nets
+      (``true``) or for the loss network only (``"loss_net"``);
+      ``compile``: torch.compile the transform net and the loss.
     - ``style_image``: (1, 3, H, W) in [0, 1], used once to compute the style Grams
       (not saved as a hyper-parameter).
     """
@@ -46,7 +76,8 @@ class StyleTransferModule(pl.LightningModule):
         style: dict[str, Any],
         style_image: torch.Tensor,
         lr: float = 1e-3,
-        channels_last: bool = False,
+        channels_last: bool | str = False,
+        compile: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["style_image"])
@@ -65,20 +96,39 @@ class StyleTransferModule(pl.LightningModule):
             batched=bool(loss.get("batched", False)),
         )
         self.lr = lr
-        self.channels_last = channels_last
+        if channels_last not in (True, False, "loss_net"):
+            raise ValueError(f"channels_last={channels_last!r}: use true, false or loss_net")
+        self.channels_last = channels_last is True
         if channels_last:
-            self.to(memory_format=torch.channels_last)
+            (self if self.channels_last else self.loss).to(memory_format=torch.channels_last)
+        if compile:
+            self.transformer.compile()
+            self.loss.compile()
+
+    def _layout(self, images: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return self.transformer(images)
+        return self.transformer(self._layout(images))
+
+    def step_losses(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Loss terms (scalar tensors) of one step on a content batch (N, 3, S, S) in [0, 1]."""
+        batch = self._layout(batch)
+        return self.loss(self.transformer(batch), batch)
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        losses = self.loss(self(batch), batch)
+        losses = self.step_losses(batch)
         self.log_dict({f"train/{k}": v for k, v in losses.items() if k != "total"}, on_step=True)
-        self.log("train/total", losses["total"], on_step=True, prog_bar=True)
+        on_cpu = losses["total"].device.type == "cpu"
+        self.log("train/total", losses["total"], on_step=True, prog_bar=on_cpu)
         return losses["total"]
+
+    def on_fit_start(self) -> None:
+        if self.trainer.precision == "bf16-mixed" and not native_bf16(self.device):
+            log.warning("trainer.precision=bf16-mixed on a %s without native bf16: emulated bf16 is "
+                        "usually slower than trainer.precision=32-true here", self.device.type.upper())
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.transformer.parameters(), lr=self.lr)

@@ -54,6 +54,7 @@ def build_module(cfg: DictConfig, style_image: torch.Tensor) -> StyleTransferMod
         style_image=style_image,
         lr=cfg.lr,
         channels_last=cfg.channels_last,
+        compile=cfg.get("compile", False),
     )
 
 

@@ -1,0 +1,261 @@
+"""Training throughput: the reference step against the fast step, side by side.
+
+    python scripts/benchmark.py training [--steps 20] [--sizes 256x4,128x8] [--json PATH]
+    python scripts/benchmark.py training --quick          # smoke test: tiny nets, 3 steps
+
+*Reference step*: what a plain PyTorch user writes, eager fp32, NCHW::
+
+    y = T(x); fy = vgg(y); with no_grad: fx = vgg(x)      # full relu4_3 stack twice
+    loss = content + style + tv; loss.backward(); adam.step()
+
+*Fast step*: ``StyleTransferModule.step_losses`` under the autocast context that
+Lightning's ``precision=bf16-mixed`` uses (where the processor has native bf16),
+with the module's switches (``channels_last``, ``loss.batched``, ``compile``), then
+the same backward and Adam step. Its content targets come from a no-grad pass that
+stops at the deepest content tap (see ``fast_style.losses.PerceptualLoss``).
+
+Both start from the same seeded weights (random VGG-16: ImageNet weights cannot be
+downloaded here) and see the same seeded batches; their steps alternate (which one
+goes first alternates too), so both see the same machine load. The first
+``--warmup`` steps are not timed; steps/s is 1 / median step time, and the speed-up
+is the median over steps of (reference time / fast time) of the two adjacent steps,
+which cancels most of the load that other processes put on a shared machine. After
+the last step the total losses of both are compared: their relative difference must
+stay within ``tolerance`` (bf16 rounding, grown over the steps; fp32 fast paths get
+a much tighter one). Prints a markdown table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from fast_style.losses import content_loss, gram_matrix, style_loss, total_variation
+from fast_style.models.transformer import TransformerNet
+from fast_style.models.vgg import VGGFeatures
+from fast_style.module import StyleTransferModule, native_bf16
+
+# Relative tolerance on the total loss after the compared steps. bf16 keeps 8
+# mantissa bits (relative rounding 2^-9 ~ 0.2 % per value); Adam's early, nearly
+# sign-like updates then let the two weight trajectories drift apart, so after 20
+# steps the totals differ by a few per cent (the small TV term by more: the
+# per-term differences are reported, not judged). fp32 paths differ by summation order.
+TOLERANCE = {"bf16-mixed": 5e-2, "32-true": 1e-3}
+LOSS = {
+    "content_layers": {"relu2_2": 1.0},
+    "style_layers": {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0},
+    "content_weight": 1e5,
+    "style_weight": 1e10,
+    "tv_weight": 1e4,
+}
+PAPER_MODEL = {"width": 32, "num_residual": 5, "norm": "instance", "upsample": "nearest"}
+QUICK_MODEL = {"width": 8, "num_residual": 1, "norm": "instance", "upsample": "nearest"}
+
+
+def autocast_context(precision: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+    """The context Lightning's precision plugin wraps around ``training_step``."""
+    if precision == "bf16-mixed":
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
+    return contextlib.nullcontext
+
+
+class ReferenceStep:
+    """Eager fp32 NCHW step with two full VGG passes; ``__call__(x)`` returns the loss terms."""
+
+    def __init__(self, *, transformer: TransformerNet, vgg: VGGFeatures, style_image: torch.Tensor, lr: float):
+        self.transformer, self.vgg = transformer, vgg
+        with torch.no_grad():
+            style = vgg(style_image)
+        self.grams = {layer: gram_matrix(style[layer]) for layer in LOSS["style_layers"]}
+        self.optimizer = torch.optim.Adam(transformer.parameters(), lr=lr)
+
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        y = self.transformer(x)
+        out = self.vgg(y)
+        with torch.no_grad():
+            target = self.vgg(x)
+        losses = {
+            "content": LOSS["content_weight"] * content_loss(out, target, LOSS["content_layers"]),
+            "style": LOSS["style_weight"] * style_loss(out, self.grams, LOSS["style_layers"]),
+            "tv": LOSS["tv_weight"] * total_variation(y),
+        }
+        losses["total"] = losses["content"] + losses["style"] + losses["tv"]
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        self.optimizer.step()
+        return {k: v.detach() for k, v in losses.items()}
+
+
+class FastStep:
+    """The module's training computation with the fast switches, plus backward and Adam."""
+
+    def __init__(self, *, module: StyleTransferModule, precision: str, device: torch.device, lr: float):
+        self.module = module
+        self.autocast = autocast_context(precision, device)
+        self.optimizer = torch.optim.Adam(module.transformer.parameters(), lr=lr)
+
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        with self.autocast():
+            losses = self.module.step_losses(x)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        self.optimizer.step()
+        return {k: v.detach() for k, v in losses.items()}
+
+
+def build_pair(
+    *, size: int, model: dict, loss_net: dict, settings: dict, device: torch.device, seed: int
+) -> tuple[ReferenceStep, FastStep]:
+    """Reference and fast steps with identical initial weights and style targets."""
+    gen = torch.Generator().manual_seed(seed)
+    style_image = torch.rand(1, 3, size, size, generator=gen).to(device)
+    loss = {**LOSS, "batched": settings["batched"]}
+    module = StyleTransferModule(
+        model=model, loss=loss, loss_net=loss_net, style={"name": "bench"}, style_image=style_image.cpu(),
+        lr=settings["lr"], channels_last=settings["channels_last"], compile=settings["compile"],
+    ).to(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer = TransformerNet(**model)
+    module.transformer.load_state_dict(transformer.state_dict())
+    # the same frozen weights, back in NCHW (building a second VGG-16 costs seconds)
+    vgg = copy.deepcopy(module.loss.loss_net).to(memory_format=torch.contiguous_format)
+    reference = ReferenceStep(transformer=transformer.to(device), vgg=vgg.to(device), style_image=style_image,
+                              lr=settings["lr"])
+    fast = FastStep(module=module, precision=settings["precision"], device=device, lr=settings["lr"])
+    return reference, fast
+
+
+def measure(
+    *, size: int, batch: int, steps: int, warmup: int, model: dict, settings: dict, device: torch.device, seed: int
+) -> dict[str, Any]:
+    """Alternate ``steps`` reference and fast steps on the same batches; times and final losses."""
+    loss_net = {"arch": "vgg16", "pretrained": False, "seed": seed}
+    reference, fast = build_pair(size=size, model=model, loss_net=loss_net, settings=settings, device=device, seed=seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    times: dict[str, list[float]] = {"reference": [], "fast": []}
+    last: dict[str, dict[str, torch.Tensor]] = {}
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for step in range(steps):
+        x = torch.rand(batch, 3, size, size, generator=gen).to(device)
+        order = [("reference", reference), ("fast", fast)]
+        for name, run in order if step % 2 == 0 else order[::-1]:
+            sync()
+            start = time.perf_counter()
+            last[name] = run(x)
+            sync()
+            if step >= warmup:
+                times[name].append(time.perf_counter() - start)
+    ref_s, fast_s = statistics.median(times["reference"]), statistics.median(times["fast"])
+    ratios = [r / f for r, f in zip(times["reference"], times["fast"], strict=True)]
+    losses = {name: {k: float(v) for k, v in terms.items()} for name, terms in last.items()}
+    rel = {k: abs(losses["fast"][k] - losses["reference"][k]) / max(abs(losses["reference"][k]), 1e-12)
+           for k in losses["reference"]}
+    tolerance = TOLERANCE.get(settings["precision"], TOLERANCE["bf16-mixed"])
+    megapixels = size * size * batch / 1e6
+    return {
+        "size": size, "batch": batch, "steps": steps, "timed_steps": len(times["fast"]),
+        "reference_s": times["reference"], "fast_s": times["fast"],
+        "reference_steps_per_s": 1 / ref_s, "fast_steps_per_s": 1 / fast_s,
+        "speedup": statistics.median(ratios), "speedup_of_medians": ref_s / fast_s,
+        "reference_mp_per_s": megapixels / ref_s, "fast_mp_per_s": megapixels / fast_s,
+        "losses": losses, "relative_difference": rel, "tolerance": tolerance,
+        "losses_agree": rel["total"] <= tolerance,
+    }
+
+
+def markdown(results: list[dict], settings: dict) -> str:
+    """The results as a markdown table plus one line of settings."""
+    lines = [
+        "| size | batch | reference steps/s | fast steps/s | speed-up | reference MP/s | fast MP/s "
+        f"| total loss after {results[0]['steps']} steps (ref / fast) | rel. diff total (tolerance) "
+        "| rel. diff content / style / tv |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        rel = r["relative_difference"]
+        ok = "ok" if r["losses_agree"] else "**exceeded**"
+        lines.append(
+            f"| {r['size']} px | {r['batch']} | {r['reference_steps_per_s']:.3f} | {r['fast_steps_per_s']:.3f} "
+            f"| **{r['speedup']:.2f}x** | {r['reference_mp_per_s']:.3f} | {r['fast_mp_per_s']:.3f} "
+            f"| {r['losses']['reference']['total']:.6g} / {r['losses']['fast']['total']:.6g} "
+            f"| {rel['total']:.1e} (< {r['tolerance']:.0e}: {ok}) "
+            f"| {rel['content']:.1e} / {rel['style']:.1e} / {rel['tv']:.1e} |"
+        )
+    fast = ", ".join(f"{k}={settings[k]}" for k in ("precision", "channels_last", "batched", "compile"))
+    lines.append("")
+    lines.append(f"Fast path: {fast}. Reference: eager fp32 NCHW, two full VGG-16 passes. "
+                 f"Steps/s = 1 / median step time; speed-up = median of per-step time ratios, "
+                 f"reference and fast steps interleaved in one process ({results[0]['timed_steps']} timed each).")
+    return "\n".join(lines)
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """``"256x4,128x8"`` -> [(256, 4), (128, 8)] (image size x batch)."""
+    pairs = [item.lower().split("x") for item in text.split(",") if item.strip()]
+    return [(int(s), int(b)) for s, b in pairs]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="benchmark.py training", description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="256x4,128x8", help="image size x batch, comma separated (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=20, help="steps of each path per size; losses compared after them")
+    p.add_argument("--warmup", type=int, default=2, help="first steps not timed (default: %(default)s)")
+    p.add_argument("--precision", default="auto", choices=["auto", "bf16-mixed", "32-true"],
+                   help="fast path precision; auto: bf16-mixed where the device has native bf16")
+    p.add_argument("--channels-last", default="auto", choices=["auto", "true", "loss_net", "false"],
+                   help="NHWC for both nets, the loss net only, or none; auto: as trainer=cpu / trainer=gpu "
+                        "(loss_net on CPU, true on CUDA)")
+    p.add_argument("--batched", action=argparse.BooleanOptionalAction, default=False,
+                   help="one VGG pass over output and content (loss.batched)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
+                   help="torch.compile the fast path (first steps compile: raise --warmup)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default="benchmark-training.json", help="output file (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="tiny nets and images, 3 steps: a smoke test")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if args.device == "auto" else args.device)
+    precision = args.precision
+    if precision == "auto":
+        precision = "bf16-mixed" if native_bf16(device) else "32-true"
+    model, sizes, steps, warmup = PAPER_MODEL, parse_sizes(args.sizes), args.steps, args.warmup
+    if args.quick:
+        model, sizes, steps, warmup = QUICK_MODEL, [(32, 2)], min(steps, 3), min(warmup, 1)
+    channels_last = {"true": True, "false": False, "loss_net": "loss_net"}.get(args.channels_last)
+    if channels_last is None:
+        channels_last = True if device.type == "cuda" else "loss_net"
+    settings = {"precision": precision, "channels_last": channels_last, "batched": args.batched,
+                "compile": args.compile, "lr": 1e-3}
+    results = []
+    for size, batch in sizes:
+        print(f"training steps at {size} px, batch {batch}: {steps} reference + {steps} fast ...", flush=True)
+        results.append(measure(size=size, batch=batch, steps=steps, warmup=min(warmup, steps - 1), model=model,
+                               settings=settings, device=device, seed=args.seed))
+    table = markdown(results, settings)
+    print(table)
+    report = {
+        "benchmark": "training", "settings": settings, "model": model, "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+        "native_bf16": native_bf16(device), "results": results, "table": table,
+    }
+    with open(args.json, "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"wrote {args.json}")
+    return 0 if all(r["losses_agree"] for r in results) else 1

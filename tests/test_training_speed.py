@@ -1,0 +1,174 @@
+"""The fast training path: same losses as the reference step, every switch composes and runs."""
+
+import copy
+import json
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from fast_style.bench import training as bench
+from fast_style.losses import PerceptualLoss, gram_matrix, vgg_taps
+from fast_style.module import native_bf16
+from fast_style.train import build_module, load_style_tensor
+
+from conftest import TINY_OVERRIDES, compose_train
+
+TINY = {"width": 8, "num_residual": 1, "norm": "instance", "upsample": "nearest"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def reuse_random_vgg():
+    """Build each seeded random VGG once and hand out copies: torchvision initialises
+    the whole 138M-parameter VGG-16 (classifier included) for every VGGFeatures."""
+    from fast_style import module
+    from fast_style.models.vgg import VGGFeatures
+
+    built = {}
+
+    def cached(**kwargs):
+        key = repr(sorted(kwargs.items()))
+        if key not in built:
+            built[key] = VGGFeatures(**kwargs)
+        return copy.deepcopy(built[key])
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(module, "VGGFeatures", cached)
+    yield cached
+    patch.undo()
+
+
+def _cl(tensor):
+    return tensor.is_contiguous(memory_format=torch.channels_last)
+
+
+def _steps(precision, *, channels_last, batched=False, size=32, batch=2, steps=2):
+    """Final loss terms of the reference and the fast step after ``steps`` identical steps."""
+    settings = {"precision": precision, "channels_last": channels_last, "batched": batched, "compile": False,
+                "lr": 1e-3}
+    loss_net = {"arch": "vgg16", "pretrained": False, "seed": 0}
+    reference, fast = bench.build_pair(size=size, model=TINY, loss_net=loss_net, settings=settings,
+                                       device=torch.device("cpu"), seed=0)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        x = torch.rand(batch, 3, size, size, generator=gen)
+        ref, out = reference(x), fast(x)
+    return ref, out
+
+
+def test_fp32_fast_step_equals_reference_step():
+    """channels_last + truncated content pass change nothing but summation order."""
+    ref, fast = _steps("32-true", channels_last=True)
+    for key in ref:
+        torch.testing.assert_close(fast[key], ref[key], rtol=bench.TOLERANCE["32-true"], atol=1e-6)
+
+
+def test_batched_fast_step_equals_reference_step():
+    ref, fast = _steps("32-true", channels_last="loss_net", batched=True)
+    for key in ref:
+        torch.testing.assert_close(fast[key], ref[key], rtol=bench.TOLERANCE["32-true"], atol=1e-6)
+
+
+def test_bf16_fast_step_agrees_with_reference_within_bf16_tolerance():
+    ref, fast = _steps("bf16-mixed", channels_last="loss_net")
+    assert all(v.dtype == torch.float32 for v in fast.values()), "losses must stay fp32 under autocast"
+    for key in ref:
+        torch.testing.assert_close(fast[key], ref[key], rtol=bench.TOLERANCE["bf16-mixed"], atol=1e-5)
+    # bf16 really ran: far more apart than fp32 summation order (~1e-7) could make them
+    assert abs(fast["total"] - ref["total"]) / ref["total"] > 1e-5
+
+
+def test_gram_and_losses_stay_fp32_under_autocast():
+    features = torch.randn(2, 4, 5, 6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        gram = gram_matrix(features)
+    assert gram.dtype == torch.float32
+    torch.testing.assert_close(gram, gram_matrix(features), rtol=0, atol=0)
+
+
+def test_content_targets_stop_at_the_deepest_content_layer(reuse_random_vgg):
+    """The no-grad content pass runs relu1_1 .. relu2_2 only, not the whole relu4_3 stack."""
+    vgg = reuse_random_vgg(layers=["relu2_2", "relu1_2", "relu2_2", "relu3_3", "relu4_3"], arch="vgg16",
+                           pretrained=False, weights=None, seed=0, pool="max")
+    loss = PerceptualLoss(loss_net=vgg, style_image=torch.rand(1, 3, 32, 32), content_layers={"relu2_2": 1.0},
+                          style_layers={"relu1_2": 1.0, "relu4_3": 1.0}, content_weight=1.0, style_weight=1.0,
+                          tv_weight=1.0)
+    calls = []
+    hooks = [m.register_forward_hook(lambda m, i, o, n=n: calls.append(n)) for n, m in zip(vgg.names, vgg.features, strict=True)]
+    y, x = torch.rand(2, 3, 32, 32, requires_grad=True), torch.rand(2, 3, 32, 32)
+    loss(y, x)
+    for hook in hooks:
+        hook.remove()
+    assert calls.count("conv1_1") == 2 and calls.count("relu2_2") == 2
+    assert calls.count("conv3_1") == 1 and calls.count("relu4_3") == 1
+    full = vgg(x)
+    torch.testing.assert_close(vgg_taps(vgg, x, ["relu2_2"])["relu2_2"], full["relu2_2"])
+
+
+def test_gpu_trainer_sets_the_fast_path():
+    cfg = compose_train(["trainer=gpu"])
+    assert (cfg.trainer.accelerator, cfg.trainer.precision, cfg.channels_last) == ("gpu", "bf16-mixed", True)
+    gpu, default = (OmegaConf.to_container(c.trainer) for c in (cfg, compose_train([])))
+    assert {k for k in default if gpu[k] != default[k]} == {"accelerator", "precision"}  # the rest inherited
+    assert set(gpu) == set(default)
+    cfg = compose_train(["trainer=gpu", "channels_last=false", "trainer.precision=32-true"])
+    assert (cfg.trainer.precision, cfg.channels_last) == ("32-true", False)
+    assert compose_train([]).compile is False
+
+
+class _Record(pl.Callback):
+    def __init__(self):
+        self.losses = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.losses.append(outputs["loss"].detach())
+
+
+SWITCHES = {
+    "trainer=cpu": lambda m, t: t.precision == "bf16-mixed" and _cl(m.loss.loss_net.features[0].weight)
+    and not _cl(m.transformer.head.conv.weight),
+    "channels_last=true": lambda m, t: _cl(m.transformer.head.conv.weight) and _cl(m.loss.loss_net.features[0].weight),
+    "loss.batched=true": lambda m, t: m.loss.batched and t.precision == "32-true",
+}
+
+
+@pytest.mark.parametrize("switch", list(SWITCHES))
+def test_switch_composes_and_runs_one_step(switch, tmp_path, image_folder, style_file):
+    """trainer=cpu is the CPU fast path: precision=bf16-mixed plus channels_last=loss_net."""
+    if switch == "trainer=cpu":
+        if not native_bf16(torch.device("cpu")):
+            pytest.skip("this CPU has no native bf16 (AVX512-BF16/AMX): emulated bf16 is only slow, not tested")
+    cfg = compose_train(TINY_OVERRIDES + [switch, f"data.root={image_folder}", f"paths.output_dir={tmp_path}"])
+    module = build_module(cfg, load_style_tensor(style_file, size=cfg.style.size))
+    record = _Record()
+    trainer = instantiate(cfg.trainer, max_steps=1, logger=False, callbacks=[record], enable_checkpointing=False)
+    trainer.fit(module, datamodule=instantiate(cfg.data))
+    assert trainer.global_step == 1 and len(record.losses) == 1
+    assert torch.isfinite(record.losses[0]) and record.losses[0].dtype == torch.float32
+    assert SWITCHES[switch](module, trainer)
+
+
+def test_compile_switch_composes(style_file):
+    """compile=true wraps both networks in place (checkpoint keys unchanged).
+
+    Running a compiled step is not tested: Inductor's first step (forward and
+    backward graphs of TransformerNet and VGG-16) takes minutes on 2 CPU cores;
+    ``scripts/benchmark.py training --compile`` measures it.
+    """
+    cfg = compose_train(TINY_OVERRIDES + ["compile=true"])
+    module = build_module(cfg, load_style_tensor(style_file, size=cfg.style.size))
+    assert module.transformer._compiled_call_impl is not None
+    assert module.loss._compiled_call_impl is not None
+    assert not any("_orig_mod" in key for key in module.state_dict())
+
+
+def test_benchmark_quick_writes_json(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--json", str(path)]) == 0
+    report = json.loads(path.read_text())
+    (result,) = report["results"]
+    assert result["losses_agree"] and result["fast_steps_per_s"] > 0 and result["reference_steps_per_s"] > 0
+    assert set(result["losses"]["fast"]) == {"content", "style", "tv", "total"}
+    assert "| 32 px | 2 |" in capsys.readouterr().out

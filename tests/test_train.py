@@ -158,13 +158,13 @@ def test_export_script_writes_a_style_model(tmp_path, image_folder, style_file):
 @pytest.mark.parametrize(
     "args,expected",
     [
-        (["data.root={tmp}/nowhere"], "error: data.root={tmp}/nowhere: folder does not exist"),
+        (["style=custom", "style.image={style}", "data.root={tmp}/nowhere"], "error: data.root={tmp}/nowhere: folder does not exist"),
         (["style=nope"], "Could not find 'style/nope'"),
         (["style=custom"], "error: style.image must be set"),
     ],
 )
-def test_train_py_bad_input_is_one_clear_message(tmp_path, image_folder, args, expected):
-    args = [a.format(tmp=tmp_path) for a in args]
+def test_train_py_bad_input_is_one_clear_message(tmp_path, image_folder, style_file, args, expected):
+    args = [a.format(tmp=tmp_path, style=style_file) for a in args]
     result = run_entry("train.py", *TINY_OVERRIDES, f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}",
                        f"data.root={image_folder}", *args, cwd=tmp_path, timeout=120)
     assert result.returncode != 0

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 def _plain(node: Any) -> Any:
     """A config node as plain Python containers (what checkpoints can store safely)."""
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    return OmegaConf.to_container(node, resolve=True, throw_on_missing=True) if isinstance(node, DictConfig) else node
 
 
 def _instantiate_all(group: DictConfig | None) -> list[Any]:

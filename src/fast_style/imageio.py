@@ -65,13 +65,18 @@ def open_rgb(path: str | os.PathLike, *, draft_size: tuple[int, int] | None = No
     size (much faster for big photos that will be shrunk anyway).
     Raises :class:`ImageReadError` with a one-line message for unreadable files.
     """
+    with _reading(path), Image.open(path) as image:
+        if draft_size is not None and image.format == "JPEG":
+            image.draft("RGB", draft_size)
+        image.load()
+        return to_rgb(ImageOps.exif_transpose(image))
+
+
+@contextlib.contextmanager
+def _reading(path: str | os.PathLike) -> Iterator[None]:
+    """Turn whatever decoding ``path`` raises into one :class:`ImageReadError` line."""
     try:
-        with Image.open(path) as image:
-            if draft_size is not None and image.format == "JPEG":
-                image.draft("RGB", draft_size)
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            return to_rgb(image)
+        yield
     except FileNotFoundError as exc:
         raise ImageReadError(f"{path}: no such file") from exc
     except IsADirectoryError as exc:
@@ -91,19 +96,11 @@ def open_rgb_alpha(path: str | os.PathLike) -> tuple[Image.Image, Image.Image | 
 
     The RGB image is composited over white exactly as :func:`open_rgb` returns it.
     """
-    try:
-        with Image.open(path) as image:
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            alpha = image.convert("RGBA").getchannel("A") if has_alpha(image) else None
-            return to_rgb(image), alpha
-    except FileNotFoundError as exc:
-        raise ImageReadError(f"{path}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise ImageReadError(f"{path}: is a folder, not an image") from exc
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        reason = "empty file" if os.path.exists(path) and os.path.getsize(path) == 0 else str(exc).splitlines()[0]
-        raise ImageReadError(f"{path}: not a readable image ({reason})") from exc
+    with _reading(path), Image.open(path) as image:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        alpha = image.convert("RGBA").getchannel("A") if has_alpha(image) else None
+        return to_rgb(image), alpha
 
 
 def pil_to_tensor(image: Image.Image) -> torch.Tensor:

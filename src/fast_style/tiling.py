@@ -20,13 +20,15 @@ upsampling):
    untiled network exactly, given the same normalisation statistics.
 3. One pass over the tiles per instance norm k: run each tile up to ``z_k`` (norms
    before k use the already known global statistics) and accumulate, over the core
-   only, per-channel ``n``, ``sum z`` and ``sum z^2`` in float64. Then
-   ``mean = sum / n``, ``var = sum z^2 / n - mean^2`` (biased, as instance norm uses)
-   and norm k becomes ``y = (z - mean) * gamma / sqrt(var + eps) + beta``.
-   Full- and half-resolution steps are recomputed from the input in each pass (they
-   are cheap); once a tile is at quarter resolution, its state is saved to a
-   temporary folder on disk and the next pass resumes from there, so a pass costs
-   one layer, and memory holds one tile's activations at a time.
+   only, per-channel count, mean and squared deviations (each tile's ``var_mean`` in
+   float32, merged across tiles in float64). Then norm k becomes
+   ``y = (z - mean) * gamma / sqrt(var + eps) + beta`` with the biased variance, as
+   instance norm uses. Whenever a tile's ``z_k`` is at half or quarter resolution, its
+   state is saved to a temporary folder on disk and the next pass resumes from there;
+   only full-resolution work is recomputed (the first convolution in the first two
+   passes, the last upsampling convolution in the last two), since a full-resolution
+   state would cost 32+ floats per pixel of disk. Memory holds one tile's activations
+   at a time.
 4. A last pass produces every tile's output over its core grown by ``blend / 2`` px
    into its neighbours, weighted by a raised-cosine ramp ``sin^2(pi/2 (t + 1/2) / blend)``
    across each inner edge. Neighbouring ramps sum to one, so the output is a
@@ -165,21 +167,32 @@ def _core(tile: Tile, level: int) -> tuple[slice, slice]:
 
 
 class _Moments:
-    """Per-channel n, sum and sum of squares (float64) -> mean and biased variance."""
+    """Per-channel n, mean and sum of squared deviations, merged tile by tile in float64
+    (Chan et al.'s parallel update) -> mean and biased variance. Each tile's own mean and
+    variance come from ``torch.var_mean`` in the activation's precision (float32), which
+    reads the tile once and allocates nothing of its size."""
 
     def __init__(self) -> None:
-        self.n, self.s, self.ss = 0, 0.0, 0.0
+        self.n = 0
+        self.mean: torch.Tensor | float = 0.0
+        self.m2: torch.Tensor | float = 0.0
 
     def add(self, z: torch.Tensor) -> None:
-        z = z.double()
-        self.n += z.shape[0] * z.shape[-1] * z.shape[-2]
-        self.s = self.s + z.sum(dim=(0, 2, 3)).cpu()
-        self.ss = self.ss + z.square().sum(dim=(0, 2, 3)).cpu()
+        n = z.shape[0] * z.shape[-1] * z.shape[-2]
+        if n == 0:
+            return
+        var, mean = torch.var_mean(z.float(), dim=(0, 2, 3), correction=0)
+        var, mean = var.double().cpu(), mean.double().cpu()
+        total = self.n + n
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (n / total)
+        self.m2 = self.m2 + var * n + delta.square() * (self.n * n / total)
+        self.n = total
 
     def affine(self, norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         """(a, c) with ``norm(z) == a z + c`` per channel, for the accumulated statistics."""
-        mean = self.s / self.n
-        var = (self.ss / self.n - mean.square()).clamp_min(0)
+        mean = torch.as_tensor(self.mean, dtype=torch.float64)
+        var = (torch.as_tensor(self.m2, dtype=torch.float64) / self.n).clamp_min(0)
         a = torch.rsqrt(var + norm.eps)
         if norm.weight is not None:
             a = a * norm.weight.detach().double().cpu()
@@ -283,7 +296,7 @@ def tiled_forward(
                 else:
                     rows, cols = _core(t, steps[b].level)
                     moments.add(state["h"][..., rows, cols])
-                    if steps[b].level == 2:
+                    if steps[b].level >= 1:
                         cache.put(index, state, b + 1)
                 if progress is not None:
                     progress()

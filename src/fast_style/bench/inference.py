@@ -19,6 +19,7 @@ import json
 import math
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -37,16 +38,20 @@ from fast_style.models.transformer import TransformerNet
 
 
 def synthetic_photo(height: int, width: int, *, seed: int = 0) -> torch.Tensor:
-    """(1, 3, H, W) in [0, 1]: smooth random colour waves plus a little noise."""
+    """(1, 3, H, W) in [0, 1]: smooth random colour waves plus a little noise.
+
+    Built one channel at a time in place, so an 8K image costs its own 400 MB plus one
+    channel-sized temporary, not several full-size ones."""
     g = torch.Generator().manual_seed(seed)
     yy = torch.linspace(0, 1, height)[:, None]
     xx = torch.linspace(0, 1, width)[None, :]
-    channels = []
-    for _ in range(3):
-        fy, fx, phase = (torch.rand(3, generator=g) * torch.tensor([12.0, 12.0, 6.0])).tolist()
-        channels.append(torch.sin(yy * fy + xx * fx + phase) * 0.45 + 0.5)
-    image = torch.stack(channels)[None]
-    return (image + 0.03 * torch.randn(image.shape, generator=g)).clamp(0, 1)
+    params = [(torch.rand(3, generator=g) * torch.tensor([12.0, 12.0, 6.0])).tolist() for _ in range(3)]
+    image = torch.empty(1, 3, height, width)
+    for channel, (fy, fx, phase) in zip(image[0], params, strict=True):
+        torch.add(yy * fy + phase, xx * fx, out=channel)
+        channel.sin_().mul_(0.45).add_(0.5)
+        channel.add_(torch.randn(height, width, generator=g), alpha=0.03).clamp_(0, 1)
+    return image
 
 
 def load_model(ckpt: str | None) -> TransformerNet:
@@ -74,23 +79,37 @@ def diff255(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
     return d.max().item(), d.mean().item()
 
 
+def interleaved(fns: list, repeats: int) -> tuple[list[float], list[torch.Tensor]]:
+    """Median seconds per call of each of ``fns``, called in turn ``repeats`` times after
+    one warm-up call each, so that load from other jobs hits all of them alike; also
+    each one's last output."""
+    outs = [fn() for fn in fns]
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            outs[i] = fn()
+            times[i].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times], outs
+
+
 def compare_sizes(model: TransformerNet, stylizer: Stylizer, sizes: list[int]) -> list[dict]:
     rows = []
     for size in sizes:
         x = synthetic_photo(size, size, seed=size)
-        repeats = 3 if size <= 512 else (2 if size <= 1024 else 1)
+        repeats = 5 if size <= 512 else (3 if size <= 1024 else 2)
 
         def reference(x=x):
             with torch.no_grad():
                 return model(x)
 
-        t_ref, ref = timed(reference, repeats)
-        t_fast, fast = timed(lambda x=x: stylizer(x), repeats)
+        (t_ref, t_fast), (ref, fast) = interleaved([reference, lambda x=x: stylizer(x)], repeats)
         mp = size * size / 1e6
         worst, mean = diff255(ref, fast)
         rows.append({
             "size": size, "ref_ms": t_ref * 1e3, "fast_ms": t_fast * 1e3, "ref_mps": mp / t_ref,
             "fast_mps": mp / t_fast, "speedup": t_ref / t_fast, "max_diff_255": worst, "mean_diff_255": mean,
+            "repeats": repeats,
         })
         print(f"  {size}px: ref {t_ref * 1e3:.0f} ms, fast {t_fast * 1e3:.0f} ms, x{t_ref / t_fast:.2f}, max diff {worst:.2f}/255", file=sys.stderr, flush=True)
     return rows
@@ -111,6 +130,19 @@ def tiled_vs_untiled(model: TransformerNet, *, size: int, tile: int) -> dict:
     return {"size": size, "tile": tile, "untiled_s": t_whole, "tiled_s": t_tiled, "max_diff_255": worst, "mean_diff_255": mean}
 
 
+def peak_rss_kb() -> int:
+    """This process's own peak resident set (VmHWM, kB). Not ``ru_maxrss``: Linux carries
+    that over from the parent across fork + exec, so a child started by a big benchmark
+    process would report the parent's size (5.7 GB instead of 1.8 GB at 8K)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def child_run(height: int, width: int, precision: str, ckpt: str | None, tile: int, budget: int) -> None:
     """In a fresh process: stylize one synthetic image of the given size; print JSON."""
     model = load_model(ckpt)
@@ -120,7 +152,7 @@ def child_run(height: int, width: int, precision: str, ckpt: str | None, tile: i
     start = time.perf_counter()
     out = stylizer(x)
     seconds = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kb = peak_rss_kb()
     print(json.dumps({"height": height, "width": width, "tiled": stylizer.needs_tiling(height, width), "seconds": seconds,
                       "peak_rss_mb": peak_kb / 1024, "output_shape": list(out.shape)}))
 
@@ -188,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     fast_model = load_model(args.ckpt)
     stylizer = Stylizer(fast_model, device=device, dtype=dtype, channels_last=channels_last, compile=args.compile, pixel_budget=0)
     fast_path = f"{str(dtype).removeprefix('torch.')}, {'channels_last' if channels_last else 'NCHW'}, " + (
-        "torch.compile, " if args.compile else "eager, ") + "inference_mode"
+        "torch.compile, no_grad" if args.compile else "eager, inference_mode")
     result = {
         "device": platform.processor() or platform.machine(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),

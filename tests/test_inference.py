@@ -9,7 +9,7 @@ from fast_style.inference import FoldedHead, Stylizer, resolve_precision
 from fast_style.models.transformer import TransformerNet
 from fast_style.tiling import _Moments
 
-TOLERANCE = 3 / 255  # docs/stylize.md: the fast path stays within 3/255 of eager fp32
+TOLERANCE = 3 / 255  # README: the fast path stays within 3/255 of eager fp32
 
 
 def _net() -> TransformerNet:

@@ -13,7 +13,7 @@ significant bits, which the instance norms of this network amplify layer by laye
 (measured on a seeded random paper-sized net: max 33/255, mean 1.9/255; a briefly
 trained one: max 7/255). The error comes from the format, not the hardware, so
 keeping norms, residual sums or the first/last convolution in fp32 does not bring it
-under 3/255 either (see ``docs/stylize.md``). ``bf16`` stays available where speed
+under 3/255 either (see README "Stylizing speed"). ``bf16`` stays available where speed
 matters more than exactness; it is fastest on CPUs with native bf16 instructions
 (AVX512-BF16 / AMX, :func:`cpu_has_native_bf16`). The fast *accurate* path on the CPU
 is fp32 with ``channels_last`` and ``compile``. On CUDA, PyTorch runs fp32

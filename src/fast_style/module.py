@@ -10,7 +10,7 @@ The frozen loss network is rebuilt from config on every start and left out of th
 them, so a resumed run continues against exactly the same targets.
 
 Speed switches (all off in the signature for backward compatibility; the configs
-turn on the ones that are faster, see docs/training_speed.md):
+turn on the ones that are faster, see README "Training speed"):
 
 - ``channels_last``: NHWC memory format; ``true`` for both networks (and the batch),
   ``"loss_net"`` for the VGG loss network only (faster on CPUs, where instance norm

@@ -1,6 +1,6 @@
 """Stylizing speed: the reference path against the fast path, side by side in one run.
 
-    python scripts/benchmark.py inference [--sizes 256 512 1024 2048] [--quick] [--compile]
+    python scripts/benchmark.py inference [--sizes 256 512 1024 2048] [--quick] [--no-compile]
 
 Reference path: what a plain PyTorch user runs, ``with torch.no_grad(): model(x)`` on
 an fp32 NCHW tensor in eager mode. Fast path: :class:`fast_style.inference.Stylizer`
@@ -199,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, small 'big' image: a smoke test")
     parser.add_argument("--precision", default="auto", help="fast path precision: auto | fp32 | bf16")
     parser.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the fast path")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="torch.compile the fast path (default: on, off with --quick)")
     parser.add_argument("--ckpt", default=None, help="a style model to time instead of a random one")
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--budget", type=int, default=DEFAULT_PIXEL_BUDGET, help="pixel budget above which images are tiled")
@@ -213,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         child_run(height, width, args.precision, args.ckpt, args.tile, args.budget)
         return 0
     sizes = [64, 128] if args.quick else args.sizes
+    if args.compile is None:
+        args.compile = not args.quick
     model = load_model(args.ckpt)
     device = torch.device("cpu")
     dtype = resolve_precision(args.precision, device)

@@ -83,7 +83,7 @@ class ExportStyleModel(pl.Callback):
 
     @rank_zero_only
     def on_train_end(self, trainer, pl_module) -> None:
-        target = Path(self.dirpath) / f"{self.filename}.safetensors"
+        target = Path(self.dirpath).resolve() / f"{self.filename}.safetensors"
         if not self.overwrite:
             target = unique_path(target)
         hp = pl_module.hparams
@@ -98,5 +98,5 @@ class ExportStyleModel(pl.Callback):
         }
         self.path = save_style_model(pl_module.transformer, target, metadata=metadata)
         if self.run_dirpath and Path(self.run_dirpath).resolve() != Path(self.dirpath).resolve():
-            save_style_model(pl_module.transformer, Path(self.run_dirpath) / target.name, metadata=metadata)
+            save_style_model(pl_module.transformer, Path(self.run_dirpath) / f"{self.filename}.safetensors", metadata=metadata)
         log.info("style model: %s", self.path)

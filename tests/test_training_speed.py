@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from fast_style.bench import training as bench
-from fast_style.losses import PerceptualLoss, gram_matrix, vgg_taps
+from fast_style.losses import PerceptualLoss, gram_matrix
 from fast_style.module import native_bf16
 from fast_style.train import build_module, load_style_tensor
 
@@ -104,7 +104,7 @@ def test_content_targets_stop_at_the_deepest_content_layer(reuse_random_vgg):
     assert calls.count("conv1_1") == 2 and calls.count("relu2_2") == 2
     assert calls.count("conv3_1") == 1 and calls.count("relu4_3") == 1
     full = vgg(x)
-    torch.testing.assert_close(vgg_taps(vgg, x, ["relu2_2"])["relu2_2"], full["relu2_2"])
+    torch.testing.assert_close(vgg.taps(x, ["relu2_2"])["relu2_2"], full["relu2_2"])
 
 
 def test_gpu_trainer_sets_the_fast_path():

@@ -24,7 +24,7 @@ computed in fp32 with autocast switched off.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -44,30 +44,6 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     with _fp32(features.device):
         flat = features.reshape(n, c, h * w).float()
         return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
-
-
-def vgg_taps(
-    loss_net: VGGFeatures, x: torch.Tensor, layers: Iterable[str], *, after: str | None = None
-) -> dict[str, torch.Tensor]:
-    """Run only the part of ``loss_net`` that ``layers`` need: ``{tap: features}``.
-
-    ``after=None``: ``x`` is an image batch (N, 3, H, W) in [0, 1], normalised as in
-    ``VGGFeatures.forward`` and run from the first layer. ``after="relu2_2"`` (say):
-    ``x`` is that tap's output and the stack resumes at the next layer. Either way
-    it stops at the deepest of ``layers`` (the content targets need relu2_2 only,
-    a third of the work of the full relu4_3 stack).
-    """
-    names, wanted = loss_net.names, set(layers)
-    first = 0 if after is None else names.index(after) + 1
-    last = max(names.index(name) for name in wanted)
-    if after is None:
-        x = (x - loss_net.mean.to(x.dtype)) / loss_net.std.to(x.dtype)
-    out = {}
-    for index in range(first, last + 1):
-        x = loss_net.features[index](x)
-        if names[index] in wanted:
-            out[names[index]] = x
-    return out
 
 
 def content_loss(
@@ -155,17 +131,17 @@ class PerceptualLoss(nn.Module):
         net, content_taps = self.loss_net, list(self.content_layers)
         if not self.batched:
             with torch.no_grad():
-                content_feats = vgg_taps(net, content, content_taps)
-            return vgg_taps(net, output, net.layers), content_feats
+                content_feats = net.taps(content, content_taps)
+            return net.taps(output, net.layers), content_feats
         n = output.shape[0]
         split = max(content_taps, key=net.names.index)
         prefix = [name for name in net.layers if net.names.index(name) <= net.names.index(split)]
-        both = vgg_taps(net, torch.cat([output, content.to(output.dtype)]), prefix)
+        both = net.taps(torch.cat([output, content.to(output.dtype)]), prefix)
         out_feats = {name: value[:n] for name, value in both.items()}
         content_feats = {name: both[name][n:].detach() for name in content_taps}
         deeper = [name for name in net.layers if name not in prefix]
         if deeper:
-            out_feats.update(vgg_taps(net, out_feats[split], deeper, after=split))
+            out_feats.update(net.taps(out_feats[split], deeper, after=split))
         return out_feats, content_feats
 
     def forward(self, output: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:

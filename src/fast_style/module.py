@@ -34,6 +34,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from fast_style.inference import cpu_has_native_bf16
 from fast_style.losses import PerceptualLoss
 from fast_style.models.transformer import TransformerNet, build_transformer
 from fast_style.models.vgg import VGGFeatures
@@ -46,10 +47,7 @@ def native_bf16(device: torch.device) -> bool:
     """True on CUDA GPUs with bf16 and on CPUs whose oneDNN has native bf16 (AVX512-BF16, AMX)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    return cpu_has_native_bf16()
 
 
 class StyleTransferModule(pl.LightningModule):

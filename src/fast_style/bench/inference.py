@@ -79,6 +79,12 @@ def diff255(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
     return d.max().item(), d.mean().item()
 
 
+def reference(model: TransformerNet, x: torch.Tensor) -> torch.Tensor:
+    """The reference path: what a plain PyTorch user runs (eager fp32 NCHW, no_grad)."""
+    with torch.no_grad():
+        return model(x)
+
+
 def interleaved(fns: list, repeats: int) -> tuple[list[float], list[torch.Tensor]]:
     """Median seconds per call of each of ``fns``, called in turn ``repeats`` times after
     one warm-up call each, so that load from other jobs hits all of them alike; also
@@ -98,12 +104,7 @@ def compare_sizes(model: TransformerNet, stylizer: Stylizer, sizes: list[int]) -
     for size in sizes:
         x = synthetic_photo(size, size, seed=size)
         repeats = 5 if size <= 512 else (3 if size <= 1024 else 2)
-
-        def reference(x=x):
-            with torch.no_grad():
-                return model(x)
-
-        (t_ref, t_fast), (ref, fast) = interleaved([reference, lambda x=x: stylizer(x)], repeats)
+        (t_ref, t_fast), (ref, fast) = interleaved([lambda x=x: reference(model, x), lambda x=x: stylizer(x)], repeats)
         mp = size * size / 1e6
         worst, mean = diff255(ref, fast)
         rows.append({

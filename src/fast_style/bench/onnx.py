@@ -3,8 +3,7 @@
     python scripts/benchmark.py onnx [--sizes 256 512 1024] [--quick] [--ckpt MODEL] [--threads N]
 
 Reference: ``with torch.no_grad(): model(x)``, eager fp32 NCHW. Fast: the
-:class:`fast_style.inference.Stylizer` with ``precision`` (default ``auto``: bf16 on
-CPUs with native bf16). ONNX: the same model exported by :mod:`fast_style.export`
+:class:`fast_style.inference.Stylizer` with ``precision`` (default ``auto``: fp32). ONNX: the same model exported by :mod:`fast_style.export`
 (dynamo exporter, verified) and run by onnxruntime's CPU provider in fp32 (all graph
 optimisations on). For each size: ms per image (best of a few runs after a warm-up),
 megapixels/s, speed ratio against the reference and the max absolute difference to
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from fast_style.bench.inference import diff255, load_model, synthetic_photo, timed
+from fast_style.bench.inference import diff255, load_model, reference, synthetic_photo, timed
 from fast_style.inference import Stylizer, resolve_precision
 
 
@@ -47,12 +46,7 @@ def measure(model, onnx_path: Path, sizes: list[int], *, precision: str, threads
     for size in sizes:
         x = synthetic_photo(size, size, seed=size)
         repeats = 3 if size <= 512 else (2 if size <= 1024 else 1)
-
-        def reference(x=x):
-            with torch.no_grad():
-                return model(x)
-
-        t_ref, ref = timed(reference, repeats)
+        t_ref, ref = timed(lambda x=x: reference(model, x), repeats)
         t_fast, fast = timed(lambda x=x: stylizer(x), repeats)
         t_onnx, out = timed(lambda x=x: run_onnx(x), repeats)
         mp = size * size / 1e6

@@ -226,11 +226,24 @@ class VGGFeatures(nn.Module):
         return super().train(False)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
-        wanted = set(self.layers)
+        return self.taps(images, self.layers)
+
+    def taps(self, x: torch.Tensor, layers: Iterable[str], *, after: str | None = None) -> dict[str, torch.Tensor]:
+        """Run only the part of the stack that ``layers`` need: ``{tap: features}``.
+
+        ``after=None``: ``x`` is an image batch (N, 3, H, W) in [0, 1], normalised and
+        run from the first layer. ``after="relu2_2"`` (say): ``x`` is that tap's output
+        and the stack resumes at the next layer. Either way it stops at the deepest of
+        ``layers`` (the content targets need relu2_2 only, a third of the relu4_3 stack).
+        """
+        wanted = set(layers)
+        first = 0 if after is None else self.names.index(after) + 1
+        last = max(self.names.index(name) for name in wanted)
+        if after is None:
+            x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
         out = {}
-        for name, module in zip(self.names, self.features, strict=True):
-            x = module(x)
-            if name in wanted:
-                out[name] = x
+        for index in range(first, last + 1):
+            x = self.features[index](x)
+            if self.names[index] in wanted:
+                out[self.names[index]] = x
         return out

@@ -1,6 +1,6 @@
 """Train a style model: ``python train.py style=starry_night [overrides...]``.
 
-A thin Hydra entry point; the work is in ``fast_style.train.train``.
+A thin Hydra entry point; the work is in ``fast_style.training.train.train``.
 """
 
 import hydra
@@ -11,7 +11,7 @@ from fast_style.cli import report_user_errors
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> None:
-    from fast_style.train import train
+    from fast_style.training.train import train
 
     with report_user_errors():
         train(cfg)

@@ -21,7 +21,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    from fast_style.evaluate import evaluate
+    from fast_style.evaluation.evaluate import evaluate
 
     with report_user_errors():
         evaluate(cfg, config_dir=CONFIG_DIR)

@@ -44,8 +44,8 @@ def main(argv: list[str]) -> None:
         fmt = str(args.get("format", "safetensors"))
         overwrite = bool(args.get("overwrite", False))
         if fmt == "safetensors":
-            from fast_style.checkpoint import CheckpointError, export_lightning_checkpoint
-            from fast_style.formats import detect_format
+            from fast_style.io.model_files import CheckpointError, export_lightning_checkpoint
+            from fast_style.io.formats import detect_format
 
             try:
                 kind = detect_format(args.ckpt)[0]
@@ -55,7 +55,7 @@ def main(argv: list[str]) -> None:
                 path = export_lightning_checkpoint(args.ckpt, args.get("output"), overwrite=overwrite)
                 print(f"style model written: {path}")
                 return
-        from fast_style.export import export_model
+        from fast_style.io.export import export_model
 
         opset = args.get("opset")
         result = export_model(

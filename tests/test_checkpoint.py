@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from fast_style.checkpoint import (
+from fast_style.io.model_files import (
     CheckpointError,
     load_style_model,
     read_lightning_checkpoint,
@@ -12,7 +12,7 @@ from fast_style.checkpoint import (
     transformer_from_lightning,
     unique_path,
 )
-from fast_style.models.transformer import TransformerNet
+from fast_style.nn.transformer import TransformerNet
 
 
 def test_style_model_round_trip_gives_the_same_output(tmp_path):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from fast_style.checkpoint import save_style_model
-from fast_style.distributed_stylize import Shard
-from fast_style.models.transformer import TransformerNet
+from fast_style.io.model_files import save_style_model
+from fast_style.inference.executors import Shard
+from fast_style.nn.transformer import TransformerNet
 
 from conftest import random_photo, run_entry
 

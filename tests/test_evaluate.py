@@ -8,10 +8,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from fast_style.checkpoint import save_style_model
+from fast_style.io.model_files import save_style_model
 from fast_style.errors import FastStyleError
-from fast_style.evaluate import evaluate, first_reaching, load_model, loss_net_kwargs, style_config
-from fast_style.models.transformer import TransformerNet
+from fast_style.evaluation.evaluate import evaluate, first_reaching, load_model, loss_net_kwargs, style_config
+from fast_style.nn.transformer import TransformerNet
 
 from conftest import CONFIG_DIR, random_photo
 

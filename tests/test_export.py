@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fast_style.checkpoint import CheckpointError, save_style_model
-from fast_style.export import (
+from fast_style.io.model_files import CheckpointError, save_style_model
+from fast_style.io.export import (
     ExportError,
     export_model,
     max_difference,
@@ -15,8 +15,8 @@ from fast_style.export import (
     torchscript_runner,
     verify,
 )
-from fast_style.formats import detect_format, examples_state_dict, load_transformer
-from fast_style.models.transformer import TransformerNet
+from fast_style.io.formats import detect_format, examples_state_dict, load_transformer
+from fast_style.nn.transformer import TransformerNet
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")

@@ -8,14 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fast_style.checkpoint import CheckpointError, save_style_model
-from fast_style.formats import (
+from fast_style.io.model_files import CheckpointError, save_style_model
+from fast_style.io.formats import (
     detect_format,
     examples_key_map,
     examples_state_dict,
     load_transformer,
 )
-from fast_style.models.transformer import TransformerNet
+from fast_style.nn.transformer import TransformerNet
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fast_style.inference import FoldedHead, Stylizer, resolve_precision
-from fast_style.models.transformer import TransformerNet
-from fast_style.tiling import _Moments
+from fast_style.inference.runner import FoldedHead, Stylizer, resolve_precision
+from fast_style.nn.transformer import TransformerNet
+from fast_style.inference.tiling import _Moments
 
 TOLERANCE = 3 / 255  # README: the fast path stays within 3/255 of eager fp32
 

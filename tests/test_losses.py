@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from fast_style.losses import PerceptualLoss, content_loss, gram_matrix, style_loss, total_variation
-from fast_style.models.vgg import VGGFeatures
+from fast_style.nn.losses import PerceptualLoss, content_loss, gram_matrix, style_loss, total_variation
+from fast_style.nn.vgg import VGGFeatures
 
 
 def test_gram_matrix_by_hand():

@@ -8,14 +8,14 @@ import pytest
 import torch
 from PIL import Image
 
-from fast_style.checkpoint import CheckpointError, save_style_model
+from fast_style.io.model_files import CheckpointError, save_style_model
 from fast_style.errors import FastStyleError
-from fast_style.export import export_model
-from fast_style.formats import detect_format
-from fast_style.imageio import open_rgb_alpha, pil_to_tensor
-from fast_style.models.transformer import TransformerNet
-from fast_style.onnx_model import HugeImageError
-from fast_style.stylize import default_config, load_model, stylize, stylize_files
+from fast_style.io.export import export_model
+from fast_style.io.formats import detect_format
+from fast_style.io.images import open_rgb_alpha, pil_to_tensor
+from fast_style.nn.transformer import TransformerNet
+from fast_style.io.runtimes import HugeImageError
+from fast_style.inference.pipeline import default_config, load_model, stylize, stylize_files
 
 from conftest import random_photo, run_entry
 

@@ -2,8 +2,8 @@ import urllib.request
 
 import pytest
 
-from fast_style import styles
-from fast_style.styles import StyleImageError, resolve_style_image, sha256_of
+from fast_style.training import styles
+from fast_style.training.styles import StyleImageError, resolve_style_image, sha256_of
 
 
 def test_named_style_found_in_style_dir_and_verified(tmp_path, style_file):

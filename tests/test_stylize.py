@@ -7,12 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-from fast_style.checkpoint import save_style_model
-from fast_style.colour import rgb_to_ycbcr
+from fast_style.io.model_files import save_style_model
+from fast_style.inference.colour import rgb_to_ycbcr
 from fast_style.errors import FastStyleError
-from fast_style.imageio import load_image
-from fast_style.models.transformer import TransformerNet
-from fast_style.stylize import default_config, stylize
+from fast_style.io.images import load_image
+from fast_style.nn.transformer import TransformerNet
+from fast_style.inference.pipeline import default_config, stylize
 
 from conftest import random_photo
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from fast_style.checkpoint import save_style_model
-from fast_style.formats import examples_state_dict
-from fast_style.models.transformer import TransformerNet
+from fast_style.io.model_files import save_style_model
+from fast_style.io.formats import examples_state_dict
+from fast_style.nn.transformer import TransformerNet
 
 from conftest import random_photo, run_entry
 

@@ -8,7 +8,7 @@ import torch
 from safetensors import safe_open
 
 from fast_style.errors import FastStyleError
-from fast_style.train import train
+from fast_style.training.train import train
 
 from conftest import TINY_OVERRIDES, compose_train, run_entry
 
@@ -69,7 +69,7 @@ def test_total_loss_falls_on_shared_photos(tmp_path, shared_data):
 
     from hydra.utils import instantiate
 
-    from fast_style.train import build_module, load_style_tensor
+    from fast_style.training.train import build_module, load_style_tensor
 
     cfg = compose_train(TINY_OVERRIDES + ["model.width=16", "data.image_size=48", f"data.root={shared_data / 'content'}",
                                           "loss.content_weight=1.0", "loss.style_weight=1.0e4", "loss.tv_weight=1.0", "lr=3e-3"])
@@ -140,7 +140,7 @@ def test_export_script_writes_a_style_model(tmp_path, image_folder, style_file):
     out = tmp_path / "exported.safetensors"
     result = run_entry("scripts/export.py", f"ckpt={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}", f"output={out}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    from fast_style.checkpoint import load_style_model
+    from fast_style.io.model_files import load_style_model
 
     exported, meta = load_style_model(out)
     original, _ = load_style_model(tmp_path / "checkpoints" / "tiny_style.safetensors")

@@ -10,9 +10,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from fast_style.bench import training as bench
-from fast_style.losses import PerceptualLoss, gram_matrix
-from fast_style.module import native_bf16
-from fast_style.train import build_module, load_style_tensor
+from fast_style.nn.losses import PerceptualLoss, gram_matrix
+from fast_style.training.module import native_bf16
+from fast_style.training.train import build_module, load_style_tensor
 
 from conftest import TINY_OVERRIDES, compose_train
 
@@ -23,8 +23,8 @@ TINY = {"width": 8, "num_residual": 1, "norm": "instance", "upsample": "nearest"
 def reuse_random_vgg():
     """Build each seeded random VGG once and hand out copies: torchvision initialises
     the whole 138M-parameter VGG-16 (classifier included) for every VGGFeatures."""
-    from fast_style import module
-    from fast_style.models.vgg import VGGFeatures
+    from fast_style.training import module
+    from fast_style.nn.vgg import VGGFeatures
 
     built = {}
 

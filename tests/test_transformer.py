@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from fast_style.models.transformer import TransformerNet, build_transformer
+from fast_style.nn.transformer import TransformerNet, build_transformer
 
 
 @pytest.mark.parametrize("norm,upsample", [("instance", "nearest"), ("batch", "transposed")])

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torchvision
 
-from fast_style.models import vgg as vgg_module
-from fast_style.models.vgg import LossNetworkError, VGGFeatures, tap_indices
+from fast_style.nn import vgg as vgg_module
+from fast_style.nn.vgg import LossNetworkError, VGGFeatures, tap_indices
 
 
 def test_vgg16_tap_indices_match_the_design():
@@ -110,7 +110,7 @@ def test_unknown_layer_is_rejected():
 
 @pytest.mark.parametrize("arch", ["vgg16", "vgg19"])
 def test_own_layout_matches_torchvision(arch):
-    from fast_style.models.vgg import build_features
+    from fast_style.nn.vgg import build_features
 
     ours, theirs = build_features(arch), getattr(torchvision.models, arch)().features
     assert [type(m) for m in ours] == [type(m) for m in theirs]

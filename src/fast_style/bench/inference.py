@@ -27,14 +27,14 @@ from pathlib import Path
 
 import torch
 
-from fast_style.inference import (
+from fast_style.inference.runner import (
     DEFAULT_PIXEL_BUDGET,
     Stylizer,
     cpu_has_native_bf16,
     resolve_device,
     resolve_precision,
 )
-from fast_style.models.transformer import TransformerNet
+from fast_style.nn.transformer import TransformerNet
 
 
 def synthetic_photo(height: int, width: int, *, seed: int = 0) -> torch.Tensor:
@@ -56,7 +56,7 @@ def synthetic_photo(height: int, width: int, *, seed: int = 0) -> torch.Tensor:
 
 def load_model(ckpt: str | None) -> TransformerNet:
     if ckpt:
-        from fast_style.formats import load_transformer
+        from fast_style.io.formats import load_transformer
 
         return load_transformer(ckpt)[0]
     torch.manual_seed(0)

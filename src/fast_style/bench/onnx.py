@@ -3,7 +3,7 @@
     python scripts/benchmark.py onnx [--sizes 256 512 1024] [--quick] [--ckpt MODEL] [--threads N]
 
 Reference: ``with torch.no_grad(): model(x)``, eager fp32 NCHW. Fast: the
-:class:`fast_style.inference.Stylizer` with ``precision`` (default ``auto``: fp32). ONNX: the same model exported by :mod:`fast_style.export`
+:class:`fast_style.inference.Stylizer` with ``precision`` (default ``auto``: fp32). ONNX: the same model exported by :mod:`fast_style.io.export`
 (dynamo exporter, verified) and run by onnxruntime's CPU provider in fp32 (all graph
 optimisations on). For each size: ms per image (best of a few runs after a warm-up),
 megapixels/s, speed ratio against the reference and the max absolute difference to
@@ -24,12 +24,12 @@ from pathlib import Path
 import torch
 
 from fast_style.bench.inference import diff255, load_model, reference, synthetic_photo, timed
-from fast_style.inference import Stylizer, resolve_precision
+from fast_style.inference.runner import Stylizer, resolve_precision
 
 
 def _export(model, folder: Path) -> tuple[Path, float, str]:
-    from fast_style.checkpoint import save_style_model
-    from fast_style.export import export_model
+    from fast_style.io.model_files import save_style_model
+    from fast_style.io.export import export_model
 
     ckpt = save_style_model(model, folder / "bench.safetensors", metadata={"style_name": "bench"})
     result = export_model(ckpt, "onnx", folder / "bench.onnx", overwrite=True)
@@ -37,7 +37,7 @@ def _export(model, folder: Path) -> tuple[Path, float, str]:
 
 
 def measure(model, onnx_path: Path, sizes: list[int], *, precision: str, threads: int | None) -> list[dict]:
-    from fast_style.onnx_model import open_onnx
+    from fast_style.io.runtimes import open_onnx
 
     run_onnx, _ = open_onnx(onnx_path, device="cpu", threads=threads)
     dtype = resolve_precision(precision, torch.device("cpu"))
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         print('error: onnxruntime is not installed; pip install -e ".[export]"', file=sys.stderr)
         return 2
     if args.quick and not args.ckpt:
-        from fast_style.models.transformer import TransformerNet
+        from fast_style.nn.transformer import TransformerNet
 
         torch.manual_seed(0)
         model = TransformerNet(width=8, num_residual=1).eval()

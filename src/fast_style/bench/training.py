@@ -12,7 +12,7 @@
 Lightning's ``precision=bf16-mixed`` uses (where the processor has native bf16),
 with the module's switches (``channels_last``, ``loss.batched``, ``compile``), then
 the same backward and Adam step. Its content targets come from a no-grad pass that
-stops at the deepest content tap (see ``fast_style.losses.PerceptualLoss``).
+stops at the deepest content tap (see ``fast_style.nn.losses.PerceptualLoss``).
 
 Both start from the same seeded weights (random VGG-16: ImageNet weights cannot be
 downloaded here) and see the same seeded batches; their steps alternate (which one
@@ -40,10 +40,10 @@ from typing import Any
 
 import torch
 
-from fast_style.losses import content_loss, gram_matrix, style_loss, total_variation
-from fast_style.models.transformer import TransformerNet
-from fast_style.models.vgg import VGGFeatures
-from fast_style.module import StyleTransferModule, native_bf16
+from fast_style.nn.losses import content_loss, gram_matrix, style_loss, total_variation
+from fast_style.nn.transformer import TransformerNet
+from fast_style.nn.vgg import VGGFeatures
+from fast_style.training.module import StyleTransferModule, native_bf16
 
 # Relative tolerance on the total loss after the compared steps. bf16 keeps 8
 # mantissa bits (relative rounding 2^-9 ~ 0.2 % per value); Adam's early, nearly

@@ -3,7 +3,7 @@
 :class:`Stylizer` wraps a model for inference. ``stylizer(batch)`` maps a
 (N, 3, H, W) float batch in [0, 1] (any device) to a (N, 3, H, W) float32 CPU batch,
 clamped to [0, 1]. Images above ``pixel_budget`` pixels go through the tiled path
-(:mod:`fast_style.tiling`), whose output equals the untiled one up to rounding.
+(:mod:`fast_style.inference.tiling`), whose output equals the untiled one up to rounding.
 
 Precision: ``fp32`` keeps the model as trained; ``bf16``/``fp16`` cast weights and
 activations to that type (instance norm statistics are still accumulated in float32
@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from fast_style.errors import FastStyleError
-from fast_style.models.transformer import ReflectConv, TransformerNet
-from fast_style.tiling import tiled_forward
+from fast_style.nn.transformer import ReflectConv, TransformerNet
+from fast_style.inference.tiling import tiled_forward
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULT_PIXEL_BUDGET = 4096 * 4096 // 4  # ~4.2 MP untiled: ~1.2 GB of fp32 activations for width 32

@@ -19,11 +19,11 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from fast_style.callbacks import ExportStyleModel, StyleSamples
+from fast_style.training.callbacks import ExportStyleModel, StyleSamples
 from fast_style.errors import FastStyleError
-from fast_style.imageio import atomic_write_text, load_image
-from fast_style.module import StyleTransferModule
-from fast_style.styles import resolve_style_image
+from fast_style.io.images import atomic_write_text, load_image
+from fast_style.training.module import StyleTransferModule
+from fast_style.training.styles import resolve_style_image
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     if cfg.get("demo"):
-        from fast_style.demo import prepare_content
+        from fast_style.training.demo import prepare_content
 
         prepare_content(Path(cfg.data.root))
 

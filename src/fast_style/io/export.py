@@ -2,7 +2,7 @@
 
     python scripts/export.py ckpt=<model> format=onnx|torchscript|safetensors [output=...] [overwrite=true]
 
-``ckpt`` is anything :func:`fast_style.formats.load_transformer` reads (``.safetensors``
+``ckpt`` is anything :func:`fast_style.io.formats.load_transformer` reads (``.safetensors``
 style model, Lightning ``.ckpt``, pytorch/examples ``.pth``/``.model``). The exported
 network takes and returns float32 RGB in [0, 1], shape (N, 3, H, W), with N, H and W
 all dynamic: the output has the input's size for every H, W, odd ones included
@@ -45,11 +45,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from fast_style import __version__
-from fast_style.checkpoint import save_style_model, unique_path
+from fast_style.io.model_files import save_style_model, unique_path
 from fast_style.errors import FastStyleError
-from fast_style.formats import detect_deployed, load_transformer
-from fast_style.imageio import atomic_output
-from fast_style.models.transformer import TransformerNet, UpConvNormReLU
+from fast_style.io.formats import detect_deployed, load_transformer
+from fast_style.io.images import atomic_output
+from fast_style.nn.transformer import TransformerNet, UpConvNormReLU
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
 ONNX_FORMAT = "fast-style/onnx"

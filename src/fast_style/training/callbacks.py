@@ -10,8 +10,8 @@ import torch
 from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import make_grid
 
-from fast_style.checkpoint import save_style_model, unique_path
-from fast_style.imageio import save_image
+from fast_style.io.model_files import save_style_model, unique_path
+from fast_style.io.images import save_image
 
 log = logging.getLogger(__name__)
 

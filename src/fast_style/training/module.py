@@ -1,7 +1,7 @@
 """The LightningModule: one TransformerNet trained against one style image.
 
 Each training step stylizes a content batch x (N, 3, S, S) in [0, 1], y = T(x), and
-minimises ``PerceptualLoss(y, x)`` (content + style + TV, see ``fast_style.losses``)
+minimises ``PerceptualLoss(y, x)`` (content + style + TV, see ``fast_style.nn.losses``)
 with Adam over the transform net's parameters only. Logged every step:
 ``train/content``, ``train/style``, ``train/tv``, ``train/total``.
 
@@ -18,8 +18,8 @@ turn on the ones that are faster, see README "Training speed"):
 - ``compile``: ``torch.compile`` of the transform net and of the loss (loss network,
   Grams and loss terms); in place, so checkpoint keys do not change.
 - mixed precision is the Trainer's (``trainer.precision=bf16-mixed``): autocast runs
-  the convolutions in bf16 while ``fast_style.losses`` keeps Grams and losses in fp32.
-- ``loss.batched``: see ``fast_style.losses.PerceptualLoss``.
+  the convolutions in bf16 while ``fast_style.nn.losses`` keeps Grams and losses in fp32.
+- ``loss.batched``: see ``fast_style.nn.losses.PerceptualLoss``.
 
 No step reads a value back to the host: losses are logged as tensors, and on an
 accelerator the total is kept off the progress bar, because Lightning converts
@@ -34,10 +34,10 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from fast_style.inference import cpu_has_native_bf16
-from fast_style.losses import PerceptualLoss
-from fast_style.models.transformer import TransformerNet, build_transformer
-from fast_style.models.vgg import VGGFeatures
+from fast_style.inference.runner import cpu_has_native_bf16
+from fast_style.nn.losses import PerceptualLoss
+from fast_style.nn.transformer import TransformerNet, build_transformer
+from fast_style.nn.vgg import VGGFeatures
 
 LOSS_NET_PREFIX = "loss.loss_net."
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Running exported style models in ``stylize.py``: ONNX through onnxruntime, TorchScript.
 
 :func:`open_deployed` returns a :class:`DeployedStylizer`, which behaves like
-:class:`fast_style.inference.Stylizer` for :mod:`fast_style.stylize`:
+:class:`fast_style.inference.Stylizer` for :mod:`fast_style.inference.pipeline`:
 ``stylizer(batch)`` maps (N, 3, H, W) float in [0, 1] to a clamped float32 CPU batch.
 
 What differs from a PyTorch checkpoint:
@@ -9,7 +9,7 @@ What differs from a PyTorch checkpoint:
 - the model runs whole in float32 (``precision`` must be ``auto`` or ``fp32``;
   ``compile`` does not apply; ``channels_last`` is ignored);
 - there is no tiling: tiling needs each layer separately (whole-image instance-norm
-  statistics, :mod:`fast_style.tiling`), and an exported graph is one opaque call. An
+  statistics, :mod:`fast_style.inference.tiling`), and an exported graph is one opaque call. An
   image above ``pixel_budget`` pixels is refused with a one-line error
   (:class:`HugeImageError`) that names both ways out: a PyTorch checkpoint
   (``.safetensors``/``.ckpt``/``.pth``), or ``pixel_budget=0``, which runs it untiled
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from fast_style.checkpoint import CheckpointError
+from fast_style.io.model_files import CheckpointError
 from fast_style.errors import FastStyleError
 
 ONNX_FORMAT = "fast-style/onnx"
@@ -139,7 +139,7 @@ def open_torchscript(path: str | os.PathLike, *, device: str = "auto"):
     """(run function, metadata) of a TorchScript file (``torch.jit.load``: no pickled Python runs)."""
     import warnings
 
-    from fast_style.inference import resolve_device
+    from fast_style.inference.runner import resolve_device
 
     path = Path(path)
     target = resolve_device(str(device))

@@ -25,7 +25,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from fast_style.errors import FastStyleError
-from fast_style.imageio import IMAGE_EXTENSIONS, ImageReadError, open_rgb, pil_to_tensor
+from fast_style.io.images import IMAGE_EXTENSIONS, ImageReadError, open_rgb, pil_to_tensor
 
 log = logging.getLogger(__name__)
 

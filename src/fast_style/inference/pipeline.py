@@ -14,7 +14,7 @@
 - An existing target is skipped unless ``overwrite=true``; an input is never written over.
 
 Images: EXIF rotation is applied and every mode becomes RGB (see
-:mod:`fast_style.imageio`). Alpha is kept: the RGB, composited over white, is
+:mod:`fast_style.io.images`). Alpha is kept: the RGB, composited over white, is
 stylized and the original alpha is re-attached when the output format can store it
 (PNG, WebP, TIFF); formats without alpha (JPEG, BMP) get the composited RGB.
 """
@@ -33,18 +33,18 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from fast_style.colour import blend, preserve_color
+from fast_style.inference.colour import blend, preserve_color
 from fast_style.errors import FastStyleError
-from fast_style.formats import detect_deployed, load_transformer
-from fast_style.imageio import (
+from fast_style.io.formats import detect_deployed, load_transformer
+from fast_style.io.images import (
     IMAGE_EXTENSIONS,
     open_rgb_alpha,
     pil_to_tensor,
     save_image,
     tensor_to_pil,
 )
-from fast_style.inference import Stylizer, resolve_device, resolve_precision
-from fast_style.onnx_model import DeployedStylizer, HugeImageError, open_deployed
+from fast_style.inference.runner import Stylizer, resolve_device, resolve_precision
+from fast_style.io.runtimes import DeployedStylizer, HugeImageError, open_deployed
 
 log = logging.getLogger(__name__)
 ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")
@@ -182,7 +182,7 @@ def write_output(image: torch.Tensor, alpha: Image.Image | None, target: Path, *
 
 def load_model(cfg, ckpt=None) -> tuple[object, dict[str, str]]:
     """(TransformerNet or, for an exported .onnx / TorchScript file, a ready
-    :class:`~fast_style.onnx_model.DeployedStylizer`, info) for ``cfg.ckpt``."""
+    :class:`~fast_style.io.runtimes.DeployedStylizer`, info) for ``cfg.ckpt``."""
     ckpt = cfg.ckpt if ckpt is None else ckpt
     kind = detect_deployed(ckpt)
     if kind is None:
@@ -195,7 +195,7 @@ def load_model(cfg, ckpt=None) -> tuple[object, dict[str, str]]:
 
 def build_stylizer(cfg, model) -> Stylizer | DeployedStylizer:
     if isinstance(model, DeployedStylizer):
-        return model  # exported models run whole, in fp32 (fast_style.onnx_model)
+        return model  # exported models run whole, in fp32 (fast_style.io.runtimes)
     device = resolve_device(str(cfg.device))
     dtype = resolve_precision(str(cfg.precision), device)
     channels_last = cfg.channels_last
@@ -265,10 +265,10 @@ def stylize(cfg) -> Summary:
 
 
 def _stylize_on_devices(cfg, jobs: list[Job], model, start: float) -> Summary:
-    """``devices=N``: N processes through Lightning's predict loop (fast_style.distributed_stylize)."""
+    """``devices=N``: N processes through Lightning's predict loop (fast_style.inference.executors)."""
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"{cfg.ckpt}: devices={cfg.devices} needs a PyTorch checkpoint, not an exported model")
-    from fast_style.distributed_stylize import stylize_distributed
+    from fast_style.inference.executors import stylize_distributed
 
     summary = Summary(totals=stylize_distributed(jobs=jobs, model=model, cfg=cfg))
     print(summary.line(time.perf_counter() - start), flush=True)

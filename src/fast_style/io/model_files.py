@@ -28,8 +28,8 @@ from safetensors.torch import load_file, save_file
 
 from fast_style import __version__
 from fast_style.errors import FastStyleError
-from fast_style.imageio import atomic_output
-from fast_style.models.transformer import TransformerNet, build_transformer
+from fast_style.io.images import atomic_output
+from fast_style.nn.transformer import TransformerNet, build_transformer
 
 FORMAT = "fast-style/style-model"
 FORMAT_VERSION = "1"

@@ -4,8 +4,8 @@ Given a content photo x and a style image s, both (1, 3, H, W) in [0, 1], find
 
     y* = argmin_y  L(y, x) = L_c(y, x) + L_s(y, s) + L_tv(y)
 
-with the very loss modules training uses (:class:`fast_style.losses.PerceptualLoss`
-on a :class:`fast_style.models.vgg.VGGFeatures`; formulas in ``fast_style.losses``).
+with the very loss modules training uses (:class:`fast_style.nn.losses.PerceptualLoss`
+on a :class:`fast_style.nn.vgg.VGGFeatures`; formulas in ``fast_style.nn.losses``).
 Only the pixels of y are free; the loss network is frozen.
 
 - Start (``init``): ``content`` (y_0 = x) or ``noise`` (y_0 ~ U[0, 1], seeded).
@@ -41,10 +41,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from fast_style.errors import FastStyleError
-from fast_style.imageio import load_image, save_image
-from fast_style.losses import PerceptualLoss
-from fast_style.models.vgg import VGGFeatures
-from fast_style.styles import resolve_style_image
+from fast_style.io.images import load_image, save_image
+from fast_style.nn.losses import PerceptualLoss
+from fast_style.nn.vgg import VGGFeatures
+from fast_style.training.styles import resolve_style_image
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +281,7 @@ def _format_losses(terms: Mapping[str, float]) -> str:
 
 def optimize(cfg: DictConfig) -> Path:
     """``python optimize.py``: stylize ``cfg.content`` by pixel optimisation; returns the output path."""
-    from fast_style.inference import resolve_device
+    from fast_style.inference.runner import resolve_device
 
     content_path = Path(str(cfg.content)).expanduser()
     style = OmegaConf.to_container(cfg.style, resolve=True)

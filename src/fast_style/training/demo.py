@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from fast_style.errors import FastStyleError
-from fast_style.imageio import save_image
+from fast_style.io.images import save_image
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def _draw_scene(seed: int, size: int = 320) -> Image.Image:
 
 def prepare_content(root: Path) -> Path:
     """Fill ``root`` with demo photos unless it already holds images; returns ``root``."""
-    from fast_style.imageio import IMAGE_EXTENSIONS
+    from fast_style.io.images import IMAGE_EXTENSIONS
 
     if root.is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in root.iterdir()):
         return root

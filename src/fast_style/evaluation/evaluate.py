@@ -2,11 +2,11 @@
 
 For each held-out photo x (resized so its shorter side is ``size``, then centre-cropped
 to size x size) this measures, under the loss L the model was trained with (same loss
-network, same layers and weights; ``fast_style.losses``):
+network, same layers and weights; ``fast_style.nn.losses``):
 
 - feed-forward: y = T(x) clamped to [0, 1]; ``L(y, x)`` and the wall time of T(x)
   (after one warm-up pass, median of 3 passes);
-- optimisation: ``fast_style.optimize.optimize_pixels`` started from the photo, one
+- optimisation: ``fast_style.evaluation.optimize.optimize_pixels`` started from the photo, one
   run of max(iterations) steps; the loss of the image after each requested count k
   and the optimiser's wall time up to k (loss evaluations for reporting excluded).
 
@@ -35,14 +35,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageDraw, ImageOps
 
-from fast_style.checkpoint import (
+from fast_style.io.model_files import (
     load_style_model,
     read_lightning_checkpoint,
     transformer_from_lightning,
     unique_path,
 )
 from fast_style.errors import FastStyleError
-from fast_style.imageio import (
+from fast_style.io.images import (
     IMAGE_EXTENSIONS,
     atomic_write_text,
     load_image,
@@ -50,9 +50,9 @@ from fast_style.imageio import (
     pil_to_tensor,
     save_image,
 )
-from fast_style.models.transformer import TransformerNet
-from fast_style.optimize import LOSS_KEYS, build_loss, optimize_pixels
-from fast_style.styles import resolve_style_image
+from fast_style.nn.transformer import TransformerNet
+from fast_style.evaluation.optimize import LOSS_KEYS, build_loss, optimize_pixels
+from fast_style.training.styles import resolve_style_image
 
 RANDOM_SOURCE = re.compile(r"random\(seed=(-?\d+)\)")
 OUTPUT_FILES = ("evaluation.json", "table.md", "grid.png")
@@ -261,7 +261,7 @@ def format_table(report: Mapping[str, Any]) -> str:
 
 def make_grid(rows: Sequence[Sequence[torch.Tensor]], labels: Sequence[str], *, pad: int = 4) -> Image.Image:
     """Rows of (1 or 3, H, W) / (1, 3, H, W) images in [0, 1] side by side under a label row."""
-    from fast_style.imageio import tensor_to_pil
+    from fast_style.io.images import tensor_to_pil
 
     cells = [[tensor_to_pil(image.reshape(image.shape[-3:]).cpu()) for image in row] for row in rows]
     width, height = cells[0][0].size
@@ -312,7 +312,7 @@ def evaluate(cfg: DictConfig, *, config_dir: str | Path | None = None) -> dict[s
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from fast_style.inference import resolve_device
+    from fast_style.inference.runner import resolve_device
 
     counts = _counts(cfg)
     size = int(cfg.size)

@@ -2,7 +2,7 @@
 
 Kinds (:func:`detect_format`):
 
-``style-model``       our ``.safetensors`` file (:func:`fast_style.checkpoint.load_style_model`);
+``style-model``       our ``.safetensors`` file (:func:`fast_style.io.model_files.load_style_model`);
 ``lightning``         a Lightning ``.ckpt``; only the transform net is loaded;
 ``pytorch-examples``  a state dict saved by pytorch/examples ``fast_neural_style``
                       (``.pth`` / ``.model``), pixel scale 0-255;
@@ -12,7 +12,7 @@ Kinds (:func:`detect_format`):
                       ``constants.pkl``), e.g. from ``scripts/export.py format=torchscript``.
 
 The last two are *deployed* models (:func:`detect_deployed`): they run whole through
-:mod:`fast_style.onnx_model` (onnxruntime / ``torch.jit.load``) and cannot be turned
+:mod:`fast_style.io.runtimes` (onnxruntime / ``torch.jit.load``) and cannot be turned
 back into a TransformerNet, so :func:`load_transformer` refuses them with one line.
 
 Nothing is unpickled with code execution: torch files are read with
@@ -41,13 +41,13 @@ from pathlib import Path
 
 import torch
 
-from fast_style.checkpoint import (
+from fast_style.io.model_files import (
     CheckpointError,
     load_style_model,
     read_lightning_checkpoint,
     transformer_from_lightning,
 )
-from fast_style.models.transformer import TransformerNet
+from fast_style.nn.transformer import TransformerNet
 
 KINDS = ("style-model", "lightning", "pytorch-examples", "state-dict", "onnx", "torchscript")
 DEPLOYED_KINDS = ("onnx", "torchscript")

@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from fast_style.errors import FastStyleError
-from fast_style.imageio import atomic_output
+from fast_style.io.images import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def resolve_style_image(
             raise StyleImageError(f"style.image={image}: no such file; give the path of a painting (jpg/png)")
         return path
     if procedural:
-        from fast_style.demo import draw_style_image
+        from fast_style.training.demo import draw_style_image
 
         path = Path(style_dir) / f"{name}.png"
         if not path.is_file():

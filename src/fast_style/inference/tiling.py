@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fast_style.models.transformer import TransformerNet, UpConvNormReLU
+from fast_style.nn.transformer import TransformerNet, UpConvNormReLU
 
 State = dict  # "h": current activation, "skip": residual input, "size1"/"size2": encoder sizes
 

@@ -22,7 +22,7 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fast_style.errors import FastStyleError
-from fast_style.imageio import open_rgb_alpha, pil_to_tensor
+from fast_style.io.images import open_rgb_alpha, pil_to_tensor
 
 
 class Shard(Sampler[int]):
@@ -48,7 +48,7 @@ class JobImages(Dataset):
         return len(self.jobs)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from fast_style.stylize import _precheck, resized
+        from fast_style.inference.pipeline import _precheck, resized
 
         job = self.jobs[index]
         why = _precheck(job, overwrite=self.overwrite)
@@ -75,7 +75,7 @@ class PredictStylizer(pl.LightningModule):
     def on_predict_start(self) -> None:
         from omegaconf import OmegaConf
 
-        from fast_style.stylize import build_stylizer
+        from fast_style.inference.pipeline import build_stylizer
 
         cfg = OmegaConf.merge(self.cfg, {"device": str(self.device.type)})
         self.stylizer = build_stylizer(cfg, self.model)
@@ -84,7 +84,7 @@ class PredictStylizer(pl.LightningModule):
         return batch  # jobs are plain records; the Stylizer moves each photo itself
 
     def predict_step(self, batch: list[dict[str, Any]], batch_idx: int) -> list[dict[str, Any]]:
-        from fast_style.stylize import finish
+        from fast_style.inference.pipeline import finish
 
         for item in batch:
             if "photo" not in item:
@@ -107,7 +107,7 @@ class ImageWriter(BasePredictionWriter):
         self.counts = torch.zeros(3, dtype=torch.long)  # done, skipped, failed
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
-        from fast_style.stylize import write_output
+        from fast_style.inference.pipeline import write_output
 
         for item in prediction:
             if "skip" in item:

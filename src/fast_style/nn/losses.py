@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fast_style.models.vgg import VGGFeatures
+from fast_style.nn.vgg import VGGFeatures
 
 
 def _fp32(device: torch.device):

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from fast_style.nn.transformer import TransformerNet
-from fast_style.inference.tiling import _ramp, make_tiles, plan, tiled_forward
+from fast_style.inference.tiling import _ramp, make_tiles, tiled_forward
 
 
 def _net(**kwargs) -> TransformerNet:
     torch.manual_seed(0)
-    return TransformerNet(width=8, num_residual=1, **kwargs).eval()
+    return TransformerNet(**{"width": 8, "num_residual": 1, **kwargs}).eval()
 
 
 @pytest.fixture
@@ -45,10 +45,24 @@ def test_naive_tiles_would_show_seams(photo):
     assert (naive - ref).abs().max().item() > 2 / 255
 
 
-def test_steps_reproduce_forward(photo):
-    model = _net()
-    steps = plan(model)
-    assert sum(isinstance(s.norm, torch.nn.InstanceNorm2d) for s in steps) == 7  # 3 + 2 r + 2
+@pytest.mark.parametrize("kwargs", [{}, {"norm": "batch", "upsample": "transposed"}])
+def test_steps_reproduce_forward(photo, kwargs):
+    """The network's step list, run by hand, is its forward pass (what tiling and export iterate)."""
+    from fast_style.nn.transformer import step_conv, step_post
+
+    model = _net(num_residual=2, **kwargs)
+    steps = model.steps()
+    assert sum(s.norm is not None for s in steps) == 3 + 2 * 2 + 2 and steps[-1].norm is None
+    assert [s.level for s in steps] == [0, 1, 2, 2, 2, 2, 2, 1, 0, 0]
+    x = photo[None, :, :45, :61]  # odd sizes: the up steps must restore them exactly
+    h, skip, sizes = x, None, []
+    with torch.no_grad():
+        for step in steps:
+            skip = h if step.opens_residual else skip
+            z = step_conv(step, h, sizes)
+            h = step_post(step, z if step.norm is None else step.norm(z), skip)
+        assert h.shape == x.shape and not sizes
+        assert torch.equal(h, model(x))
 
 
 def test_tiles_partition_the_image():

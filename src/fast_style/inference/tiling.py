@@ -8,7 +8,7 @@ instance-norm layer uses the statistics of the whole image, gathered tile by til
 Algorithm (for TransformerNet, instance or batch norm, nearest or transposed
 upsampling):
 
-1. The network is cut into *steps* at its instance norms (:func:`plan`): step k
+1. The network is cut into *steps* at its norms (``TransformerNet.steps()``): step k
    computes the pre-norm activation ``z_k`` of norm k from the normalised output of
    norm k-1.
 2. The image is split into core tiles of ``tile`` px (a multiple of 4, so the two
@@ -50,67 +50,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fast_style.nn.transformer import TransformerNet, UpConvNormReLU
+from fast_style.nn.transformer import Step, TransformerNet, step_conv, step_post
 
-State = dict  # "h": current activation, "skip": residual input, "size1"/"size2": encoder sizes
-
-
-@dataclass(frozen=True)
-class Step:
-    """One segment of the network: ``run(state)`` leaves the pre-norm activation in
-    ``state["h"]``; ``norm`` (None for the last step) and ``post`` ("relu" or
-    "residual") say what follows; ``level`` is its resolution (0 full, 1 half, 2 quarter)."""
-
-    run: Callable[[State], None]
-    norm: nn.Module | None
-    post: str
-    level: int
-
-
-def _upsample_conv(module: UpConvNormReLU, h: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """UpConvNormReLU without its norm and ReLU."""
-    if module.upsample == "nearest":
-        return module.conv(F.interpolate(h, size=size, mode="nearest"))
-    return module.conv(h, output_size=list(size))
-
-
-def plan(model: TransformerNet) -> list[Step]:
-    """The network as a list of :class:`Step` (same computation as ``model.forward``)."""
-    m = model
-
-    def conv1(s: State) -> None:
-        s["h"] = m.conv1.conv(s["h"])
-        s["size1"] = tuple(s["h"].shape[-2:])
-
-    def down1(s: State) -> None:
-        s["h"] = m.down1.conv(s["h"])
-        s["size2"] = tuple(s["h"].shape[-2:])
-
-    def down2(s: State) -> None:
-        s["h"] = m.down2.conv(s["h"])
-
-    steps = [Step(conv1, m.conv1.norm, "relu", 0), Step(down1, m.down1.norm, "relu", 1), Step(down2, m.down2.norm, "relu", 2)]
-    for block in m.residuals:
-
-        def first(s: State, block=block) -> None:
-            s["skip"] = s["h"]
-            s["h"] = block.conv1(s["h"])
-
-        def second(s: State, block=block) -> None:
-            s["h"] = block.conv2(s["h"])
-
-        steps += [Step(first, block.norm1, "relu", 2), Step(second, block.norm2, "residual", 2)]
-
-    def up1(s: State) -> None:
-        s["h"] = _upsample_conv(m.up1, s["h"], s["size2"])
-
-    def up2(s: State) -> None:
-        s["h"] = _upsample_conv(m.up2, s["h"], s["size1"])
-
-    def head(s: State) -> None:
-        s["h"] = m.head(s["h"])
-
-    return steps + [Step(up1, m.up1.norm, "relu", 1), Step(up2, m.up2.norm, "relu", 0), Step(head, None, "", 0)]
+State = dict  # "h": current activation, "skip": residual input, "sizes": encoder sizes (see step_conv)
 
 
 def receptive_radius(model: TransformerNet) -> int:
@@ -221,9 +163,12 @@ class _Runner:
         for k in range(start, stop + 1):
             if k > 0:
                 prev = self.steps[k - 1]
-                h = self._normalise(k - 1, state["h"])
-                state["h"] = F.relu(h) if prev.post == "relu" else state.pop("skip") + h
-            self.steps[k].run(state)
+                skip = state.pop("skip") if prev.post == "add" else None
+                state["h"] = step_post(prev, self._normalise(k - 1, state["h"]), skip)
+            step = self.steps[k]
+            if step.opens_residual:
+                state["skip"] = state["h"]
+            state["h"] = step_conv(step, state["h"], state["sizes"])
         return state
 
 
@@ -275,7 +220,7 @@ def tiled_forward(
     if context is None:
         context = receptive_radius(model) + half
     tiles = make_tiles(height, width, tile=tile, context=context)
-    steps = plan(model)
+    steps = model.steps()
     runner = _Runner(steps)
     barriers = [k for k, s in enumerate(steps) if isinstance(s.norm, nn.InstanceNorm2d)]
     out = torch.zeros(3, height, width)
@@ -287,7 +232,7 @@ def tiled_forward(
             for index, t in enumerate(tiles):
                 resume = cache.get(index)
                 if resume is None:
-                    state, start = {"h": prepare(x[None, :, t.cy0:t.cy1, t.cx0:t.cx1])}, 0
+                    state, start = {"h": prepare(x[None, :, t.cy0:t.cy1, t.cx0:t.cx1]), "sizes": []}, 0
                 else:
                     state, start = resume
                 state = runner.advance(state, start=start, stop=b)
@@ -323,7 +268,7 @@ class _DiskCache:
 
     def put(self, index: int, state: State, resume: int) -> None:
         tensors = {k: v.cpu() for k, v in state.items() if isinstance(v, torch.Tensor)}
-        sizes = {k: torch.tensor(v) for k, v in state.items() if k.startswith("size")}
+        sizes = torch.tensor(state["sizes"], dtype=torch.long).reshape(-1, 2)
         self.device[index] = state["h"].device
         torch.save({"tensors": tensors, "sizes": sizes, "resume": torch.tensor(resume)}, self.root / f"{index}.pt")
 
@@ -334,6 +279,6 @@ class _DiskCache:
         saved = torch.load(path, weights_only=True)
         device = self.device[index]
         state: State = {k: v.to(device) for k, v in saved["tensors"].items()}
-        state.update({k: tuple(int(i) for i in v) for k, v in saved["sizes"].items()})
+        state["sizes"] = [tuple(int(i) for i in size) for size in saved["sizes"]]
         return state, int(saved["resume"])
 

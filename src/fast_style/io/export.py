@@ -14,9 +14,8 @@ opset 18+, one self-contained file). The older TorchScript-based exporter
 (``dynamo=False``) is the fallback when the dynamo path fails (``exporter=legacy``
 forces it). InstanceNorm2d (affine, no running stats) becomes InstanceNormalization,
 ReflectionPad2d a reflect Pad, nearest resize a Resize whose ``sizes`` come from the
-encoder's Shape; the ``transposed`` variant is exported through an equivalent graph
-(output padding 1, then a crop to the exact size) because a data-dependent
-``output_padding`` is baked in by the legacy exporter and rejected by the dynamo one.
+encoder's Shape; the ``transposed`` variant's upsampling (output padding 1, then a crop
+to the encoder's size, ``fast_style.nn.transformer.UpConv``) stays dynamic as well.
 Metadata (:func:`export_metadata`) goes into ``metadata_props``.
 
 TorchScript: ``torch.jit.trace`` (sizes are traced as ``aten::size`` ops, so they stay
@@ -41,7 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fast_style import __version__
@@ -49,7 +47,7 @@ from fast_style.io.model_files import save_style_model, unique_path
 from fast_style.errors import FastStyleError
 from fast_style.io.formats import detect_deployed, load_transformer
 from fast_style.io.images import atomic_output
-from fast_style.nn.transformer import TransformerNet, UpConvNormReLU
+from fast_style.nn.transformer import TransformerNet
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
 ONNX_FORMAT = "fast-style/onnx"
@@ -86,47 +84,9 @@ class ExportResult:
         return f"{self.format} model written: {self.path}{check}"
 
 
-# ------------------------------------------------------------------ exportable graph
-
-
-class _ExportNet(nn.Module):
-    """TransformerNet's forward with a size-exact transposed upsampling.
-
-    ``conv_transpose2d(stride 2, padding 1, output_padding 1)`` gives 2h rows; the
-    network wants ``size`` (2h - 1 or 2h). Output padding only appends a row/column,
-    so cropping the 2h result to ``size`` equals the output_padding-0 result exactly.
-    The crop's bounds come from a tensor's shape and stay dynamic in both exporters.
-    """
-
-    def __init__(self, net: TransformerNet):
-        super().__init__()
-        self.net = net
-
-    @staticmethod
-    def _up(layer: UpConvNormReLU, y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        if layer.upsample == "nearest":
-            return layer(y, size=tuple(like.shape[-2:]))
-        conv = layer.conv
-        z = F.conv_transpose2d(y, conv.weight, conv.bias, stride=2, padding=1, output_padding=1)
-        z = z[:, :, : like.shape[-2], : like.shape[-1]]
-        return F.relu(layer.norm(z))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        net = self.net
-        x1 = net.conv1(x)
-        x2 = net.down1(x1)
-        y = net.residuals(net.down2(x2))
-        y = self._up(net.up1, y, x2)
-        y = self._up(net.up2, y, x1)
-        return net.head(y)
-
-
 def exportable(model: TransformerNet) -> nn.Module:
-    """The module to trace: the model itself, or :class:`_ExportNet` for transposed upsampling."""
-    model = model.eval().requires_grad_(False).float()
-    if getattr(model, "config", {}).get("upsample", "nearest") == "nearest":
-        return model
-    return _ExportNet(model).eval()
+    """The module to trace: the model in eval mode, fp32, without gradients."""
+    return model.eval().requires_grad_(False).float()
 
 
 def export_metadata(model: TransformerNet, info: dict[str, str], *, fmt: str) -> dict[str, str]:

@@ -7,7 +7,8 @@ Layout for ``width=w`` (paper: w=32) and ``num_residual=r`` (paper: 5)::
 ``cKsS-C`` is a KxK convolution with stride S and C filters, ``dC`` a 3x3 stride-2
 convolution, ``RC`` a residual block of two 3x3 convolutions, ``uC`` a x2 upsampling
 followed by a 3x3 convolution. Every convolution pads by reflection; every one but the
-last is followed by normalisation and ReLU.
+last is followed by normalisation and ReLU (the second convolution of a residual block
+by normalisation and the residual sum).
 
 Variants (``norm``, ``upsample``):
 
@@ -20,9 +21,17 @@ Input and output are RGB in [0, 1], shape (N, 3, H, W). The output is not clampe
 (training needs the gradient everywhere); clamp it when turning it into an image.
 Upsampling targets the exact size of the matching encoder stage, so the output has
 the input's H and W for every size, odd ones included.
+
+The network is described once, as data: :meth:`TransformerNet.steps` lists every
+convolution with what follows it (:class:`Step`). ``forward``, the tiled inference
+(``fast_style.inference.tiling``) and the ONNX/TorchScript export all run that list
+with :func:`step_conv` and :func:`step_post`, so they cannot drift apart.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -53,20 +62,17 @@ class ReflectConv(nn.Module):
         return self.conv(self.pad(x))
 
 
-class ConvNormReLU(nn.Module):
-    """ReflectConv -> norm -> ReLU."""
+class ConvNorm(nn.Module):
+    """A ReflectConv and the norm that follows it (parameters ``conv.*``, ``norm.*``)."""
 
     def __init__(self, in_channels: int, out_channels: int, *, kernel_size: int, stride: int = 1, norm: str):
         super().__init__()
         self.conv = ReflectConv(in_channels, out_channels, kernel_size=kernel_size, stride=stride)
         self.norm = make_norm(norm, out_channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.norm(self.conv(x)))
-
 
 class ResidualBlock(nn.Module):
-    """x + norm(conv(relu(norm(conv(x))))), both convolutions 3x3 with C channels."""
+    """x + norm2(conv2(relu(norm1(conv1(x))))), both convolutions 3x3 with C channels."""
 
     def __init__(self, channels: int, *, norm: str):
         super().__init__()
@@ -75,17 +81,15 @@ class ResidualBlock(nn.Module):
         self.conv2 = ReflectConv(channels, channels, kernel_size=3)
         self.norm2 = make_norm(norm, channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.norm1(self.conv1(x)))
-        return x + self.norm2(self.conv2(y))
 
+class UpConv(nn.Module):
+    """About x2 upsampling to an exact ``size`` and a 3x3 convolution, then a norm.
 
-class UpConvNormReLU(nn.Module):
-    """Upsample to an exact ``size`` (about x2) -> norm -> ReLU.
-
-    ``nearest``: nearest-neighbour resize, then a 3x3 ReflectConv.
-    ``transposed``: a 3x3 stride-2 transposed convolution whose output padding is
-    chosen so that the result has exactly ``size``.
+    ``nearest``: nearest-neighbour resize to ``size``, then a 3x3 ReflectConv.
+    ``transposed``: a 3x3 stride-2 transposed convolution with output padding 1 (2h
+    rows), cropped to ``size`` (2h - 1 or 2h). Output padding only appends a row and a
+    column, so the crop equals the transposed convolution of exactly that size; its
+    bounds come from a tensor's shape, which keeps them dynamic in exported graphs.
     """
 
     def __init__(self, in_channels: int, out_channels: int, *, norm: str, upsample: str):
@@ -99,12 +103,50 @@ class UpConvNormReLU(nn.Module):
             self.conv = nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1)
         self.norm = make_norm(norm, out_channels)
 
-    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def resize_conv(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         if self.upsample == "nearest":
-            y = self.conv(F.interpolate(x, size=size, mode="nearest"))
-        else:
-            y = self.conv(x, output_size=list(size))
-        return F.relu(self.norm(y))
+            return self.conv(F.interpolate(x, size=size, mode="nearest"))
+        conv = self.conv
+        y = F.conv_transpose2d(x, conv.weight, conv.bias, stride=2, padding=1, output_padding=1)
+        return y[..., : size[0], : size[1]]
+
+
+class Step(NamedTuple):
+    """One convolution of the network and what follows it.
+
+    ``conv`` maps the running activation h to the pre-norm activation z (for
+    ``resize="up"`` it also takes the target size); ``norm`` normalises z (None for
+    the output layer); ``post`` is ``"relu"``, ``"add"`` (z's norm plus the residual
+    input) or ``""`` (the output). ``resize`` is ``"down"`` (stride 2: the input's size
+    is remembered), ``"up"`` (resize to the last remembered size) or ``""``;
+    ``opens_residual`` marks the first convolution of a residual block (its input is
+    the skip); ``level`` is z's resolution: 0 full, 1 half, 2 quarter.
+    """
+
+    conv: Callable[..., torch.Tensor]
+    norm: nn.Module | None
+    post: str
+    resize: str = ""
+    opens_residual: bool = False
+    level: int = 0
+
+
+def step_conv(step: Step, h: torch.Tensor, sizes: list) -> torch.Tensor:
+    """The pre-norm activation z of ``step`` on h; keeps the stack of encoder sizes."""
+    if step.resize == "up":
+        return step.conv(h, sizes.pop())
+    if step.resize == "down":
+        sizes.append(tuple(h.shape[-2:]))
+    return step.conv(h)
+
+
+def step_post(step: Step, y: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
+    """What follows the norm: ReLU, the residual sum, or nothing (the output)."""
+    if step.post == "relu":
+        return F.relu(y)
+    if step.post == "add":
+        return skip + y
+    return y
 
 
 class TransformerNet(nn.Module):
@@ -112,7 +154,9 @@ class TransformerNet(nn.Module):
 
     Keyword arguments mirror ``configs/model/*.yaml``: ``width`` (channels of the first
     layer; the encoder uses w, 2w, 4w), ``num_residual`` blocks, ``norm`` (instance |
-    batch) and ``upsample`` (nearest | transposed).
+    batch) and ``upsample`` (nearest | transposed). Parameter names (``conv1.conv.conv``,
+    ``residuals.0.norm1``, ``up1.conv``, ``head.conv``, ...) are those of every style
+    model this project has written.
     """
 
     def __init__(
@@ -128,21 +172,37 @@ class TransformerNet(nn.Module):
             raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
         self.config = {"width": width, "num_residual": num_residual, "norm": norm, "upsample": upsample}
         w = width
-        self.conv1 = ConvNormReLU(3, w, kernel_size=9, norm=norm)
-        self.down1 = ConvNormReLU(w, 2 * w, kernel_size=3, stride=2, norm=norm)
-        self.down2 = ConvNormReLU(2 * w, 4 * w, kernel_size=3, stride=2, norm=norm)
-        self.residuals = nn.Sequential(*[ResidualBlock(4 * w, norm=norm) for _ in range(num_residual)])
-        self.up1 = UpConvNormReLU(4 * w, 2 * w, norm=norm, upsample=upsample)
-        self.up2 = UpConvNormReLU(2 * w, w, norm=norm, upsample=upsample)
+        self.conv1 = ConvNorm(3, w, kernel_size=9, norm=norm)
+        self.down1 = ConvNorm(w, 2 * w, kernel_size=3, stride=2, norm=norm)
+        self.down2 = ConvNorm(2 * w, 4 * w, kernel_size=3, stride=2, norm=norm)
+        self.residuals = nn.ModuleList([ResidualBlock(4 * w, norm=norm) for _ in range(num_residual)])
+        self.up1 = UpConv(4 * w, 2 * w, norm=norm, upsample=upsample)
+        self.up2 = UpConv(2 * w, w, norm=norm, upsample=upsample)
         self.head = ReflectConv(w, 3, kernel_size=9)
 
+    def steps(self) -> list[Step]:
+        """The network as data, in order (see :class:`Step`)."""
+        steps = [
+            Step(self.conv1.conv, self.conv1.norm, "relu"),
+            Step(self.down1.conv, self.down1.norm, "relu", resize="down", level=1),
+            Step(self.down2.conv, self.down2.norm, "relu", resize="down", level=2),
+        ]
+        for block in self.residuals:
+            steps.append(Step(block.conv1, block.norm1, "relu", opens_residual=True, level=2))
+            steps.append(Step(block.conv2, block.norm2, "add", level=2))
+        steps.append(Step(self.up1.resize_conv, self.up1.norm, "relu", resize="up", level=1))
+        steps.append(Step(self.up2.resize_conv, self.up2.norm, "relu", resize="up", level=0))
+        steps.append(Step(self.head, None, ""))
+        return steps
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x1 = self.conv1(x)
-        x2 = self.down1(x1)
-        y = self.residuals(self.down2(x2))
-        y = self.up1(y, size=tuple(x2.shape[-2:]))
-        y = self.up2(y, size=tuple(x1.shape[-2:]))
-        return self.head(y)
+        h, skip, sizes = x, None, []
+        for step in self.steps():
+            if step.opens_residual:
+                skip = h
+            z = step_conv(step, h, sizes)
+            h = step_post(step, z if step.norm is None else step.norm(z), skip)
+        return h
 
 
 def build_transformer(config: dict) -> TransformerNet:

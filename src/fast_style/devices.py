@@ -1,0 +1,49 @@
+"""Which device to run on and what it computes natively: shared by training and inference."""
+
+from __future__ import annotations
+
+import torch
+
+from fast_style.errors import FastStyleError
+
+
+class DeviceError(FastStyleError):
+    """A device name that does not exist or is not available here."""
+
+
+def resolve_device(name: str | None = "auto") -> torch.device:
+    """``auto`` -> cuda, else mps, else cpu; otherwise the named device, checked."""
+    if name in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise DeviceError(f"device={name}: not a device name (use auto, cpu, cuda, cuda:1, mps)") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"device={name}: CUDA is not available on this machine; use device=cpu or auto")
+    if device.type == "mps" and not _mps_available():
+        raise DeviceError(f"device={name}: MPS is not available on this machine; use device=cpu or auto")
+    return device
+
+
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when oneDNN runs bf16 convolutions natively (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def native_bf16(device: torch.device) -> bool:
+    """True on CUDA GPUs with bf16 and on CPUs whose oneDNN has native bf16 (AVX512-BF16, AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_native_bf16()

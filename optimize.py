@@ -8,6 +8,9 @@ import hydra
 from omegaconf import DictConfig
 
 from fast_style.cli import report_user_errors
+from fast_style.config import register_schemas
+
+register_schemas()
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="optimize")

@@ -71,6 +71,10 @@ def compose_train(overrides: list[str]):
     """The train config composed as Hydra would, with the hydra node resolvable."""
     from hydra import compose, initialize_config_dir
 
+    from fast_style.config import register_schemas
+
+    register_schemas()
+
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
         return compose(config_name="train", overrides=overrides, return_hydra_config=True)
 

@@ -41,7 +41,7 @@ def test_every_experiment_composes(experiment):
 
 def test_demo_experiment_is_offline_and_small():
     cfg = compose_train(["experiment=demo"])
-    assert cfg.loss_net.pretrained == "auto" and cfg.style.procedural == "swirls" and cfg.demo is True
+    assert cfg.loss_net.pretrained == "auto" and cfg.style.procedural == "swirls" and cfg.data.fill_with_samples is True
     assert cfg.data.image_size <= 128
 
 

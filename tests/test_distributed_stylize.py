@@ -2,8 +2,9 @@
 
 import pytest
 
-from fast_style.io.model_files import save_style_model
 from fast_style.inference.executors import Shard
+from fast_style.io.metadata import StyleModelMetadata
+from fast_style.io.model_files import save_style_model
 from fast_style.nn.transformer import TransformerNet
 
 from conftest import random_photo, run_entry
@@ -24,7 +25,7 @@ def test_two_processes_write_every_image_once_and_rerun_skips(tmp_path):
     random_photo(30, 30, seed=9).save(photos / "sub" / "q.jpg")
     (photos / "broken.png").write_bytes(b"not an image")
     model = tmp_path / "m.safetensors"
-    save_style_model(TransformerNet(width=8, num_residual=1), model, metadata={"style_name": "tiny"})
+    save_style_model(TransformerNet(width=8, num_residual=1), model, metadata=StyleModelMetadata(style_name="tiny"))
     out = tmp_path / "out"
     args = [f"ckpt={model}", f"input={photos}", f"output={out}", "devices=2", "progress=false", "precision=fp32"]
     first = run_entry("stylize.py", *args, cwd=tmp_path, timeout=240)

@@ -1,5 +1,6 @@
 """scripts/evaluate.py: a style model against pixel optimisation, under its training loss."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -8,9 +9,16 @@ import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from fast_style.io.model_files import save_style_model
 from fast_style.errors import FastStyleError
-from fast_style.evaluation.evaluate import evaluate, first_reaching, load_model, loss_net_kwargs, style_config
+from fast_style.evaluation.evaluate import (
+    evaluate,
+    first_reaching,
+    loss_net_kwargs,
+    open_trained,
+    style_config,
+)
+from fast_style.io.metadata import StyleModelMetadata
+from fast_style.io.model_files import save_style_model
 from fast_style.nn.transformer import TransformerNet
 
 from conftest import CONFIG_DIR, random_photo
@@ -33,7 +41,7 @@ def compose_evaluate(overrides: list[str]):
 @pytest.fixture
 def tiny_model(tmp_path: Path) -> Path:
     torch.manual_seed(0)
-    metadata = {"style_name": "my_painting", "loss": LOSS, "loss_net": "random(seed=3)", "steps": "7"}
+    metadata = StyleModelMetadata(style_name="my_painting", loss=LOSS, loss_net="random(seed=3)", steps=7)
     return save_style_model(TransformerNet(width=8, num_residual=1), tmp_path / "tiny.safetensors", metadata=metadata)
 
 
@@ -74,16 +82,17 @@ def test_evaluate_end_to_end_writes_table_json_and_grid(tiny_model, tmp_path, ca
 
 
 def test_loss_network_comes_from_the_model_unless_overridden(tiny_model):
-    _, record = load_model(tiny_model)
-    assert record["loss"] == LOSS and record["style_name"] == "my_painting"
-    kwargs, notes = loss_net_kwargs(record=record, overrides={"arch": None, "pool": None, "weights": None})
+    trained = open_trained(tiny_model)
+    record = trained.metadata
+    assert record.loss == LOSS and trained.style_name == "my_painting"
+    kwargs, notes = loss_net_kwargs(metadata=record, overrides={"arch": None, "pool": None, "weights": None})
     assert kwargs == {"arch": "vgg16", "pool": "max", "pretrained": False, "weights": None, "seed": 3}
     assert any("assumed vgg16" in note for note in notes)
-    kwargs, _ = loss_net_kwargs(record={**record, "loss_net_source": "file:/w/vgg.pth"}, overrides={"arch": "vgg19"})
+    kwargs, _ = loss_net_kwargs(metadata=dataclasses.replace(record, loss_net="file:/w/vgg.pth"), overrides={"arch": "vgg19"})
     assert kwargs["weights"] == "/w/vgg.pth" and kwargs["arch"] == "vgg19"
-    assert loss_net_kwargs(record={**record, "loss_net_source": "imagenet"}, overrides={})[0]["pretrained"] is True
+    assert loss_net_kwargs(metadata=dataclasses.replace(record, loss_net="imagenet"), overrides={})[0]["pretrained"] is True
     with pytest.raises(FastStyleError, match="which loss network"):
-        loss_net_kwargs(record={**record, "loss_net_source": ""}, overrides={})
+        loss_net_kwargs(metadata=dataclasses.replace(record, loss_net=""), overrides={})
 
 
 def test_lightning_checkpoint_records_its_loss_network(tmp_path):
@@ -96,10 +105,10 @@ def test_lightning_checkpoint_records_its_loss_network(tmp_path):
         "global_step": 11,
     }
     torch.save(checkpoint, tmp_path / "last.ckpt")
-    _, record = load_model(tmp_path / "last.ckpt")
-    kwargs, notes = loss_net_kwargs(record=record, overrides={})
+    record = open_trained(tmp_path / "last.ckpt").metadata
+    kwargs, notes = loss_net_kwargs(metadata=record, overrides={})
     assert kwargs == {"arch": "vgg19", "pool": "avg", "seed": 5, "pretrained": False, "weights": None} and notes == []
-    assert record["steps"] == "11"
+    assert record.steps == 11
 
 
 def test_style_is_found_by_the_model_style_name():

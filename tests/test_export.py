@@ -5,17 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fast_style.io.model_files import CheckpointError, save_style_model
-from fast_style.io.export import (
-    ExportError,
-    export_model,
-    max_difference,
-    onnx_runner,
-    read_metadata,
-    torchscript_runner,
-    verify,
-)
-from fast_style.io.formats import detect_format, examples_state_dict, load_transformer
+from fast_style.errors import CheckpointError
+from fast_style.io.export import ExportError, export_model, max_difference, verify
+from fast_style.io.metadata import StyleModelMetadata
+from fast_style.io.model_files import detect_kind, open_model, save_style_model
+from fast_style.io.pytorch_examples import to_examples
 from fast_style.nn.transformer import TransformerNet
 
 pytest.importorskip("onnx")
@@ -37,7 +31,7 @@ def exported(tmp_path_factory):
     """One small model exported to both formats (ONNX export takes a few seconds)."""
     root = tmp_path_factory.mktemp("export")
     net = _net()
-    ckpt = save_style_model(net, root / "model.safetensors", metadata={"style_name": "mosaic", "steps": "7"})
+    ckpt = save_style_model(net, root / "model.safetensors", metadata=StyleModelMetadata(style_name="mosaic", steps=7))
     onnx = export_model(ckpt, "onnx")
     script = export_model(ckpt, "torchscript")
     return net, ckpt, onnx, script
@@ -50,14 +44,14 @@ def test_both_formats_are_written_beside_the_checkpoint_and_verified(exported):
     for result in (onnx, script):
         assert result.max_diff is not None and result.max_diff <= 1e-4
         assert any(s[-1] % 2 for s in result.shapes)  # one size is odd
-    assert detect_format(onnx.path)[0] == "onnx" and detect_format(script.path)[0] == "torchscript"
+    assert detect_kind(onnx.path)[0] == "onnx" and detect_kind(script.path)[0] == "torchscript"
     assert not list(ckpt.parent.glob(".*"))  # no temporary files left behind
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_exported_model_matches_pytorch_at_any_size(exported, fmt):
     net, _, onnx, script = exported
-    run = onnx_runner(onnx.path) if fmt == "onnx" else torchscript_runner(script.path)
+    run = open_model((onnx if fmt == "onnx" else script).path).runtime
     inputs = [torch.rand(2, 3, 40, 56), torch.rand(1, 3, 37, 53)]
     for x in inputs:
         assert run(x).shape == x.shape
@@ -67,28 +61,28 @@ def test_exported_model_matches_pytorch_at_any_size(exported, fmt):
 def test_metadata_survives_the_round_trip(exported):
     net, _, onnx, script = exported
     for result, fmt in ((onnx, "fast-style/onnx"), (script, "fast-style/torchscript")):
-        meta = read_metadata(result.path)
-        assert meta["format"] == fmt
-        assert meta["style_name"] == "mosaic" and meta["steps"] == "7"
-        assert meta["arch"] == result.metadata["arch"] and '"width": 8' in meta["arch"]
-        assert meta["package_version"] == result.metadata["package_version"]
+        assert result.metadata["format"] == fmt
+        meta = open_model(result.path).metadata
+        assert meta.style_name == "mosaic" and meta.steps == 7
+        assert meta.arch == net.config and meta.extra["source_kind"] == "style-model"
+        assert meta.package_version == result.metadata["package_version"]
 
 
 def test_exported_files_are_not_loadable_as_pytorch_networks(exported):
     with pytest.raises(CheckpointError, match="exported ONNX model"):
-        load_transformer(exported[2].path)
+        export_model(exported[2].path, "torchscript")
 
 
 def test_export_never_overwrites_and_a_failed_check_writes_nothing(exported, tmp_path):
     net, _, _, _ = exported
     ckpt = tmp_path / "mosaic.pth"
-    torch.save(examples_state_dict(net), ckpt)  # a pytorch/examples checkpoint is accepted too
+    torch.save(to_examples(net), ckpt)  # a pytorch/examples checkpoint is accepted too
     target = tmp_path / "deploy.pt"
     target.write_bytes(b"keep me")
     result = export_model(ckpt, "torchscript", target)
     assert target.read_bytes() == b"keep me"
     assert result.path == tmp_path / "deploy-1.pt" and result.max_diff <= 1e-4
-    assert read_metadata(result.path)["source_kind"] == "pytorch-examples"
+    assert open_model(result.path).metadata.extra["source_kind"] == "pytorch-examples"
     with pytest.raises(ExportError, match="nothing was written"):  # even with overwrite=true
         export_model(ckpt, "torchscript", target, overwrite=True, tolerance=-1.0)
     assert target.read_bytes() == b"keep me"

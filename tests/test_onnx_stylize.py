@@ -8,14 +8,15 @@ import pytest
 import torch
 from PIL import Image
 
-from fast_style.io.model_files import CheckpointError, save_style_model
-from fast_style.errors import FastStyleError
+from fast_style.errors import CheckpointError, FastStyleError
+from fast_style.inference.api import stylize, stylize_images
+from fast_style.inference.options import StylizeOptions
+from fast_style.inference.runner import HugeImageError, make_runner
 from fast_style.io.export import export_model
-from fast_style.io.formats import detect_format
 from fast_style.io.images import open_rgb_alpha, pil_to_tensor
+from fast_style.io.metadata import StyleModelMetadata
+from fast_style.io.model_files import detect_kind, open_model, save_style_model
 from fast_style.nn.transformer import TransformerNet
-from fast_style.io.runtimes import HugeImageError
-from fast_style.inference.pipeline import default_config, load_model, stylize, stylize_files
 
 from conftest import random_photo, run_entry
 
@@ -29,16 +30,25 @@ def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("onnx_models")
     torch.manual_seed(3)
     net = TransformerNet(width=8, num_residual=1).eval()
-    ckpt = save_style_model(net, root / "wave.safetensors", metadata={"style_name": "wave"})
+    ckpt = save_style_model(net, root / "wave.safetensors", metadata=StyleModelMetadata(style_name="wave"))
     onnx = export_model(ckpt, "onnx", exporter="legacy")
     assert onnx.exporter == "legacy" and onnx.max_diff <= 1e-4
     return net, ckpt, onnx.path
 
 
 def _cfg(**overrides):
-    cfg = default_config()
-    cfg.update({"progress": False, "precision": "fp32", **overrides})
-    return cfg
+    return {"progress": False, "precision": "fp32", **overrides}
+
+
+def run(config):
+    config = dict(config)
+    return stylize(config.pop("ckpt"), config.pop("input"), **config)
+
+
+def open_runner(config):
+    """Open the model and build its runner, as stylize does before reading any photo."""
+    config = dict(config)
+    return make_runner(open_model(config.pop("ckpt")), StylizeOptions(**config))
 
 
 def test_onnx_results_match_the_pytorch_checkpoint_with_options(models, tmp_path):
@@ -46,15 +56,15 @@ def test_onnx_results_match_the_pytorch_checkpoint_with_options(models, tmp_path
     photo = tmp_path / "p.png"
     random_photo(47, 33, seed=4).save(photo)
     options = {"preserve_color": True, "strength": 0.7, "size": 41, "precision": "fp32"}
-    (ours,) = stylize_files(onnx, [photo], **options)
-    (reference,) = stylize_files(ckpt, [photo], **options)
+    (ours,) = stylize_images(onnx, [photo], **options)
+    (reference,) = stylize_images(ckpt, [photo], **options)
     assert ours.shape == reference.shape == (3, 29, 41)
     assert (ours - reference).abs().max().item() < 1e-4
 
 
 def test_folder_run_with_batches(models, image_folder, tmp_path):
     _, _, onnx = models
-    summary = stylize(_cfg(ckpt=str(onnx), input=str(image_folder), output=str(tmp_path / "out"), batch_size=2))
+    summary = run(_cfg(ckpt=str(onnx), input=str(image_folder), output=str(tmp_path / "out"), batch_size=2))
     assert len(summary.done) == 5 and not summary.failed
     assert Image.open(tmp_path / "out" / "sub" / "nested.jpg").size == (60, 44)
 
@@ -64,32 +74,32 @@ def test_huge_image_needs_a_checkpoint_or_no_budget(models, tmp_path):
     photo = tmp_path / "big.png"
     random_photo(64, 48, seed=5).save(photo)
     with pytest.raises(HugeImageError, match=r"big\.png: 64x48 px is above pixel_budget=1000.*PyTorch checkpoint.*pixel_budget=0") as err:
-        stylize(_cfg(ckpt=str(onnx), input=str(photo), pixel_budget=1000))
+        run(_cfg(ckpt=str(onnx), input=str(photo), pixel_budget=1000))
     assert "\n" not in str(err.value)
-    summary = stylize(_cfg(ckpt=str(onnx), input=str(photo), pixel_budget=0))
+    summary = run(_cfg(ckpt=str(onnx), input=str(photo), pixel_budget=0))
     assert summary.done == [tmp_path / "big_wave.png"]
 
 
 def test_options_that_do_not_apply_are_refused(models, tmp_path):
     _, _, onnx = models
     with pytest.raises(FastStyleError, match="precision=bf16"):
-        load_model(_cfg(ckpt=str(onnx), precision="bf16"))
+        open_runner(_cfg(ckpt=str(onnx), precision="bf16"))
     with pytest.raises(FastStyleError, match="compile=true"):
-        load_model(_cfg(ckpt=str(onnx), compile=True))
+        open_runner(_cfg(ckpt=str(onnx), compile=True))
 
 
 def test_corrupt_and_foreign_onnx_files_give_one_line(models, tmp_path):
     _, _, onnx = models
     truncated = tmp_path / "broken.onnx"
     truncated.write_bytes(onnx.read_bytes()[: onnx.stat().st_size // 2])
-    assert detect_format(truncated)[0] == "onnx"  # detected by content ...
+    assert detect_kind(truncated)[0] == "onnx"  # detected by content ...
     with pytest.raises(CheckpointError, match=r"broken\.onnx: not a readable ONNX model") as err:
-        load_model(_cfg(ckpt=str(truncated)))  # ... and refused in one line
+        open_runner(_cfg(ckpt=str(truncated)))  # ... and refused in one line
     assert "\n" not in str(err.value)
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"\x00\x01 not a model at all")
     with pytest.raises(CheckpointError, match=r"garbage\.onnx: not a checkpoint"):
-        load_model(_cfg(ckpt=str(garbage)))
+        open_runner(_cfg(ckpt=str(garbage)))
 
     import onnx as onnx_lib
 
@@ -98,14 +108,14 @@ def test_corrupt_and_foreign_onnx_files_give_one_line(models, tmp_path):
     foreign = tmp_path / "foreign.onnx"
     onnx_lib.save(proto, str(foreign))
     with pytest.raises(CheckpointError, match="not one exported by fast-style"):
-        load_model(_cfg(ckpt=str(foreign)))
+        open_runner(_cfg(ckpt=str(foreign)))
 
 
 def test_missing_onnxruntime_names_the_extra(models, monkeypatch):
     _, _, onnx = models
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails
     with pytest.raises(FastStyleError, match=r'pip install -e "\.\[export\]"'):
-        load_model(_cfg(ckpt=str(onnx)))
+        open_runner(_cfg(ckpt=str(onnx)))
 
 
 def test_torchscript_models_run_too(models, tmp_path):
@@ -113,7 +123,7 @@ def test_torchscript_models_run_too(models, tmp_path):
     script = export_model(ckpt, "torchscript", tmp_path / "wave.pt")
     photo = tmp_path / "p.png"
     random_photo(39, 30, seed=6).save(photo)
-    (ours,) = stylize_files(script.path, [photo])
+    (ours,) = stylize_images(script.path, [photo])
     with torch.no_grad():
         expected = net(pil_to_tensor(open_rgb_alpha(photo)[0])[None])[0].clamp(0, 1)
     assert (ours - expected).abs().max().item() < 1e-5

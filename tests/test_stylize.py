@@ -7,12 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-from fast_style.io.model_files import save_style_model
-from fast_style.inference.colour import rgb_to_ycbcr
 from fast_style.errors import FastStyleError
+from fast_style.inference.api import stylize
+from fast_style.inference.colour import rgb_to_ycbcr
 from fast_style.io.images import load_image
+from fast_style.io.metadata import StyleModelMetadata
+from fast_style.io.model_files import save_style_model
 from fast_style.nn.transformer import TransformerNet
-from fast_style.inference.pipeline import default_config, stylize
 
 from conftest import random_photo
 
@@ -20,28 +21,23 @@ from conftest import random_photo
 @pytest.fixture
 def model_path(tmp_path):
     torch.manual_seed(0)
-    return save_style_model(TransformerNet(width=8, num_residual=1), tmp_path / "m.safetensors", metadata={"style_name": "wave"})
+    return save_style_model(TransformerNet(width=8, num_residual=1), tmp_path / "m.safetensors",
+                            metadata=StyleModelMetadata(style_name="wave"))
 
 
 def cfg(**overrides):
-    config = default_config()
-    config.update({"progress": False, "device": "cpu", "precision": "fp32", **overrides})
-    return config
+    return {"progress": False, "device": "cpu", "precision": "fp32", **overrides}
 
 
-def test_config_file_matches_defaults():
-    from omegaconf import OmegaConf
-
-    from conftest import CONFIG_DIR
-
-    yaml = OmegaConf.load(CONFIG_DIR / "stylize.yaml")
-    assert set(yaml) - {"defaults", "hydra"} == set(default_config())
+def run(config):
+    config = dict(config)
+    return stylize(config.pop("ckpt"), config.pop("input"), **config)
 
 
 @pytest.mark.parametrize("size", [(33, 47), (64, 50), (41, 41)])
 def test_output_keeps_odd_sizes(tmp_path, model_path, size):
     random_photo(*size, seed=1).save(tmp_path / "p.png")
-    summary = stylize(cfg(ckpt=str(model_path), input=str(tmp_path / "p.png")))
+    summary = run(cfg(ckpt=str(model_path), input=str(tmp_path / "p.png")))
     assert len(summary.done) == 1
     assert Image.open(tmp_path / "p_wave.png").size == size
 
@@ -49,7 +45,7 @@ def test_output_keeps_odd_sizes(tmp_path, model_path, size):
 def test_folder_with_corrupt_file(tmp_path, image_folder, model_path):
     (image_folder / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     out = tmp_path / "out"
-    summary = stylize(cfg(ckpt=str(model_path), input=str(image_folder), output=str(out)))
+    summary = run(cfg(ckpt=str(model_path), input=str(image_folder), output=str(out)))
     assert len(summary.done) == 5 and [p.name for p, _ in summary.failed] == ["broken.jpg"]
     assert (out / "sub" / "nested.jpg").is_file() and (out / "photo_3.png").is_file()
     assert not (out / "broken.jpg").exists()
@@ -57,7 +53,7 @@ def test_folder_with_corrupt_file(tmp_path, image_folder, model_path):
 
 def test_glob_input_and_size(tmp_path, image_folder, model_path):
     out = tmp_path / "g"
-    summary = stylize(cfg(ckpt=str(model_path), input=str(image_folder / "**" / "*.jpg"), output=str(out), size=32))
+    summary = run(cfg(ckpt=str(model_path), input=str(image_folder / "**" / "*.jpg"), output=str(out), size=32))
     assert len(summary.done) == 1
     assert max(Image.open(out / "sub" / "nested.jpg").size) == 32
 
@@ -65,14 +61,14 @@ def test_glob_input_and_size(tmp_path, image_folder, model_path):
 def test_no_overwrite_without_flag(tmp_path, image_folder, model_path):
     target = image_folder / "photo_0_wave.png"
     target.write_bytes(b"keep me")
-    summary = stylize(cfg(ckpt=str(model_path), input=str(image_folder)))
+    summary = run(cfg(ckpt=str(model_path), input=str(image_folder)))
     assert target.read_bytes() == b"keep me"
     assert [p.name for p, _ in summary.skipped] == ["photo_0.png"] and len(summary.done) == 4
     single = cfg(ckpt=str(model_path), input=str(image_folder / "photo_0.png"))
     with pytest.raises(FastStyleError, match="overwrite=true"):
-        stylize(single)
-    single.overwrite = True
-    stylize(single)
+        run(single)
+    single["overwrite"] = True
+    run(single)
     assert Image.open(target).size == (48, 40)
 
 
@@ -81,7 +77,7 @@ def test_never_writes_over_input(tmp_path, model_path):
     random_photo(40, 40, seed=2).save(photo)
     before = photo.read_bytes()
     with pytest.raises(FastStyleError, match="refusing to write over"):
-        stylize(cfg(ckpt=str(model_path), input=str(photo), output=str(photo), overwrite=True))
+        run(cfg(ckpt=str(model_path), input=str(photo), output=str(photo), overwrite=True))
     assert photo.read_bytes() == before
 
 
@@ -100,13 +96,13 @@ def test_user_errors(tmp_path, model_path, monkeypatch, overrides, message):
     (tmp_path / "empty_dir").mkdir()
     random_photo(32, 32, seed=0).save(tmp_path / "p.png")
     with pytest.raises(FastStyleError, match=message):
-        stylize(cfg(**{"ckpt": str(model_path), "input": "p.png", **overrides}))
+        run(cfg(**{"ckpt": str(model_path), "input": "p.png", **overrides}))
 
 
 def test_preserve_color_keeps_chroma(tmp_path, model_path):
     random_photo(64, 48, seed=4).save(tmp_path / "p.png")
-    stylize(cfg(ckpt=str(model_path), input=str(tmp_path / "p.png"), output=str(tmp_path / "c.png"), preserve_color=True))
-    stylize(cfg(ckpt=str(model_path), input=str(tmp_path / "p.png"), output=str(tmp_path / "s.png")))
+    run(cfg(ckpt=str(model_path), input=str(tmp_path / "p.png"), output=str(tmp_path / "c.png"), preserve_color=True))
+    run(cfg(ckpt=str(model_path), input=str(tmp_path / "p.png"), output=str(tmp_path / "s.png")))
     rgb = load_image(tmp_path / "c.png")
     inside = ((rgb > 3 / 255) & (rgb < 252 / 255)).all(dim=0)  # where clamping did not bite
     assert inside.float().mean() > 0.1
@@ -118,17 +114,17 @@ def test_preserve_color_keeps_chroma(tmp_path, model_path):
 
 def test_strength_zero_returns_photo(tmp_path, model_path):
     random_photo(50, 38, seed=5).save(tmp_path / "p.png")
-    stylize(cfg(ckpt=str(model_path), input=str(tmp_path / "p.png"), strength=0.0))
+    run(cfg(ckpt=str(model_path), input=str(tmp_path / "p.png"), strength=0.0))
     assert np.array_equal(np.asarray(Image.open(tmp_path / "p_wave.png")), np.asarray(Image.open(tmp_path / "p.png")))
-    stylize(cfg(ckpt=str(model_path), input=str(tmp_path / "p.png"), strength=0.5, output=str(tmp_path / "h.png")))
+    run(cfg(ckpt=str(model_path), input=str(tmp_path / "p.png"), strength=0.5, output=str(tmp_path / "h.png")))
     assert not np.array_equal(np.asarray(Image.open(tmp_path / "h.png")), np.asarray(Image.open(tmp_path / "p.png")))
 
 
 def test_batched_equals_single(tmp_path, model_path):
     for i in range(3):
         random_photo(40, 32, seed=i).save(tmp_path / f"{i}.png")
-    stylize(cfg(ckpt=str(model_path), input=str(tmp_path), output=str(tmp_path / "a"), batch_size=1))
-    stylize(cfg(ckpt=str(model_path), input=str(tmp_path / "*.png"), output=str(tmp_path / "b"), batch_size=2))
+    run(cfg(ckpt=str(model_path), input=str(tmp_path), output=str(tmp_path / "a"), batch_size=1))
+    run(cfg(ckpt=str(model_path), input=str(tmp_path / "*.png"), output=str(tmp_path / "b"), batch_size=2))
     for i in range(3):
         a, b = (np.asarray(Image.open(tmp_path / d / f"{i}.png"), dtype=int) for d in "ab")
         assert np.abs(a - b).max() <= 1
@@ -136,8 +132,8 @@ def test_batched_equals_single(tmp_path, model_path):
 
 def test_tiled_run_matches_untiled(tmp_path, model_path):
     random_photo(90, 70, seed=6).save(tmp_path / "p.png")
-    stylize(cfg(ckpt=str(model_path), input=str(tmp_path / "p.png"), output=str(tmp_path / "u.png")))
-    stylize(cfg(ckpt=str(model_path), input=str(tmp_path / "p.png"), output=str(tmp_path / "t.png"), pixel_budget=1000, tile_size=40))
+    run(cfg(ckpt=str(model_path), input=str(tmp_path / "p.png"), output=str(tmp_path / "u.png")))
+    run(cfg(ckpt=str(model_path), input=str(tmp_path / "p.png"), output=str(tmp_path / "t.png"), pixel_budget=1000, tile_size=40))
     u, t = (np.asarray(Image.open(tmp_path / n), dtype=int) for n in ("u.png", "t.png"))
     assert np.abs(u - t).max() <= 1
 
@@ -162,7 +158,7 @@ def test_image_modes(tmp_path, model_path):
     src.mkdir()
     _modes(src)
     out = tmp_path / "out"
-    summary = stylize(cfg(ckpt=str(model_path), input=str(src), output=str(out)))
+    summary = run(cfg(ckpt=str(model_path), input=str(src), output=str(out)))
     assert not summary.failed and len(summary.done) == 6
     for name in ("grey.png", "palette.png", "cmyk.jpg", "deep.png"):
         image = Image.open(out / name)
@@ -171,5 +167,5 @@ def test_image_modes(tmp_path, model_path):
     alpha = Image.open(out / "alpha.png")
     assert alpha.mode == "RGBA"
     assert np.array_equal(np.asarray(alpha.getchannel("A")), np.asarray(Image.open(src / "alpha.png").getchannel("A")))
-    stylize(cfg(ckpt=str(model_path), input=str(src / "alpha.png"), output=str(tmp_path / "flat.jpg")))
+    run(cfg(ckpt=str(model_path), input=str(src / "alpha.png"), output=str(tmp_path / "flat.jpg")))
     assert Image.open(tmp_path / "flat.jpg").mode == "RGB"  # JPEG has no alpha: dropped

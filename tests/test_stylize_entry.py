@@ -6,8 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
+from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import save_style_model
-from fast_style.io.formats import examples_state_dict
+from fast_style.io.pytorch_examples import to_examples as examples_state_dict
 from fast_style.nn.transformer import TransformerNet
 
 from conftest import random_photo, run_entry
@@ -17,7 +18,7 @@ from conftest import random_photo, run_entry
 def test_stylize_entry_point(tmp_path):
     torch.manual_seed(0)
     net = TransformerNet(width=8, num_residual=1)
-    save_style_model(net, tmp_path / "m.safetensors", metadata={"style_name": "wave"})
+    save_style_model(net, tmp_path / "m.safetensors", metadata=StyleModelMetadata(style_name="wave"))
     torch.save(examples_state_dict(net), tmp_path / "old.pth")
     photos = tmp_path / "photos"
     photos.mkdir()

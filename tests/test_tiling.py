@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fast_style.nn.transformer import TransformerNet
 from fast_style.inference.tiling import _ramp, make_tiles, tiled_forward
+from fast_style.nn.transformer import TransformerNet
 
 
 def _net(**kwargs) -> TransformerNet:

@@ -140,14 +140,14 @@ def test_export_script_writes_a_style_model(tmp_path, image_folder, style_file):
     out = tmp_path / "exported.safetensors"
     result = run_entry("scripts/export.py", f"ckpt={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}", f"output={out}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    from fast_style.io.model_files import load_style_model
+    from fast_style.io.model_files import open_model
 
-    exported, meta = load_style_model(out)
-    original, _ = load_style_model(tmp_path / "checkpoints" / "tiny_style.safetensors")
+    exported, original = open_model(out), open_model(tmp_path / "checkpoints" / "tiny_style.safetensors")
     x = torch.rand(1, 3, 40, 40)
     with torch.no_grad():
-        torch.testing.assert_close(exported(x), original(x))
-    assert meta["style_name"] == "tiny_style"
+        torch.testing.assert_close(exported.network(x), original.network(x))
+    assert exported.metadata.style_name == "tiny_style" and exported.metadata.steps == original.metadata.steps == 2
+    assert exported.metadata.loss == original.metadata.loss and exported.metadata.loss_net == "random(seed=0)"
     again = run_entry("scripts/export.py", f"ckpt={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}", f"output={out}", cwd=tmp_path)
     assert again.returncode == 0 and (tmp_path / "exported-1.safetensors").is_file()
     bad = run_entry("scripts/export.py", f"ckpt={tmp_path / 'missing.ckpt'}", cwd=tmp_path)

@@ -28,3 +28,10 @@ def _fail(message: str) -> None:
     logging.getLogger("fast_style").debug("user error", exc_info=True)
     print(f"error: {message}", file=sys.stderr, flush=True)
     sys.exit(2)
+
+
+def print_summary(summary, *, seconds: float) -> None:
+    """The end of a stylize run: each skipped file (stderr), then ``done N, skipped N, failed N``."""
+    for path, why in summary.skipped:
+        print(f"skipped {path}: {why}", file=sys.stderr)
+    print(summary.line(seconds), flush=True)

@@ -6,3 +6,7 @@ class FastStyleError(Exception):
 
     Entry points print ``error: <message>`` and exit with status 2 instead of a traceback.
     """
+
+
+class CheckpointError(FastStyleError):
+    """A model file that cannot be read as what it claims to be."""

@@ -35,23 +35,20 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageDraw, ImageOps
 
-from fast_style.io.model_files import (
-    load_style_model,
-    read_lightning_checkpoint,
-    transformer_from_lightning,
-    unique_path,
-)
+from fast_style.devices import resolve_device
 from fast_style.errors import FastStyleError
+from fast_style.evaluation.optimize import LOSS_KEYS, build_loss, optimize_pixels
+from fast_style.io.files import atomic_write_text, unique_path
 from fast_style.io.images import (
     IMAGE_EXTENSIONS,
-    atomic_write_text,
     load_image,
     open_rgb,
     pil_to_tensor,
     save_image,
 )
+from fast_style.io.metadata import StyleModelMetadata
+from fast_style.io.model_files import StyleModel, open_model
 from fast_style.nn.transformer import TransformerNet
-from fast_style.evaluation.optimize import LOSS_KEYS, build_loss, optimize_pixels
 from fast_style.training.styles import resolve_style_image
 
 RANDOM_SOURCE = re.compile(r"random\(seed=(-?\d+)\)")
@@ -65,44 +62,15 @@ class EvaluationError(FastStyleError):
 # ---------------------------------------------------------------------------- the model and its loss
 
 
-def load_model(path: str | Path) -> tuple[TransformerNet, dict[str, Any]]:
-    """(TransformerNet in eval mode, training record) of a style model or Lightning ``.ckpt``.
-
-    The record has ``style_name``, ``steps``, ``loss`` (the loss config group as a dict),
-    ``loss_net_source`` ("imagenet", "file:<path>", "random(seed=N)") and
-    ``loss_net_config`` (VGGFeatures kwargs; empty for style models older than that field).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise EvaluationError(f"ckpt={path}: no such file; give a .safetensors style model or a Lightning .ckpt")
-    if path.suffix == ".safetensors":
-        model, meta = load_style_model(path)
-        try:
-            loss = json.loads(meta.get("loss") or "{}")
-        except json.JSONDecodeError as exc:
-            raise EvaluationError(f"{path}: its 'loss' metadata is not JSON") from exc
-        try:
-            net_config: dict[str, Any] = json.loads(meta.get("loss_net_config") or "{}")
-        except json.JSONDecodeError as exc:
-            raise EvaluationError(f"{path}: its 'loss_net_config' metadata is not JSON") from exc
-        source = str(meta.get("loss_net") or "")
-    else:
-        checkpoint = read_lightning_checkpoint(path)
-        model, meta = transformer_from_lightning(checkpoint, source=str(path))
-        hparams = checkpoint.get("hyper_parameters") or {}
-        loss = dict(hparams.get("loss") or {})
-        net_config = dict(hparams.get("loss_net") or {})
-        source = str(hparams.get("loss_net_source") or "")
+def open_trained(path: str | Path) -> StyleModel:
+    """The style model (any kind with a PyTorch network) and check that its metadata
+    records the loss it was trained with (``metadata.loss``, ``loss_net``, ``loss_net_config``)."""
+    model = open_model(path)
+    model.require_network("evaluation")
+    loss = model.metadata.loss
     if not loss.get("content_layers") or not loss.get("style_layers"):
         raise EvaluationError(f"{path}: the model does not record the loss it was trained with; evaluation needs it")
-    record = {
-        "style_name": str(meta.get("style_name") or path.stem),
-        "steps": str(meta.get("steps", "")),
-        "loss": loss,
-        "loss_net_source": source,
-        "loss_net_config": net_config,
-    }
-    return model.eval(), record
+    return model
 
 
 def parse_loss_net_source(source: str) -> dict[str, Any] | None:
@@ -121,19 +89,19 @@ def parse_loss_net_source(source: str) -> dict[str, Any] | None:
     return None
 
 
-def loss_net_kwargs(*, record: Mapping[str, Any], overrides: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def loss_net_kwargs(*, metadata: StyleModelMetadata, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """VGGFeatures kwargs that rebuild the model's loss network, and notes on assumptions.
 
-    Non-null ``overrides`` (arch, pool, pretrained, weights, seed) win over the record.
+    Non-null ``overrides`` (arch, pool, pretrained, weights, seed) win over the metadata.
     """
-    trained = dict(record.get("loss_net_config") or {})
+    trained = dict(metadata.loss_net_config)
     kwargs = {key: trained[key] for key in ("arch", "pool", "seed") if trained.get(key) is not None}
     notes = []
-    weights = parse_loss_net_source(str(record.get("loss_net_source") or ""))
+    weights = parse_loss_net_source(metadata.loss_net)
     given = {key: value for key, value in overrides.items() if value is not None}
     if weights is None and not ({"pretrained", "weights"} & set(given)):
         raise EvaluationError(
-            f"the model does not say which loss network trained it (loss_net={record.get('loss_net_source')!r}); "
+            f"the model does not say which loss network trained it (loss_net={metadata.loss_net!r}); "
             "pass loss_net.pretrained=true|false or loss_net.weights=PATH"
         )
     kwargs.update(weights or {})
@@ -312,26 +280,26 @@ def evaluate(cfg: DictConfig, *, config_dir: str | Path | None = None) -> dict[s
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from fast_style.inference.runner import resolve_device
-
     counts = _counts(cfg)
     size = int(cfg.size)
     if size < 16:
         raise EvaluationError(f"size={size}: too small for the loss network; use 32 or more")
-    model, record = load_model(str(cfg.ckpt))
+    trained = open_trained(str(cfg.ckpt))
+    model, record = trained.network, trained.metadata
+    style_name = trained.style_name
     photos = list_photos(str(cfg.images), limit=cfg.get("num_images"))
-    net_kwargs, notes = loss_net_kwargs(record=record, overrides=OmegaConf.to_container(cfg.loss_net, resolve=True))
-    style = style_config(cfg=cfg, style_name=record["style_name"], config_dir=config_dir)
+    net_kwargs, notes = loss_net_kwargs(metadata=record, overrides=OmegaConf.to_container(cfg.loss_net, resolve=True))
+    style = style_config(cfg=cfg, style_name=style_name, config_dir=config_dir)
     style_path = resolve_style_image(style_dir=cfg.paths.style_dir, **style)
-    output = _output_folder(cfg, record["style_name"])
+    output = _output_folder(cfg, style_name)
 
     device = resolve_device(str(cfg.device))
     model = model.to(device)
     style_image = load_image(style_path, max_size=style.get("size")).unsqueeze(0)
-    loss = build_loss(loss=record["loss"], loss_net=net_kwargs, style_image=style_image, device=device)
+    loss = build_loss(loss=record.loss, loss_net=net_kwargs, style_image=style_image, device=device)
     source = loss.loss_net.source
-    if record["loss_net_source"] and source != record["loss_net_source"]:
-        notes.append(f"the model was trained with {record['loss_net_source']}")
+    if record.loss_net and source != record.loss_net:
+        notes.append(f"the model was trained with {record.loss_net}")
 
     per_image, grid_rows = [], []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -367,10 +335,10 @@ def evaluate(cfg: DictConfig, *, config_dir: str | Path | None = None) -> dict[s
 
     report = {
         "ckpt": str(cfg.ckpt),
-        "style_name": record["style_name"],
-        "steps": record["steps"],
+        "style_name": style_name,
+        "steps": "" if record.steps is None else str(record.steps),
         "style_image": str(style_path),
-        "loss": record["loss"],
+        "loss": record.loss,
         "loss_net": {**{k: net_kwargs.get(k) for k in ("arch", "pool")}, "source": source, "notes": notes},
         "optimizer": str(cfg.optimizer),
         "parametrisation": "y = sigmoid(z), started from the photo",

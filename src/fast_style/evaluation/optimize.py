@@ -40,6 +40,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from fast_style.devices import resolve_device
 from fast_style.errors import FastStyleError
 from fast_style.io.images import load_image, save_image
 from fast_style.nn.losses import PerceptualLoss
@@ -281,8 +282,6 @@ def _format_losses(terms: Mapping[str, float]) -> str:
 
 def optimize(cfg: DictConfig) -> Path:
     """``python optimize.py``: stylize ``cfg.content`` by pixel optimisation; returns the output path."""
-    from fast_style.inference.runner import resolve_device
-
     content_path = Path(str(cfg.content)).expanduser()
     style = OmegaConf.to_container(cfg.style, resolve=True)
     output = Path(str(cfg.output)).expanduser() if cfg.get("output") else default_output(content_path, style["name"])

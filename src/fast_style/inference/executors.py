@@ -1,28 +1,106 @@
-"""Stylizing a folder on several devices or processes with Lightning's predict loop.
+"""Executors: they schedule the per-job pipeline (:mod:`fast_style.inference.pipeline`), nothing else.
 
-``python stylize.py ckpt=... input=<folder> output=<folder> devices=N`` starts N
-processes (one per GPU, or N CPU processes with gloo) through Lightning's DDP
-launcher. Every process plans the same sorted job list; process ``r`` of ``N`` takes
-jobs ``r, r + N, r + 2N, ...`` (no padding, unlike DistributedSampler, so no image is
-stylized twice), checks its own targets, stylizes and writes them with a
-:class:`~pytorch_lightning.callbacks.BasePredictionWriter` as each batch finishes.
-Targets that already exist are skipped, so a re-run only does what is missing. At the
-end the counts of all processes are summed and rank zero prints the summary.
+:func:`run_local` runs every job in this process: photos are read one by one and
+grouped by size, a group is run when it holds ``batch_size`` photos (or one image that
+needs tiling), failures are reported as they happen and a progress bar counts files.
+
+:func:`run_on_devices` (``devices=N``) starts N processes (one per GPU, or N CPU
+processes with gloo) through Lightning's DDP launcher and its predict loop. Every
+process plans the same sorted job list; process ``r`` of ``N`` takes jobs ``r, r + N,
+r + 2N, ...`` (no padding, unlike DistributedSampler, so no image is stylized twice),
+reads them in a DataLoader, runs them in same-size groups of up to ``batch_size`` and
+writes each result as its batch finishes. Targets that already exist are skipped, so a
+re-run only does what is missing. At the end the counts of all processes are summed.
 """
 
 from __future__ import annotations
 
 import sys
 import warnings
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from fast_style.errors import FastStyleError
-from fast_style.io.images import open_rgb_alpha, pil_to_tensor
+from fast_style.inference.options import StylizeOptions
+from fast_style.inference.pipeline import Job, Loaded, Outcome, Runner, Summary, read, run_batch
+from fast_style.inference.runner import make_runner
+from fast_style.io.model_files import StyleModel
+
+STATUSES = ("done", "skipped", "failed")
+
+
+def report(outcome: Outcome) -> None:
+    """Print a failure as it happens (stderr), so a long folder run shows its bad files."""
+    if outcome.status == "failed":
+        print(f"failed: {outcome.detail}", file=sys.stderr, flush=True)
+
+
+def size_groups(items: Iterable[Loaded | Outcome], *, batch_size: int, needs_tiling: Callable[[int, int], bool]
+                ) -> Iterator[list[Loaded] | Outcome]:
+    """Outcomes as they come, and read photos in same-size groups of at most ``batch_size``
+    (an image that needs tiling alone); the rest are flushed at the end."""
+    pending: dict[tuple[int, int], list[Loaded]] = {}
+    for item in items:
+        if isinstance(item, Outcome):
+            yield item
+            continue
+        key = tuple(item.photo.shape[-2:])
+        pending.setdefault(key, []).append(item)
+        if len(pending[key]) >= batch_size or needs_tiling(*key):
+            yield pending.pop(key)
+    yield from pending.values()
+
+
+def run_local(jobs: list[Job], runner: Runner, options: StylizeOptions, *, several: bool) -> Summary:
+    """Every job in this process. A single job's failure is raised as one line; with
+    several, failures are reported and counted and the run goes on."""
+    summary = Summary()
+    with progress_bar(len(jobs), enabled=several and bool(options.progress)) as advance:
+        loaded = (read(job, options) for job in jobs)
+        groups = size_groups(loaded, batch_size=int(options.batch_size), needs_tiling=runner.needs_tiling)
+        for group in groups:
+            for outcome in [group] if isinstance(group, Outcome) else run_batch(runner, group, options):
+                if not several and outcome.status != "done":
+                    outcome.raise_error()
+                report(outcome)
+                summary.outcomes.append(outcome)
+                advance()
+    return summary
+
+
+class progress_bar:
+    """A rich progress bar over files (stderr), or a no-op; entering gives ``advance()``."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self.total, self.enabled, self.bar = total, enabled, None
+
+    def __enter__(self) -> Callable[[], None]:
+        if not self.enabled:
+            return lambda: None
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(TextColumn("stylizing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            console=Console(stderr=True), transient=False)
+        self.bar.__enter__()
+        task = self.bar.add_task("stylizing", total=self.total)
+        return lambda: self.bar.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+# ------------------------------------------------------------------- several devices
 
 
 class Shard(Sampler[int]):
@@ -38,122 +116,81 @@ class Shard(Sampler[int]):
         return len(self.indices)
 
 
-class JobImages(Dataset):
-    """Loads the photo of each job; a failure becomes an ``error`` entry, not an exception."""
+class JobPhotos(Dataset):
+    """Step 1 of each job (:func:`~fast_style.inference.pipeline.read`) in a DataLoader."""
 
-    def __init__(self, jobs: list, *, size: int | None, scale: float | None, overwrite: bool):
-        self.jobs, self.size, self.scale, self.overwrite = jobs, size, scale, overwrite
+    def __init__(self, jobs: list[Job], options: StylizeOptions):
+        self.jobs, self.options = jobs, options
 
     def __len__(self) -> int:
         return len(self.jobs)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        from fast_style.inference.pipeline import _precheck, resized
-
-        job = self.jobs[index]
-        why = _precheck(job, overwrite=self.overwrite)
-        if why is not None:
-            return {"job": job, "skip": why}
-        try:
-            rgb, alpha = open_rgb_alpha(job.source)
-            photo = pil_to_tensor(resized(rgb, size=self.size, scale=self.scale))
-        except Exception as exc:  # noqa: BLE001 - reported and counted, never fatal
-            message = str(exc) if isinstance(exc, FastStyleError) else f"{job.source}: {type(exc).__name__}: {exc}"
-            return {"job": job, "error": message}
-        return {"job": job, "photo": photo, "alpha": alpha}
+    def __getitem__(self, index: int) -> Loaded | Outcome:
+        return read(self.jobs[index], self.options)
 
 
-class PredictStylizer(pl.LightningModule):
-    """Wraps the transform net; builds a :class:`fast_style.inference.Stylizer` on its device."""
+def job_loader(jobs: list[Job], options: StylizeOptions, *, rank: int, world: int) -> DataLoader:
+    """This rank's share of the jobs, read ``batch_size`` at a time (lists, not collated)."""
+    dataset = JobPhotos(jobs, options)
+    return DataLoader(dataset, batch_size=int(options.batch_size), sampler=Shard(len(dataset), rank=rank, world=world),
+                      collate_fn=list, num_workers=0)
 
-    def __init__(self, *, model: torch.nn.Module, cfg: Any):
+
+class PredictJobs(pl.LightningModule):
+    """Runs steps 2-4 of the pipeline on each rank's device; the runner is built there."""
+
+    def __init__(self, *, model: StyleModel, options: StylizeOptions):
         super().__init__()
-        self.model = model
-        self.cfg = cfg
-        self.stylizer = None
+        self.network = model.network
+        self.style_model, self.options, self.runner = model, options, None
 
     def on_predict_start(self) -> None:
-        from omegaconf import OmegaConf
+        from dataclasses import replace
 
-        from fast_style.inference.pipeline import build_stylizer
+        self.runner = make_runner(self.style_model, replace(self.options, device=str(self.device)))
 
-        cfg = OmegaConf.merge(self.cfg, {"device": str(self.device.type)})
-        self.stylizer = build_stylizer(cfg, self.model)
+    def transfer_batch_to_device(self, batch: list, device: torch.device, dataloader_idx: int) -> list:
+        return batch  # jobs are plain records; the runner moves each photo itself
 
-    def transfer_batch_to_device(self, batch: list[dict[str, Any]], device: torch.device, dataloader_idx: int):
-        return batch  # jobs are plain records; the Stylizer moves each photo itself
-
-    def predict_step(self, batch: list[dict[str, Any]], batch_idx: int) -> list[dict[str, Any]]:
-        from fast_style.inference.pipeline import finish
-
-        for item in batch:
-            if "photo" not in item:
-                continue
-            try:
-                out = self.stylizer(item["photo"])[0].cpu()
-                item["result"] = finish(out, item["photo"], keep_colour=bool(self.cfg.preserve_color),
-                                        strength=float(self.cfg.strength))
-            except Exception as exc:  # noqa: BLE001
-                item["error"] = f"{item['job'].source}: {type(exc).__name__}: {exc}"
-        return batch
+    def predict_step(self, batch: list[Loaded | Outcome], batch_idx: int) -> list[Outcome]:
+        outcomes = []
+        groups = size_groups(batch, batch_size=len(batch) or 1, needs_tiling=self.runner.needs_tiling)
+        for group in groups:
+            outcomes += [group] if isinstance(group, Outcome) else run_batch(self.runner, group, self.options)
+        return outcomes
 
 
-class ImageWriter(BasePredictionWriter):
-    """Writes each result as its batch finishes; counts done / skipped / failed."""
+class OutcomeCounter(BasePredictionWriter):
+    """Reports and counts each batch's outcomes as it finishes (done, skipped, failed)."""
 
-    def __init__(self, *, quality: int):
+    def __init__(self) -> None:
         super().__init__(write_interval="batch")
-        self.quality = quality
-        self.counts = torch.zeros(3, dtype=torch.long)  # done, skipped, failed
+        self.counts = torch.zeros(len(STATUSES), dtype=torch.long)
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
-        from fast_style.inference.pipeline import write_output
-
-        for item in prediction:
-            if "skip" in item:
-                self.counts[1] += 1
-                continue
-            if "result" in item:
-                try:
-                    write_output(item["result"], item["alpha"], item["job"].target, quality=self.quality)
-                    self.counts[0] += 1
-                    continue
-                except Exception as exc:  # noqa: BLE001
-                    item["error"] = f"{item['job'].target}: {type(exc).__name__}: {exc}"
-            print(f"failed: {item['error']}", file=sys.stderr, flush=True)
-            self.counts[2] += 1
+        for outcome in prediction:
+            report(outcome)
+            self.counts[STATUSES.index(outcome.status)] += 1
 
 
-def stylize_distributed(*, jobs: list, model: torch.nn.Module, cfg: Any) -> tuple[int, int, int]:
-    """Stylize ``jobs`` on ``cfg.devices`` processes; returns summed (done, skipped, failed)."""
+def run_on_devices(jobs: list[Job], model: StyleModel, options: StylizeOptions) -> Summary:
+    """Stylize ``jobs`` in ``options.devices`` processes; returns summed counts (on every rank;
+    ranks other than zero exit here)."""
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated.*")  # Lightning internals
-    for job in jobs:
-        job.target.parent.mkdir(parents=True, exist_ok=True)
-    writer = ImageWriter(quality=int(cfg.quality))
+    model.require_network(f"devices={options.devices}")
+    counter = OutcomeCounter()
     trainer = pl.Trainer(
-        accelerator=str(cfg.get("accelerator", "auto")),
-        devices=int(cfg.devices),
-        strategy="ddp",
-        logger=False,
-        callbacks=[writer],
-        use_distributed_sampler=False,
-        enable_model_summary=False,
-        enable_progress_bar=bool(cfg.progress),
-        default_root_dir=".",
+        accelerator=str(options.accelerator), devices=int(options.devices), strategy="ddp", logger=False,
+        callbacks=[counter], use_distributed_sampler=False, enable_model_summary=False,
+        enable_progress_bar=bool(options.progress), default_root_dir=".",
     )
-    dataset = JobImages(jobs, size=cfg.size, scale=cfg.scale, overwrite=bool(cfg.overwrite))
-    loader = DataLoader(
-        dataset,
-        batch_size=1,
-        sampler=Shard(len(dataset), rank=trainer.global_rank, world=trainer.world_size),
-        collate_fn=list,
-        num_workers=0,
-    )
-    trainer.predict(PredictStylizer(model=model, cfg=cfg), dataloaders=loader, return_predictions=False)
-    counts = trainer.strategy.reduce(writer.counts.to(trainer.strategy.root_device), reduce_op="sum")
-    done, skipped, failed = (int(v) for v in counts.cpu())
+    loader = job_loader(jobs, options, rank=trainer.global_rank, world=trainer.world_size)
+    trainer.predict(PredictJobs(model=model, options=options), dataloaders=loader, return_predictions=False)
+    totals = trainer.strategy.reduce(counter.counts.to(trainer.strategy.root_device), reduce_op="sum")
+    done, skipped, failed = (int(v) for v in totals.cpu())
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()  # a clean exit for every rank
     if not trainer.is_global_zero:
-        sys.exit(1 if writer.counts[2] else 0)
-    return done, skipped, failed
+        sys.exit(1 if counter.counts[2] else 0)
+    return Summary(totals=(done, skipped, failed))
+

@@ -1,6 +1,10 @@
-"""Running a TransformerNet on images: device, precision, memory format, tiling.
+"""Running a style model on image batches: device, precision, memory format, tiling.
 
-:class:`Stylizer` wraps a model for inference. ``stylizer(batch)`` maps a
+:func:`make_runner` turns an opened :class:`~fast_style.io.model_files.StyleModel` into
+a runner: a :class:`Stylizer` for a PyTorch network, a :class:`DeployedRunner` for an
+exported ONNX / TorchScript model. Both are called the same way.
+
+:class:`Stylizer` wraps a network for inference. ``stylizer(batch)`` maps a
 (N, 3, H, W) float batch in [0, 1] (any device) to a (N, 3, H, W) float32 CPU batch,
 clamped to [0, 1]. Images above ``pixel_budget`` pixels go through the tiled path
 (:mod:`fast_style.inference.tiling`), whose output equals the untiled one up to rounding.
@@ -15,7 +19,7 @@ trained one: max 7/255). The error comes from the format, not the hardware, so
 keeping norms, residual sums or the first/last convolution in fp32 does not bring it
 under 3/255 either (see README "Stylizing speed"). ``bf16`` stays available where speed
 matters more than exactness; it is fastest on CPUs with native bf16 instructions
-(AVX512-BF16 / AMX, :func:`cpu_has_native_bf16`). The fast *accurate* path on the CPU
+(AVX512-BF16 / AMX, :func:`fast_style.devices.cpu_has_native_bf16`). The fast *accurate* path on the CPU
 is fp32 with ``channels_last`` and ``compile``. On CUDA, PyTorch runs fp32
 convolutions on TF32 tensor cores by default.
 """
@@ -31,43 +35,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fast_style.devices import resolve_device
 from fast_style.errors import FastStyleError
-from fast_style.nn.transformer import ReflectConv, TransformerNet
+from fast_style.inference.options import StylizeOptions
 from fast_style.inference.tiling import tiled_forward
+from fast_style.io.model_files import StyleModel
+from fast_style.nn.transformer import ReflectConv, TransformerNet
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-DEFAULT_PIXEL_BUDGET = 4096 * 4096 // 4  # ~4.2 MP untiled: ~1.2 GB of fp32 activations for width 32
+DEFAULT_PIXEL_BUDGET = StylizeOptions.pixel_budget
 
 
 class InferenceOptionError(FastStyleError):
     """An unusable device or precision option."""
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> cuda, else mps, else cpu; otherwise the named device, checked."""
-    if name in (None, "", "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise InferenceOptionError(f"device={name}: not a device name (use auto, cpu, cuda, cuda:1, mps)") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InferenceOptionError(f"device={name}: CUDA is not available on this machine; use device=cpu or auto")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise InferenceOptionError(f"device={name}: MPS is not available on this machine; use device=cpu or auto")
-    return device
-
-
-def cpu_has_native_bf16() -> bool:
-    """True when oneDNN runs bf16 convolutions natively (AVX512-BF16 or AMX)."""
-    try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+class HugeImageError(FastStyleError):
+    """An image above the pixel budget given to a model that cannot be tiled."""
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype:
@@ -141,9 +125,9 @@ class Stylizer:
     dtype: torch.dtype = torch.float32
     channels_last: bool = False
     compile: bool = False
-    tile_size: int = 512
-    tile_blend: int = 16
-    pixel_budget: int = DEFAULT_PIXEL_BUDGET
+    tile_size: int = StylizeOptions.tile_size
+    tile_blend: int = StylizeOptions.tile_blend
+    pixel_budget: int = StylizeOptions.pixel_budget
     tile_cache_dir: str | None = None
     fold_head: bool = True
     _forward: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, init=False, repr=False)
@@ -195,3 +179,56 @@ class Stylizer:
                 return outputs[0][None] if len(outputs) == 1 else torch.stack(outputs)
             out = self._forward(self.prepare(batch))
             return out.float().clamp_(0, 1).cpu().contiguous()
+
+
+@dataclass
+class DeployedRunner:
+    """An exported model behind the :class:`Stylizer` interface: it runs whole, in fp32,
+    on its runtime's device. It cannot be tiled (tiling needs each layer separately), so
+    an image above ``pixel_budget`` pixels is refused with :class:`HugeImageError`."""
+
+    run: Callable[[torch.Tensor], torch.Tensor]
+    kind: str
+    pixel_budget: int = 0
+
+    def needs_tiling(self, height: int, width: int) -> bool:
+        """True above the budget (such a batch is flushed alone, then refused by ``__call__``)."""
+        return bool(self.pixel_budget) and height * width > self.pixel_budget
+
+    def __call__(self, batch: torch.Tensor, *, progress: Callable[[], None] | None = None) -> torch.Tensor:
+        if batch.dim() == 3:
+            batch = batch[None]
+        height, width = batch.shape[-2:]
+        if self.needs_tiling(height, width):
+            raise HugeImageError(
+                f"{width}x{height} px is above pixel_budget={self.pixel_budget}, and an exported "
+                f"{'ONNX' if self.kind == 'onnx' else 'TorchScript'} model cannot be tiled: use a PyTorch "
+                "checkpoint (.safetensors/.ckpt/.pth) for huge images, or pass pixel_budget=0 to run it untiled"
+            )
+        out = self.run(batch.detach().to("cpu", torch.float32).contiguous())
+        return out.float().clamp_(0, 1).cpu().contiguous()
+
+
+def make_runner(model: StyleModel, options: StylizeOptions) -> Stylizer | DeployedRunner:
+    """The runner for ``model`` with ``options`` (device, precision, channels_last,
+    compile, tiling). Exported models accept only ``precision`` auto/fp32 and no ``compile``."""
+    if model.deployed:
+        name = "ONNX" if model.kind == "onnx" else "TorchScript"
+        if str(options.precision) not in ("auto", "fp32"):
+            raise InferenceOptionError(
+                f"precision={options.precision}: exported {name} models run in fp32; use precision=auto or fp32")
+        if options.compile:
+            raise InferenceOptionError(f"compile=true does not apply to an exported {name} model; drop it")
+        return DeployedRunner(model.runtime, model.kind, int(options.pixel_budget or 0))
+    device = resolve_device(str(options.device))
+    channels_last = str(options.channels_last).lower()
+    return Stylizer(
+        model.network,
+        device=device,
+        dtype=resolve_precision(str(options.precision), device),
+        channels_last=bool(options.compile) or device.type == "cuda" if channels_last == "auto" else channels_last == "true",
+        compile=bool(options.compile),
+        tile_size=int(options.tile_size),
+        tile_blend=int(options.tile_blend),
+        pixel_budget=int(options.pixel_budget or 0),
+    )

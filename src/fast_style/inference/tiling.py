@@ -47,7 +47,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fast_style.nn.transformer import Step, TransformerNet, step_conv, step_post

@@ -2,7 +2,7 @@
 
     python scripts/export.py ckpt=<model> format=onnx|torchscript|safetensors [output=...] [overwrite=true]
 
-``ckpt`` is anything :func:`fast_style.io.formats.load_transformer` reads (``.safetensors``
+``ckpt`` is any model file :func:`fast_style.io.model_files.open_model` opens (``.safetensors``
 style model, Lightning ``.ckpt``, pytorch/examples ``.pth``/``.model``). The exported
 network takes and returns float32 RGB in [0, 1], shape (N, 3, H, W), with N, H and W
 all dynamic: the output has the input's size for every H, W, odd ones included
@@ -31,7 +31,7 @@ never replaced unless ``overwrite`` (a numbered name is used instead).
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
+import dataclasses
 import io
 import json
 import os
@@ -42,25 +42,20 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fast_style import __version__
-from fast_style.io.model_files import save_style_model, unique_path
 from fast_style.errors import FastStyleError
-from fast_style.io.formats import detect_deployed, load_transformer
-from fast_style.io.images import atomic_output
+from fast_style.io.files import atomic_output, unique_path
+from fast_style.io.metadata import ONNX_FORMAT, TORCHSCRIPT_FORMAT, StyleModelMetadata
+from fast_style.io.model_files import open_model, save_style_model
+from fast_style.io.runtimes import EXTRA_FILE, require
 from fast_style.nn.transformer import TransformerNet
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
-ONNX_FORMAT = "fast-style/onnx"
-TORCHSCRIPT_FORMAT = "fast-style/torchscript"
-FORMAT_VERSION = "1"
 INPUT_NAME = "image"
 OUTPUT_NAME = "stylized"
-EXTRA_FILE = "fast_style.json"
 TOLERANCE = 1e-4
 # (N, C, H, W) of the verification inputs: one odd size, one batch of 2.
 VERIFY_SHAPES = ((1, 3, 75, 101), (2, 3, 64, 96))
 EXPORTERS = ("auto", "dynamo", "legacy")
-INSTALL_HINT = 'pip install -e ".[export]"'
 
 
 class ExportError(FastStyleError):
@@ -81,7 +76,8 @@ class ExportResult:
             f"; max |exported - PyTorch| = {self.max_diff:.2e} on "
             + ", ".join("x".join(str(s) for s in shape) for shape in self.shapes)
         )
-        return f"{self.format} model written: {self.path}{check}"
+        kind = "style model" if self.format == "safetensors" else f"{self.format} model"
+        return f"{kind} written: {self.path}{check}"
 
 
 def exportable(model: TransformerNet) -> nn.Module:
@@ -89,24 +85,15 @@ def exportable(model: TransformerNet) -> nn.Module:
     return model.eval().requires_grad_(False).float()
 
 
-def export_metadata(model: TransformerNet, info: dict[str, str], *, fmt: str) -> dict[str, str]:
-    """String metadata stored in the exported file (style, architecture, versions, I/O)."""
-    meta = {
-        "format": ONNX_FORMAT if fmt == "onnx" else TORCHSCRIPT_FORMAT,
-        "format_version": FORMAT_VERSION,
-        "style_name": str(info.get("style_name", "unknown")),
-        "arch": json.dumps(model.config, sort_keys=True),
-        "package_version": __version__,
+def export_metadata(metadata: StyleModelMetadata, *, source_kind: str) -> StyleModelMetadata:
+    """The source's metadata plus what an exported file adds (versions, I/O description)."""
+    return dataclasses.replace(metadata, extra={
+        **metadata.extra,
         "torch_version": torch.__version__.split("+")[0],
-        "source_kind": str(info.get("kind", "")),
+        "source_kind": source_kind,
         "input": f"{INPUT_NAME}: float32 RGB in [0, 1], (N, 3, H, W), any N, H, W",
         "output": f"{OUTPUT_NAME}: float32 RGB, (N, 3, H, W), same size; clamp to [0, 1]",
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    for key in ("style_sha256", "steps", "loss", "loss_net"):
-        if info.get(key):
-            meta[key] = str(info[key])
-    return meta
+    })
 
 
 @contextlib.contextmanager
@@ -146,23 +133,16 @@ def _onnx_legacy(module: nn.Module, path: Path, meta: dict[str, str], opset: int
     onnx.save(proto, str(path))
 
 
-def _require(module: str, what: str):
-    try:
-        return __import__(module)
-    except ImportError as exc:
-        raise ExportError(f"{what} needs the '{module}' package, which is not installed; {INSTALL_HINT}") from exc
-
-
 def write_onnx(model: TransformerNet, path: Path, meta: dict[str, str], *, exporter: str = "auto",
                opset: int | None = None) -> str:
     """Export to ``path`` (overwritten; callers pass a temporary file); returns the exporter used."""
-    _require("onnx", "ONNX export")
+    require("onnx", "ONNX export")
     if exporter not in EXPORTERS:
         raise ExportError(f"exporter={exporter}: choose one of {', '.join(EXPORTERS)}")
     module = exportable(model)
     errors = []
     if exporter == "dynamo":
-        _require("onnxscript", "ONNX export (torch.onnx dynamo exporter)")
+        require("onnxscript", "ONNX export (torch.onnx dynamo exporter)")
     if exporter in ("auto", "dynamo"):
         try:
             with _quiet():
@@ -201,22 +181,6 @@ def _first_line(exc: BaseException) -> str:
 # -------------------------------------------------------------- reading and checking
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The metadata stored in an exported ONNX or TorchScript file."""
-    kind = detect_deployed(path)
-    if kind == "onnx":
-        onnx = _require("onnx", "reading ONNX metadata")
-        proto = onnx.load(str(path), load_external_data=False)
-        return {p.key: p.value for p in proto.metadata_props}
-    if kind == "torchscript":
-        extra = {EXTRA_FILE: ""}
-        with _quiet():
-            torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-        raw = extra[EXTRA_FILE]
-        return json.loads(raw) if raw else {}
-    raise ExportError(f"{path}: neither an ONNX nor a TorchScript file")
-
-
 def verification_inputs(shapes=VERIFY_SHAPES) -> list[torch.Tensor]:
     generator = torch.Generator().manual_seed(1234)
     return [torch.rand(shape, generator=generator) for shape in shapes]
@@ -238,32 +202,9 @@ def max_difference(model: TransformerNet, run, inputs: list[torch.Tensor]) -> fl
     return worst
 
 
-def onnx_runner(path: str | os.PathLike, *, threads: int | None = None):
-    """A function tensor -> tensor running an ONNX file on onnxruntime's CPU provider."""
-    ort = _require("onnxruntime", "running ONNX models")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda x: torch.from_numpy(session.run(None, {name: x.detach().float().cpu().numpy()})[0])
-
-
-def torchscript_runner(path: str | os.PathLike):
-    with _quiet():
-        module = torch.jit.load(str(path), map_location="cpu").eval()
-
-    def run(x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return module(x)
-
-    return run
-
-
 def verify(path: Path, fmt: str, model: TransformerNet, *, shapes=VERIFY_SHAPES, tolerance: float = TOLERANCE) -> float:
     """Max difference between the exported file and ``model``; ExportError above ``tolerance``."""
-    run = onnx_runner(path) if fmt == "onnx" else torchscript_runner(path)
+    run = open_model(path, device="cpu").runtime
     worst = max_difference(model, run, verification_inputs(shapes))
     if not worst <= tolerance:
         raise ExportError(
@@ -295,8 +236,8 @@ def export_model(
     if fmt not in FORMATS:
         raise ExportError(f"format={fmt}: choose onnx, torchscript or safetensors")
     ckpt = Path(ckpt)
-    model, info = load_transformer(ckpt)
-    style = str(info.get("style_name") or ckpt.stem)
+    source = open_model(ckpt)
+    model, style = source.require_network("export"), source.style_name
     target = Path(output).expanduser() if output else default_output(ckpt, style, fmt)
     if target.is_dir():
         target = target / f"{style}{FORMATS[fmt]}"
@@ -307,10 +248,10 @@ def export_model(
     elif not overwrite:
         target = unique_path(target)
     if fmt == "safetensors":
-        keep = {k: v for k, v in info.items() if k not in ("kind", "format", "format_version", "arch", "package_version", "created")}
-        save_style_model(model, target, metadata=keep)
+        save_style_model(model, target, metadata=dataclasses.replace(source.metadata, style_name=style))
         return ExportResult(target, fmt)
-    meta = export_metadata(model, info, fmt=fmt)
+    metadata = dataclasses.replace(export_metadata(source.metadata, source_kind=source.kind), style_name=style)
+    meta = metadata.to_strings(format=ONNX_FORMAT if fmt == "onnx" else TORCHSCRIPT_FORMAT)
     with atomic_output(target, suffix=FORMATS[fmt]) as tmp:
         if fmt == "onnx":
             used = write_onnx(model, tmp, meta, exporter=exporter, opset=opset)

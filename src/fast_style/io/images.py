@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fast_style.errors import FastStyleError
+from fast_style.io.files import atomic_output
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -125,28 +125,6 @@ def load_image(path: str | os.PathLike, *, max_size: int | None = None) -> torch
     return pil_to_tensor(image)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, *, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is renamed over ``path``
-    (with the usual umask permissions), on failure it is removed."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix or path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, *, quality: int = 95) -> Path:
     """Write an RGB image atomically (temporary file in the same folder, then rename).
 
@@ -162,10 +140,3 @@ def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, *, qu
     with atomic_output(path, suffix=path.suffix or ".png") as tmp:
         image.save(tmp, format=fmt, **options)
     return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    with atomic_output(path) as tmp:
-        tmp.write_text(text)
-    return Path(path)

@@ -1,145 +1,243 @@
-"""Style model files: the transform net's weights in safetensors, with metadata.
+"""Every style model file, opened by one function: :func:`open_model` -> :class:`StyleModel`.
 
-A style model (``checkpoints/<style>.safetensors``) holds only TransformerNet
-tensors and string metadata; loading it runs no code. Metadata keys:
+Kinds, detected from the file's content, never its extension (:func:`detect_kind`):
 
-``format``          "fast-style/style-model"
-``format_version``  "1"
-``arch``            JSON of the TransformerNet config (width, num_residual, norm, upsample)
-``style_name``, ``style_sha256``, ``loss`` (JSON of loss weights and layers),
-``loss_net`` (which VGG weights made it), ``loss_net_config`` (JSON: arch, pool, ...),
-``steps``, ``package_version``, ``created``.
+``style-model``       our ``.safetensors`` file: TransformerNet tensors + string metadata;
+``lightning``         a Lightning ``.ckpt``; only the transform net is loaded;
+``pytorch-examples``  a pytorch/examples ``fast_neural_style`` state dict (``.pth`` / ``.model``,
+                      0-255 pixels; converted by :mod:`fast_style.io.pytorch_examples`);
+``state-dict``        a bare state dict of our TransformerNet (``torch.save(net.state_dict())``);
+``onnx``, ``torchscript``  exported by ``scripts/export.py``; they run whole through
+                      :mod:`fast_style.io.runtimes` and have no PyTorch network.
 
-Lightning ``.ckpt`` files are read with ``weights_only=True`` (no pickled code runs);
-their transform net lives under the ``transformer.`` prefix of ``state_dict`` and
-its config under ``hyper_parameters.model``.
+Nothing runs code while loading: torch files are read with ``torch.load(weights_only=True)``
+and safetensors files contain no code at all. The network's architecture is read from
+the tensors' shapes and key names (:func:`arch_of`), never trusted from metadata text,
+and a disagreeing ``arch`` in the metadata is an error.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
+import dataclasses
 import os
+import struct
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from fast_style import __version__
-from fast_style.errors import FastStyleError
-from fast_style.io.images import atomic_output
-from fast_style.nn.transformer import TransformerNet, build_transformer
+from fast_style.errors import CheckpointError, FastStyleError
+from fast_style.io.files import atomic_output
+from fast_style.io.metadata import STYLE_MODEL_FORMAT, StyleModelMetadata
+from fast_style.io.pytorch_examples import from_examples, is_examples_state
+from fast_style.io.runtimes import onnx_runtime, torchscript_runtime
+from fast_style.nn.transformer import TransformerNet
 
-FORMAT = "fast-style/style-model"
-FORMAT_VERSION = "1"
+KINDS = ("style-model", "lightning", "pytorch-examples", "state-dict", "onnx", "torchscript")
+DEPLOYED_KINDS = ("onnx", "torchscript")
+# ModelProto field tags that may follow ir_version (field 1): producer_name .. functions.
+_ONNX_NEXT_TAGS = {0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2, 0xCA}
+_LIGHTNING_PREFIX = "transformer."
 
 
-class CheckpointError(FastStyleError):
-    """A checkpoint file that cannot be read as what it claims to be."""
+@dataclass
+class StyleModel:
+    """An opened style model file.
+
+    ``network`` is a TransformerNet in eval mode for the PyTorch kinds, None for
+    exported ones; ``runtime`` runs an exported one ((N, 3, H, W) float32 CPU in
+    [0, 1] -> unclamped float32 CPU), None otherwise.
+    """
+
+    path: Path
+    kind: str
+    metadata: StyleModelMetadata
+    network: TransformerNet | None = None
+    runtime: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    @property
+    def style_name(self) -> str:
+        """The painting's name from the metadata, else the file's stem (used in output names)."""
+        name = self.metadata.style_name
+        return name if name and name != "unknown" else self.path.stem
+
+    @property
+    def deployed(self) -> bool:
+        return self.kind in DEPLOYED_KINDS
+
+    def require_network(self, purpose: str) -> TransformerNet:
+        """The PyTorch network, or a one-line error saying why ``purpose`` needs one."""
+        if self.network is None:
+            name = "ONNX" if self.kind == "onnx" else "TorchScript"
+            raise CheckpointError(
+                f"{self.path}: an exported {name} model; it can be run (stylize.py) but not turned back into a "
+                f"PyTorch network, which {purpose} needs: use the .safetensors/.ckpt/.pth it came from"
+            )
+        return self.network
 
 
-def save_style_model(
-    model: TransformerNet, path: str | os.PathLike, *, metadata: dict[str, object] | None = None
-) -> Path:
-    """Write ``model``'s weights and metadata to ``path`` atomically (temp file + rename)."""
+# ----------------------------------------------------------------------------- detection
+
+
+def _is_safetensors(head: bytes, size: int) -> bool:
+    """safetensors: 8-byte little-endian header length, then a JSON header starting with '{'."""
+    if len(head) < 9:
+        return False
+    (length,) = struct.unpack("<Q", head[:8])
+    return 0 < length <= size - 8 and head[8:9] == b"{"
+
+
+def _is_onnx(head: bytes) -> bool:
+    """ONNX ModelProto: field 1 (ir_version, varint tag 0x08), a small version number,
+    then another ModelProto field (producer name, graph, opset import, ...)."""
+    return len(head) >= 3 and head[0] == 0x08 and 1 <= head[1] < 0x80 and head[2] in _ONNX_NEXT_TAGS
+
+
+def _is_torchscript(path: Path) -> bool:
+    """torch.jit.save archives hold ``<name>/constants.pkl`` and ``<name>/code/``; torch.save zips do not."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
+
+
+def _torch_load(path: Path) -> object:
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure to unpickle safely is one message
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({reason[:200]})") from exc
+
+
+def detect_kind(path: str | os.PathLike) -> tuple[str, object]:
+    """(kind, payload) of a model file; :class:`CheckpointError` for anything else.
+
+    The payload is the ``weights_only`` torch object for torch files, else None.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "arch": json.dumps(model.config, sort_keys=True),
-        "package_version": __version__,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder; ckpt= must name a checkpoint file")
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if _is_safetensors(head, path.stat().st_size):
+        return "style-model", None
+    if _is_onnx(head):
+        return "onnx", None
+    is_zip = zipfile.is_zipfile(path)
+    if is_zip and _is_torchscript(path):
+        return "torchscript", None
+    if not (is_zip or head[:1] == b"\x80"):  # torch.save: a zip archive or a legacy pickle
+        raise CheckpointError(
+            f"{path}: not a checkpoint (expected a .safetensors style model, a Lightning .ckpt, "
+            "a pytorch/examples .pth/.model state dict or an exported .onnx / TorchScript model)"
+        )
+    payload = _torch_load(path)
+    if isinstance(payload, dict) and "state_dict" in payload:
+        return "lightning", payload
+    if isinstance(payload, dict) and payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
+        if is_examples_state(set(payload)):
+            return "pytorch-examples", payload
+        if "conv1.conv.conv.weight" in payload and "head.conv.weight" in payload:
+            return "state-dict", payload
+    raise CheckpointError(f"{path}: a torch file, but neither a Lightning checkpoint nor a style-transfer state dict")
+
+
+# ------------------------------------------------------------------------------ opening
+
+
+def arch_of(state: dict[str, torch.Tensor], *, source: str) -> dict[str, object]:
+    """TransformerNet config read from a state dict's key names and tensor shapes."""
+    try:
+        width = int(state["conv1.conv.conv.weight"].shape[0])
+    except (KeyError, AttributeError, IndexError) as exc:
+        raise CheckpointError(f"{source}: no transform network weights (conv1.conv.conv.weight)") from exc
+    blocks = {k.split(".")[1] for k in state if k.startswith("residuals.")}
+    return {
+        "width": width,
+        "num_residual": len(blocks),
+        "norm": "batch" if any(k.endswith("running_mean") for k in state) else "instance",
+        "upsample": "nearest" if "up1.conv.conv.weight" in state else "transposed",
     }
-    for key, value in (metadata or {}).items():
-        meta[key] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    with atomic_output(path, suffix=".safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
-    return path
 
 
-def read_style_model(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(tensors, metadata) of a style model file; :class:`CheckpointError` if it is not one."""
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = dict(handle.metadata() or {})
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors style model ({str(exc).splitlines()[0]})") from exc
-    if metadata.get("format") != FORMAT or "arch" not in metadata:
-        raise CheckpointError(f"{path}: a safetensors file, but not a fast-style model (no '{FORMAT}' metadata)")
-    return tensors, metadata
-
-
-def load_style_model(path: str | os.PathLike) -> tuple[TransformerNet, dict[str, str]]:
-    """A ready TransformerNet (eval mode) and the metadata of a style model file."""
-    tensors, metadata = read_style_model(path)
-    model = build_transformer(json.loads(metadata["arch"]))
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not match its arch metadata ({str(exc).splitlines()[0]})") from exc
-    return model.eval(), metadata
-
-
-def read_lightning_checkpoint(path: str | os.PathLike) -> dict:
-    """The dict inside a Lightning ``.ckpt``, loaded with ``weights_only=True``."""
-    try:
-        checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError as exc:
-        raise CheckpointError(f"{path}: no such file") from exc
-    except Exception as exc:  # noqa: BLE001 - corrupt zip, pickle with code, ...: one message
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise CheckpointError(f"{path}: not a Lightning checkpoint (no state_dict)")
-    return checkpoint
-
-
-def transformer_from_lightning(checkpoint: dict, *, source: str = "checkpoint") -> tuple[TransformerNet, dict[str, object]]:
-    """TransformerNet and style-model metadata from a loaded Lightning checkpoint dict."""
-    hparams = checkpoint.get("hyper_parameters") or {}
-    if "model" not in hparams:
-        raise CheckpointError(f"{source}: not a fast-style training checkpoint (no model hyper-parameters)")
-    model = build_transformer(hparams["model"])
-    prefix = "transformer."
-    state = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+def network_from_state(state: dict[str, torch.Tensor], *, source: str, claimed: dict | None = None) -> TransformerNet:
+    """A TransformerNet (eval mode) holding ``state``; ``claimed`` is the metadata's arch, checked."""
+    arch = arch_of(state, source=source)
+    if claimed and any(claimed.get(key) != value for key, value in arch.items() if key in claimed):
+        raise CheckpointError(f"{source}: its metadata says arch {claimed}, but its tensors are {arch}")
+    model = TransformerNet(**arch)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise CheckpointError(f"{source}: transform net weights do not match ({str(exc).splitlines()[0]})") from exc
-    style = hparams.get("style") or {}
-    metadata = {
-        "style_name": str(style.get("name", "unknown")),
-        "style_sha256": str(style.get("sha256") or ""),
-        "loss": hparams.get("loss") or {},
-        "loss_net": str(hparams.get("loss_net_source") or hparams.get("loss_net", {})),
-        "loss_net_config": dict(hparams.get("loss_net") or {}),
-        "steps": str(checkpoint.get("global_step", 0)),
-    }
-    return model.eval(), metadata
+        raise CheckpointError(f"{source}: weights do not fit TransformerNet ({str(exc).splitlines()[0]})") from exc
+    return model.eval()
 
 
-def unique_path(path: Path) -> Path:
-    """``path`` if free, else ``<stem>-1<suffix>``, ``<stem>-2<suffix>``, ... (never overwrite)."""
-    if not path.exists():
-        return path
-    for i in range(1, 10_000):
-        candidate = path.with_name(f"{path.stem}-{i}{path.suffix}")
-        if not candidate.exists():
-            return candidate
-    raise FastStyleError(f"{path}: too many numbered copies; clean up {path.parent}")
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            strings = dict(handle.metadata() or {})
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors style model ({str(exc).splitlines()[0]})") from exc
+    if strings.get("format") != STYLE_MODEL_FORMAT:
+        raise CheckpointError(f"{path}: a safetensors file, but not a fast-style model (no '{STYLE_MODEL_FORMAT}' metadata)")
+    return tensors, strings
 
 
-def export_lightning_checkpoint(ckpt: str | os.PathLike, output: str | os.PathLike | None = None, *, overwrite: bool = False) -> Path:
-    """Write the style model of a Lightning ``.ckpt``; returns the path written.
+def open_model(path: str | os.PathLike, *, device: str = "cpu", threads: int | None = None) -> StyleModel:
+    """Open any model file (see the module docstring) as a :class:`StyleModel`.
 
-    ``output`` defaults to ``<ckpt folder>/<style>.safetensors``; an existing file is
-    kept and a numbered name is used instead unless ``overwrite``.
+    ``device`` and ``threads`` apply to exported models' runtimes only; PyTorch
+    networks are returned on the CPU (move them where you like).
     """
-    model, metadata = transformer_from_lightning(read_lightning_checkpoint(ckpt), source=str(ckpt))
-    target = Path(output) if output else Path(ckpt).with_name(f"{metadata['style_name']}.safetensors")
-    if not overwrite:
-        target = unique_path(target)
-    return save_style_model(model, target, metadata=metadata)
+    path = Path(path)
+    kind, payload = detect_kind(path)
+    source = str(path)
+    if kind in ("onnx", "torchscript"):
+        if kind == "onnx":
+            run, strings = onnx_runtime(path, device=device, threads=threads)
+        else:
+            run, strings = torchscript_runtime(path, device=device)
+        return StyleModel(path, kind, StyleModelMetadata.from_strings(strings), runtime=run)
+    if kind == "style-model":
+        state, strings = _read_safetensors(path)
+        metadata = StyleModelMetadata.from_strings(strings)
+    elif kind == "lightning":
+        hparams = payload.get("hyper_parameters") or {}
+        if "model" not in hparams:
+            raise CheckpointError(f"{path}: not a fast-style training checkpoint (no model hyper-parameters)")
+        state = {k[len(_LIGHTNING_PREFIX):]: v for k, v in payload["state_dict"].items() if k.startswith(_LIGHTNING_PREFIX)}
+        metadata = StyleModelMetadata.from_training(hparams, steps=int(payload.get("global_step", 0)))
+    elif kind == "pytorch-examples":
+        try:
+            state = from_examples(payload)
+        except FastStyleError as exc:
+            raise CheckpointError(f"{path}: {exc}") from exc
+        metadata = StyleModelMetadata()
+    else:
+        state, metadata = payload, StyleModelMetadata()
+    network = network_from_state(state, source=source, claimed=metadata.arch)
+    metadata.arch = dict(network.config)
+    return StyleModel(path, kind, metadata, network=network)
+
+
+def save_style_model(
+    model: TransformerNet, path: str | os.PathLike, *, metadata: StyleModelMetadata | None = None
+) -> Path:
+    """Write ``model``'s weights and ``metadata`` (its ``arch`` from the model) to ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = dataclasses.replace(metadata or StyleModelMetadata(), arch=dict(model.config))
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    with atomic_output(path, suffix=".safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata=metadata.to_strings(format=STYLE_MODEL_FORMAT))
+    return path

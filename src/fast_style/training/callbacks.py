@@ -10,8 +10,10 @@ import torch
 from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import make_grid
 
-from fast_style.io.model_files import save_style_model, unique_path
+from fast_style.io.files import unique_path
 from fast_style.io.images import save_image
+from fast_style.io.metadata import StyleModelMetadata
+from fast_style.io.model_files import save_style_model
 
 log = logging.getLogger(__name__)
 
@@ -86,16 +88,8 @@ class ExportStyleModel(pl.Callback):
         target = Path(self.dirpath).resolve() / f"{self.filename}.safetensors"
         if not self.overwrite:
             target = unique_path(target)
-        hp = pl_module.hparams
-        style = hp.get("style") or {}
-        metadata = {
-            "style_name": str(style.get("name", self.filename)),
-            "style_sha256": str(style.get("sha256") or ""),
-            "loss": dict(hp.get("loss") or {}),
-            "loss_net": str(hp.get("loss_net_source", "")),
-            "loss_net_config": dict(hp.get("loss_net") or {}),
-            "steps": str(trainer.global_step),
-        }
+        metadata = StyleModelMetadata.from_training(pl_module.hparams, steps=trainer.global_step)
+        metadata.style_name = metadata.style_name or self.filename
         self.path = save_style_model(pl_module.transformer, target, metadata=metadata)
         if self.run_dirpath and Path(self.run_dirpath).resolve() != Path(self.dirpath).resolve():
             save_style_model(pl_module.transformer, Path(self.run_dirpath) / f"{self.filename}.safetensors", metadata=metadata)

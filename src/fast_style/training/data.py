@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from fast_style.errors import FastStyleError
 from fast_style.io.images import IMAGE_EXTENSIONS, ImageReadError, open_rgb, pil_to_tensor
+from fast_style.training.demo import prepare_content
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,8 @@ class ContentDataModule(pl.LightningDataModule):
 
     Sample images come from ``sample_root`` if given, else from files spread evenly
     over ``root``; :meth:`sample_images` returns them as (S, 3, sample_size, sample_size).
+    ``fill_with_samples`` (the offline demo) fills an empty ``root`` with photos that
+    ship inside scikit-image's wheel (:func:`fast_style.training.demo.prepare_content`).
     """
 
     def __init__(
@@ -157,6 +160,7 @@ class ContentDataModule(pl.LightningDataModule):
         num_samples: int = 4,
         sample_size: int = 256,
         sample_root: str | None = None,
+        fill_with_samples: bool = False,
     ):
         super().__init__()
         self.root = root
@@ -169,9 +173,15 @@ class ContentDataModule(pl.LightningDataModule):
         self.num_samples = num_samples
         self.sample_size = sample_size
         self.sample_root = sample_root
+        self.fill_with_samples = fill_with_samples
         self.files: list[Path] = []
         self.bad_files: list[tuple[Path, str]] = []
         self._samples: torch.Tensor | None = None
+
+    def prepare_data(self) -> None:
+        """With ``fill_with_samples`` (the offline demo), copy sample photos into an empty ``root``."""
+        if self.fill_with_samples:
+            prepare_content(Path(self.root))
 
     def setup(self, stage: str | None = None) -> None:
         if self.files:

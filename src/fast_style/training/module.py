@@ -34,20 +34,13 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from fast_style.inference.runner import cpu_has_native_bf16
+from fast_style.devices import native_bf16
 from fast_style.nn.losses import PerceptualLoss
 from fast_style.nn.transformer import TransformerNet, build_transformer
 from fast_style.nn.vgg import VGGFeatures
 
 LOSS_NET_PREFIX = "loss.loss_net."
 log = logging.getLogger(__name__)
-
-
-def native_bf16(device: torch.device) -> bool:
-    """True on CUDA GPUs with bf16 and on CPUs whose oneDNN has native bf16 (AVX512-BF16, AMX)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return cpu_has_native_bf16()
 
 
 class StyleTransferModule(pl.LightningModule):

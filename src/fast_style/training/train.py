@@ -19,9 +19,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from fast_style.training.callbacks import ExportStyleModel, StyleSamples
 from fast_style.errors import FastStyleError
-from fast_style.io.images import atomic_write_text, load_image
+from fast_style.io.files import atomic_write_text
+from fast_style.io.images import load_image
+from fast_style.training.callbacks import ExportStyleModel, StyleSamples
 from fast_style.training.module import StyleTransferModule
 from fast_style.training.styles import resolve_style_image
 
@@ -123,16 +124,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    if cfg.get("demo"):
-        from fast_style.training.demo import prepare_content
-
-        prepare_content(Path(cfg.data.root))
-
     style_path = resolve_style_image(style_dir=cfg.paths.style_dir, **_plain(cfg.style))
     style_image = load_style_tensor(style_path, size=cfg.style.get("size"))
     log.info("style %s: %s (%dx%d)", cfg.style.name, style_path, style_image.shape[-1], style_image.shape[-2])
 
     datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
     datamodule.setup("fit")
     ckpt_path = select_checkpoint(cfg, output_dir)
 

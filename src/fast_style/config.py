@@ -1,0 +1,127 @@
+"""Hydra schemas of every command: the single source of command-line defaults and types.
+
+Each command's primary config (``configs/<command>.yaml``) starts its defaults list with
+the schema registered here, so a misspelt key (``strenght=0.5``) or a wrong type
+(``size=big``) is rejected by Hydra before anything runs, and ``overwrite=no`` is the
+boolean false. Option defaults live in the dataclasses, not in the yaml files; the
+yaml files of the config groups (``model/``, ``loss/``, ``style/`` ...) are named
+presets whose keys the group schemas below check.
+
+    python stylize.py --cfg job       # every option with its value, as composed
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from fast_style.inference.options import StylizeOptions
+
+
+@dataclass
+class StylizeConfig(StylizeOptions):
+    """``python stylize.py``: the model file and the input, plus every :class:`StylizeOptions`."""
+
+    ckpt: str = MISSING
+    input: str = MISSING
+
+
+@dataclass
+class ExportConfig:
+    """``python scripts/export.py``: ``ckpt`` to ``format`` (safetensors, onnx, torchscript)."""
+
+    ckpt: str = MISSING
+    format: str = "safetensors"
+    output: str | None = None
+    overwrite: bool = False
+    exporter: str = "auto"
+    opset: int | None = None
+
+
+@dataclass
+class ModelSchema:
+    """``model/*.yaml``: TransformerNet keyword arguments."""
+
+    width: int = MISSING
+    num_residual: int = MISSING
+    norm: str = MISSING
+    upsample: str = MISSING
+
+
+@dataclass
+class LossSchema:
+    """``loss/*.yaml``: taps with per-layer weights, and the three term weights."""
+
+    content_layers: dict[str, float] = MISSING
+    style_layers: dict[str, float] = MISSING
+    content_weight: float = MISSING
+    style_weight: float = MISSING
+    tv_weight: float = MISSING
+    batched: bool = MISSING
+
+
+@dataclass
+class LossNetSchema:
+    """``loss_net/*.yaml``: VGGFeatures keyword arguments (``pretrained``: true, false or auto)."""
+
+    arch: str = MISSING
+    pretrained: Any = MISSING
+    weights: str | None = MISSING
+    seed: int = MISSING
+    pool: str = MISSING
+
+
+@dataclass
+class StyleSchema:
+    """``style/*.yaml``: the painting (a named file with url and sha256, any image, or a drawn one)."""
+
+    name: str = MISSING
+    file: str | None = MISSING
+    url: str | None = MISSING
+    sha256: str | None = MISSING
+    image: str | None = MISSING
+    size: int | None = MISSING
+    procedural: str | None = MISSING
+
+
+@dataclass
+class TrainConfig:
+    """``python train.py``: top-level keys (defaults here) and the typed groups.
+
+    ``seed``: global seed; ``ckpt_path``: resume from this Lightning checkpoint;
+    ``auto_resume``: without ckpt_path, resume from the run folder's
+    ``checkpoints/last.ckpt`` (a requeued or re-run job); ``lr``: Adam learning rate
+    (paper 1e-3); ``channels_last``: NHWC for both networks (true) or the loss
+    network only (loss_net); ``compile``: torch.compile both networks.
+    """
+
+    task_name: str = "train"
+    seed: int | None = 42
+    ckpt_path: str | None = None
+    auto_resume: bool = True
+    lr: float = 1.0e-3
+    channels_last: Any = False
+    compile: bool = False
+    style: StyleSchema = field(default_factory=StyleSchema)
+    model: ModelSchema = field(default_factory=ModelSchema)
+    loss_net: LossNetSchema = field(default_factory=LossNetSchema)
+    loss: LossSchema = field(default_factory=LossSchema)
+    data: Any = MISSING
+    trainer: Any = MISSING
+    callbacks: Any = None
+    logger: Any = None
+    paths: Any = MISSING
+
+
+SCHEMAS = {"stylize_schema": StylizeConfig, "export_schema": ExportConfig, "train_schema": TrainConfig}
+
+
+def register_schemas() -> ConfigStore:
+    """Put every schema into Hydra's ConfigStore (idempotent); entry points call it first."""
+    store = ConfigStore.instance()
+    for name, node in SCHEMAS.items():
+        store.store(name=name, node=node)
+    return store

@@ -1,0 +1,73 @@
+"""The Python API of stylizing: :func:`stylize` (files, folders, globs) and
+:func:`stylize_images` (tensors or files in, tensors out). ``python stylize.py`` calls
+:func:`stylize` with the options Hydra composed.
+
+    import fast_style
+    summary = fast_style.stylize("checkpoints/starry_night.safetensors", "photos/", output="out/", size=1024)
+    model = fast_style.open_model("mosaic.pth")              # any model file, kind detected by content
+    (image,) = fast_style.stylize_images(model, ["photo.jpg"], strength=0.8)   # (3, H, W) in [0, 1]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fast_style.inference.executors import run_local, run_on_devices
+from fast_style.inference.options import OptionError, StylizeOptions
+from fast_style.inference.pipeline import Summary, finish, plan, resized
+from fast_style.inference.runner import make_runner
+from fast_style.io.images import open_rgb_alpha, pil_to_tensor
+from fast_style.io.model_files import StyleModel, open_model
+
+
+def _open(model: StyleModel | str | os.PathLike, options: StylizeOptions) -> StyleModel:
+    return model if isinstance(model, StyleModel) else open_model(model, device=str(options.device))
+
+
+def stylize(
+    model: StyleModel | str | os.PathLike, input: str | os.PathLike, *, options: StylizeOptions | None = None,
+    **values: Any,
+) -> Summary:
+    """Stylize a photo, a folder (recursive) or a glob; returns the :class:`Summary`.
+
+    ``model`` is a path to any model file or an opened :class:`StyleModel`; ``options``
+    are a :class:`StylizeOptions`, or its fields as keywords (``output``, ``size``,
+    ``strength``, ...; they override ``options``). One
+    input: a problem is raised as a one-line :class:`~fast_style.errors.FastStyleError`;
+    several: bad files are reported on stderr, counted and skipped.
+    """
+    opts = dataclasses.replace(options, **values) if options else StylizeOptions.of(values)
+    opts.check()
+    if input is None or str(input) in ("", "None"):
+        raise OptionError("input must be set: a photo, a folder or a glob such as 'photos/*.jpg'")
+    model = _open(model, opts)
+    jobs, several = plan(str(input), opts, style=str(opts.style_name or model.style_name))
+    if int(opts.devices) > 1:
+        return run_on_devices(jobs, model, opts)
+    return run_local(jobs, make_runner(model, opts), opts, several=several)
+
+
+def stylize_images(
+    model: StyleModel | str | os.PathLike, images: Iterable[torch.Tensor | str | os.PathLike], **options: Any
+) -> list[torch.Tensor]:
+    """Stylized (3, H, W) tensors in [0, 1] for image tensors ((3, H, W) in [0, 1]) or files.
+
+    ``size``/``scale`` apply to files; ``preserve_color``, ``strength`` and every
+    speed option apply to all.
+    """
+    opts = StylizeOptions.of(options).check()
+    runner = make_runner(_open(model, opts), opts)
+    results = []
+    for image in images:
+        if isinstance(image, torch.Tensor):
+            photo = image.detach().float().cpu()
+        else:
+            photo = pil_to_tensor(resized(open_rgb_alpha(Path(image))[0], size=opts.size, scale=opts.scale))
+        results.append(finish(runner(photo)[0], photo, keep_colour=bool(opts.preserve_color), strength=float(opts.strength)))
+    return results

@@ -1,0 +1,96 @@
+"""Every stylizing option and its default, in one place.
+
+``python stylize.py key=value`` (through the Hydra schema in :mod:`fast_style.config`),
+``fast_style.stylize(..., key=value)`` and the executors all read a
+:class:`StylizeOptions`; nothing else holds a default of these options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from fast_style.errors import FastStyleError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+class OptionError(FastStyleError):
+    """An option value that cannot be used."""
+
+
+@dataclass
+class StylizeOptions:
+    """Options of stylizing (``stylize.py`` keys), with their defaults.
+
+    Outputs: ``output`` (file for one input, folder for several; None: beside each
+    input as ``<name>_<style>.<ext>``), ``format`` (png, jpg, webp, tif; None: keep the
+    extension), ``style_name`` (used in default output names; None: the model's),
+    ``overwrite`` (replace existing outputs; an input is never written over),
+    ``quality`` (JPEG / WebP).
+
+    Images: ``size`` (longer side in px) or ``scale`` (a factor), not both;
+    ``preserve_color`` (luminance-only transfer); ``strength`` (1: stylized, 0: the
+    photo, a linear blend between).
+
+    Speed: ``device`` (auto: cuda, mps, cpu), ``precision`` (auto = fp32, fp32, bf16,
+    fp16), ``channels_last`` (auto: with compile or on CUDA), ``compile``
+    (torch.compile, about a minute per image size on a CPU), ``batch_size`` (images of
+    the same size per forward pass), ``devices``/``accelerator`` (N processes through
+    Lightning's predict loop). Huge images: above ``pixel_budget`` pixels an image is
+    stylized in ``tile_size`` tiles cross-faded over ``tile_blend`` px (0: never tile).
+    ``progress``: a progress bar for folder and glob runs.
+    """
+
+    output: str | None = None
+    format: str | None = None
+    style_name: str | None = None
+    size: int | None = None
+    scale: float | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: Any = "auto"
+    compile: bool = False
+    batch_size: int = 1
+    overwrite: bool = False
+    quality: int = 95
+    preserve_color: bool = False
+    strength: float = 1.0
+    tile_size: int = 512
+    tile_blend: int = 16
+    pixel_budget: int = 4096 * 4096 // 4  # ~4.2 MP untiled: ~1.2 GB of fp32 activations for width 32
+    progress: bool = True
+    devices: int = 1
+    accelerator: str = "auto"
+
+    @classmethod
+    def of(cls, values: dict[str, Any]) -> StylizeOptions:
+        """Options from keyword values; an unknown key is a one-line error naming the known ones."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise OptionError(f"unknown stylize option(s) {unknown}; known: {', '.join(names)}")
+        return cls(**values)
+
+    def check(self) -> StylizeOptions:
+        """Raise :class:`OptionError` for values out of range; returns self."""
+        if self.size is not None and self.scale is not None:
+            raise OptionError("size= and scale= both set; choose one")
+        if self.size is not None and int(self.size) < 1:
+            raise OptionError(f"size={self.size}: must be a positive number of px")
+        if self.scale is not None and float(self.scale) <= 0:
+            raise OptionError(f"scale={self.scale}: must be positive")
+        if not 0.0 <= float(self.strength) <= 1.0:
+            raise OptionError(f"strength={self.strength}: must be in [0, 1]")
+        if not 1 <= int(self.quality) <= 100:
+            raise OptionError(f"quality={self.quality}: must be in 1..100")
+        if int(self.batch_size) < 1:
+            raise OptionError(f"batch_size={self.batch_size}: must be at least 1")
+        if int(self.devices) < 1:
+            raise OptionError(f"devices={self.devices}: must be at least 1")
+        if str(self.precision) not in PRECISIONS:
+            raise OptionError(f"precision={self.precision}: choose {', '.join(PRECISIONS)}")
+        if str(self.channels_last).lower() not in ("auto", "true", "false"):
+            raise OptionError(f"channels_last={self.channels_last}: use auto, true or false")
+        return self

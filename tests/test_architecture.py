@@ -1,0 +1,187 @@
+"""The package's shape: layers import only downwards, no cycles, one way to open a model,
+and the Hydra schemas are the only place that holds an option's default."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import CONFIG_DIR, REPO
+
+PACKAGE = REPO / "src" / "fast_style"
+# bottom to top; a module may import its own layer's modules and any layer below
+LAYERS = [
+    {"errors", "devices"},
+    {"nn"},
+    {"io"},
+    {"training", "inference"},
+    {"evaluation"},
+    {"bench"},
+    {"config", "cli", "__init__"},
+]
+
+
+def _layer(module: str) -> int:
+    part = module.split(".")[1] if "." in module else "__init__"
+    return next(i for i, names in enumerate(LAYERS) if part in names)
+
+
+def _imports() -> dict[str, set[str]]:
+    """fast_style module -> the fast_style modules it imports (at any depth of its code)."""
+    graph = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fast_style"):
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("fast_style")}
+        graph[name] = found - {name}
+    return graph
+
+
+def test_every_module_is_in_a_layer():
+    for module in _imports():
+        assert _layer(module) >= 0, module
+
+
+def test_no_module_imports_a_layer_above_it():
+    upward = [(m, i) for m, deps in _imports().items() for i in deps
+              if i != "fast_style" and _layer(i) > _layer(m)]
+    assert upward == []
+
+
+def test_sibling_layers_do_not_import_each_other():
+    """training and inference share a layer: neither may depend on the other."""
+    graph = _imports()
+    crossing = [(m, i) for m, deps in graph.items() for i in deps
+                if {m.split(".")[1:2][0] if "." in m else "", i.split(".")[1:2][0] if "." in i else ""} == {"training", "inference"}]
+    assert crossing == []
+
+
+def test_no_import_cycles():
+    graph = _imports()
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for dep in graph.get(node, ()):
+            if state.get(dep) == 1:
+                pytest.fail("import cycle: " + " -> ".join(path[path.index(dep):] + [dep]) if dep in path else dep)
+            if dep in graph and not state.get(dep):
+                visit(dep, path + [dep])
+        state[node] = 2
+
+    for module in graph:
+        if not state.get(module):
+            visit(module, [module])
+
+
+def test_the_layer_check_can_fail(tmp_path, monkeypatch):
+    """An nn module importing the inference layer would be reported as upward."""
+    fake = {"fast_style.nn.losses": {"fast_style.inference.runner"}}
+    monkeypatch.setattr(__import__(__name__), "_imports", lambda: fake)
+    with pytest.raises(AssertionError):
+        test_no_module_imports_a_layer_above_it()
+
+
+def test_only_open_model_reads_model_files():
+    """torch.load of model files, safe_open and onnxruntime sessions appear only in the io layer's loader modules."""
+    readers = {"torch.load", "safe_open", "InferenceSession", "torch.jit.load"}
+    allowed = {"io/model_files.py", "io/runtimes.py", "nn/vgg.py", "inference/tiling.py", "training/train.py"}
+    found = set()
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text()
+        if any(f"{reader}(" in text for reader in readers):
+            found.add(path.relative_to(PACKAGE).as_posix())
+    assert found <= allowed, found - allowed
+
+
+# ------------------------------------------------------------------ one source of defaults
+
+
+def _compose(name: str, overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+
+    from fast_style.config import register_schemas
+
+    register_schemas()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        return compose(config_name=name, overrides=overrides)
+
+
+@pytest.mark.parametrize("command, schema", [("stylize", "StylizeConfig"), ("export", "ExportConfig")])
+def test_yaml_sets_no_option_the_schema_holds(command, schema):
+    """The yaml files only choose the schema and Hydra's behaviour; the defaults are the dataclass's."""
+    from fast_style import config
+
+    raw = OmegaConf.load(CONFIG_DIR / f"{command}.yaml")
+    assert set(raw) <= {"defaults", "hydra"}, set(raw)
+    composed = _compose(command, ["ckpt=m", "input=p"] if command == "stylize" else ["ckpt=m"])
+    cls = getattr(config, schema)
+    fields = {f.name: f.default for f in dataclasses.fields(cls)}
+    assert set(composed) == set(fields)
+    for name, default in fields.items():
+        if default is not dataclasses.MISSING and name not in ("ckpt", "input"):
+            assert composed[name] == default, name
+
+
+def test_train_top_level_defaults_come_from_the_schema():
+    from fast_style.config import TrainConfig
+
+    raw = OmegaConf.load(CONFIG_DIR / "train.yaml")
+    assert set(raw) == {"defaults"}
+    composed = _compose("train", [])
+    groups = {"style", "model", "loss_net", "loss", "data", "trainer", "callbacks", "logger", "paths"}
+    scalars = [f for f in dataclasses.fields(TrainConfig) if f.name not in groups]
+    assert {f.name for f in scalars} == {"task_name", "seed", "ckpt_path", "auto_resume", "lr", "channels_last", "compile"}
+    for f in scalars:
+        assert composed[f.name] == f.default, f.name
+
+
+@pytest.mark.parametrize("override, message", [
+    ("strenght=0.5", "strenght"),
+    ("size=big", "size"),
+    ("overwrite=maybe", "overwrite"),
+])
+def test_schema_rejects_misspelt_keys_and_wrong_types(override, message):
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException) as info:
+        _compose("stylize", ["ckpt=m", "input=p", override])
+    assert message in str(info.value) or message in str(info.value.__cause__)
+
+
+def test_yes_no_words_are_booleans():
+    assert _compose("stylize", ["ckpt=m", "input=p", "overwrite=no"]).overwrite is False
+
+
+@pytest.mark.parametrize("group", ["model", "loss", "loss_net", "style"])
+def test_every_group_preset_fits_its_schema(group):
+    """A preset with a misspelt or missing key fails to compose (the schema checks it)."""
+    for preset in sorted((CONFIG_DIR / group).glob("*.yaml")):
+        extra = ["style.image=x.jpg"] if preset.stem == "custom" else []
+        cfg = _compose("train", [f"{group}={preset.stem}", *extra])
+        OmegaConf.to_container(cfg[group], throw_on_missing=True)
+
+
+def test_a_misspelt_group_key_is_rejected():
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException):
+        _compose("train", ["model.widht=8"])
+
+
+def test_public_api_is_importable_lazily():
+    import fast_style
+
+    assert callable(fast_style.stylize) and callable(fast_style.open_model) and callable(fast_style.stylize_images)
+    with pytest.raises(AttributeError):
+        fast_style.nothing_here  # noqa: B018
+    assert isinstance(Path(fast_style.__file__), Path)

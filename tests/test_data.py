@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from fast_style.training.data import ContentDataModule, ContentImages, NoImagesError, scan_images
 from fast_style.io.images import ImageReadError, load_image, open_rgb
+from fast_style.training.data import ContentDataModule, ContentImages, NoImagesError, scan_images
 
 from conftest import random_photo
 

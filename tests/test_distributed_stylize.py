@@ -38,3 +38,33 @@ def test_two_processes_write_every_image_once_and_rerun_skips(tmp_path):
     assert "terminate called" not in first.stderr
     again = run_entry("stylize.py", *args, cwd=tmp_path, timeout=240)
     assert "done 0, skipped 5, failed 1" in again.stdout
+
+
+def test_devices_run_honours_batch_size(tmp_path):
+    """Each rank reads batch_size jobs at a time and runs same-size photos in one forward pass."""
+    import torch
+
+    from fast_style.inference.executors import PredictJobs, job_loader
+    from fast_style.inference.options import StylizeOptions
+    from fast_style.inference.pipeline import Job
+    from fast_style.io.model_files import open_model
+
+    for i in range(5):
+        random_photo(32, 24 if i != 2 else 20, seed=i).save(tmp_path / f"{i}.png")
+    jobs = [Job(tmp_path / f"{i}.png", tmp_path / "out" / f"{i}.png") for i in range(5)]
+    options = StylizeOptions(batch_size=2, progress=False)
+    batches = list(job_loader(jobs, options, rank=0, world=2))  # rank 0: jobs 0, 2, 4
+    assert [[item.job.source.name for item in batch] for batch in batches] == [["0.png", "2.png"], ["4.png"]]
+    rank1 = list(job_loader(jobs, options, rank=1, world=2))
+    assert [[item.job.source.name for item in batch] for batch in rank1] == [["1.png", "3.png"]]
+
+    model = save_style_model(TransformerNet(width=8, num_residual=1), tmp_path / "m.safetensors")
+    module = PredictJobs(model=open_model(model), options=options)
+    module.on_predict_start()
+    calls = []
+    runner = module.runner
+    module.runner = lambda batch: calls.append(tuple(batch.shape)) or runner(batch)
+    module.runner.needs_tiling = runner.needs_tiling
+    outcomes = module.predict_step(rank1[0], 0)
+    assert [o.status for o in outcomes] == ["done", "done"] and calls == [(2, 3, 24, 32)]
+    assert torch.is_tensor(runner(torch.rand(1, 3, 8, 8)))

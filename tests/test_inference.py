@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from fast_style.inference.runner import FoldedHead, Stylizer, resolve_precision
-from fast_style.nn.transformer import TransformerNet
 from fast_style.inference.tiling import _Moments
+from fast_style.nn.transformer import TransformerNet
 
 TOLERANCE = 3 / 255  # README: the fast path stays within 3/255 of eager fp32
 

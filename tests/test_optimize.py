@@ -7,9 +7,9 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from fast_style.errors import FastStyleError
+from fast_style.evaluation.optimize import PhotoLoss, optimize, optimize_pixels
 from fast_style.io.images import load_image
 from fast_style.nn.vgg import VGGFeatures
-from fast_style.evaluation.optimize import PhotoLoss, optimize, optimize_pixels
 
 from conftest import CONFIG_DIR, random_photo, run_entry
 

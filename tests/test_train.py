@@ -151,7 +151,7 @@ def test_export_script_writes_a_style_model(tmp_path, image_folder, style_file):
     again = run_entry("scripts/export.py", f"ckpt={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}", f"output={out}", cwd=tmp_path)
     assert again.returncode == 0 and (tmp_path / "exported-1.safetensors").is_file()
     bad = run_entry("scripts/export.py", f"ckpt={tmp_path / 'missing.ckpt'}", cwd=tmp_path)
-    assert bad.returncode == 2 and bad.stderr.strip() == f"error: {tmp_path / 'missing.ckpt'}: no such file"
+    assert bad.returncode == 2 and bad.stderr.strip() == f"error: {tmp_path / 'missing.ckpt'}: no such checkpoint file"
 
 
 @pytest.mark.slow

@@ -37,7 +37,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 from fast_style.devices import resolve_device
 from fast_style.errors import FastStyleError
-from fast_style.evaluation.optimize import LOSS_KEYS, build_loss, optimize_pixels
+from fast_style.evaluation.optimize import LOSS_KEYS, build_loss, optimize_pixels, sync
 from fast_style.io.files import atomic_write_text, unique_path
 from fast_style.io.images import (
     IMAGE_EXTENSIONS,
@@ -155,20 +155,15 @@ def square_photo(path: Path, *, size: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------- measuring
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_feed_forward(model: TransformerNet, photo: torch.Tensor, *, repeats: int = 3) -> tuple[torch.Tensor, float]:
     """(T(x) clamped to [0, 1], median wall time of ``repeats`` passes in seconds)."""
     times = []
     with torch.inference_mode():
         for _ in range(repeats):
-            _sync(photo.device)
+            sync(photo.device)
             start = time.perf_counter()
             output = model(photo)
-            _sync(photo.device)
+            sync(photo.device)
             times.append(time.perf_counter() - start)
     return output.clamp(0, 1), statistics.median(times)
 

@@ -9,18 +9,11 @@ on a :class:`fast_style.nn.vgg.VGGFeatures`; formulas in ``fast_style.nn.losses`
 Only the pixels of y are free; the loss network is frozen.
 
 - Start (``init``): ``content`` (y_0 = x) or ``noise`` (y_0 ~ U[0, 1], seeded).
-- Optimiser: ``lbfgs`` (Gatys; PyTorch's L-BFGS, history 100, strong-Wolfe line search
-  as in the scipy L-BFGS Gatys used; an iteration usually evaluates the loss once, the
-  line search adds evaluations where the full step fails, and the loss at the accepted
-  point is reused, never recomputed) or ``adam`` (one evaluation per step). Without a
-  line search an early overlong step can saturate the sigmoid below and stall.
-- Constraint: the pixels are optimised in an **unconstrained parametrisation**,
-  y = sigmoid(z), z in R^(1x3xHxW); z_0 = logit(clamp(y_0, e, 1 - e)) with
-  e = 0.5 / 255, so the start image rounds to the same 8-bit pixels as the photo.
-  Every image is therefore inside (0, 1) and every loss reported is the loss of an
-  image that is saved as it is. (Clamping after each step was tried first: it breaks
-  L-BFGS' curvature pairs and the loss oscillates; raw unconstrained pixels drift
-  outside [0, 1], so their loss is not that of the saved image.)
+- Optimiser: ``lbfgs`` (Gatys; history 100, strong-Wolfe line search; the loss at the
+  accepted point is reused, never recomputed) or ``adam`` (one evaluation per step).
+- Constraint: y = sigmoid(z), optimised in z; z_0 = logit(clamp(y_0, e, 1 - e)) with
+  e = 0.5 / 255, so every image is inside (0, 1) and every reported loss is that of
+  the saved image (clamping after each step breaks L-BFGS' curvature pairs).
 
 :func:`optimize_pixels` records the loss after every iteration k = 0 .. N (k = 0 is
 the start) and the optimiser's cumulative wall time, so one run of N iterations also
@@ -136,7 +129,8 @@ def make_optimizer(params: torch.Tensor, *, name: str, lr: float | None) -> torc
     return torch.optim.Adam([params], lr=lr)
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for queued CUDA work, so wall times measure it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -205,14 +199,14 @@ def optimize_pixels(
     elapsed = 0.0
     for k in range(1, iterations + 1):
         record.clear()
-        _sync(content.device)
+        sync(content.device)
         start = time.perf_counter()
         if optimizer == "lbfgs":
             opt.step(closure)
         else:
             closure()
             opt.step()
-        _sync(content.device)
+        sync(content.device)
         elapsed += time.perf_counter() - start
         result.losses.append(record[0])  # the loss after k - 1 steps
         result.seconds.append(elapsed)

@@ -10,18 +10,9 @@ clamped to [0, 1]. Images above ``pixel_budget`` pixels go through the tiled pat
 (:mod:`fast_style.inference.tiling`), whose output equals the untiled one up to rounding.
 
 Precision: ``fp32`` keeps the model as trained; ``bf16``/``fp16`` cast weights and
-activations to that type (instance norm statistics are still accumulated in float32
-by PyTorch's kernels). ``auto`` picks ``fp32`` on every device: the goal is a result
-within 3/255 of the fp32 network, and a bfloat16 convolution rounds its inputs to 8
-significant bits, which the instance norms of this network amplify layer by layer
-(measured on a seeded random paper-sized net: max 33/255, mean 1.9/255; a briefly
-trained one: max 7/255). The error comes from the format, not the hardware, so
-keeping norms, residual sums or the first/last convolution in fp32 does not bring it
-under 3/255 either (see README "Stylizing speed"). ``bf16`` stays available where speed
-matters more than exactness; it is fastest on CPUs with native bf16 instructions
-(AVX512-BF16 / AMX, :func:`fast_style.devices.cpu_has_native_bf16`). The fast *accurate* path on the CPU
-is fp32 with ``channels_last`` and ``compile``. On CUDA, PyTorch runs fp32
-convolutions on TF32 tensor cores by default.
+activations. ``auto`` is ``fp32`` everywhere: bf16 rounds each convolution's inputs to
+8 significant bits and the instance norms amplify that (figures: docs/results.md,
+"Precision"). The fast accurate path on a CPU is fp32 + ``channels_last`` + ``compile``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 import urllib.request
 
 import pytest
+from omegaconf import OmegaConf
 
-from fast_style.training import styles
+from fast_style.training import demo
 from fast_style.training.styles import StyleImageError, resolve_style_image, sha256_of
 
 
@@ -16,10 +17,11 @@ def test_named_style_found_in_style_dir_and_verified(tmp_path, style_file):
 
 
 def test_checksum_mismatch_is_an_error_and_keeps_the_file(tmp_path, style_file):
+    original = style_file.read_bytes()
     with pytest.raises(StyleImageError, match="fails its checksum") as info:
         resolve_style_image(name="x", style_dir=str(style_file.parent), file=style_file.name, sha256="0" * 64)
     assert "style.image=" in str(info.value)
-    assert style_file.exists()
+    assert style_file.read_bytes() == original
 
 
 def _no_network(*args, **kwargs):
@@ -61,7 +63,7 @@ def test_download_is_verified_before_it_lands(tmp_path, style_file, monkeypatch)
     with pytest.raises(StyleImageError, match="does not match its sha256"):
         resolve_style_image(name="t", style_dir=str(tmp_path / "dl"), file="t.png", url="http://x/t.png",
                             sha256=sha256_of(style_file))
-    assert not (tmp_path / "dl" / "t.png").exists()
+    assert [p.name for p in (tmp_path / "dl").iterdir()] == ["s.png"]  # no t.png, no partial file
 
 
 def test_explicit_image_path(tmp_path, style_file):
@@ -70,17 +72,28 @@ def test_explicit_image_path(tmp_path, style_file):
         resolve_style_image(name="any", style_dir=str(tmp_path), image=str(tmp_path / "nope.jpg"))
 
 
-def test_procedural_style_is_drawn_once(tmp_path):
+def test_procedural_style_is_drawn_once(tmp_path, monkeypatch):
     path = resolve_style_image(name="demo_swirls", style_dir=str(tmp_path), procedural="swirls")
     assert path.is_file() and path.stat().st_size > 10_000
-    first = path.stat().st_mtime_ns
-    assert resolve_style_image(name="demo_swirls", style_dir=str(tmp_path), procedural="swirls").stat().st_mtime_ns == first
+    drawn = path.read_bytes()
+
+    def draw_again(**kwargs):
+        raise AssertionError(f"style image drawn a second time: {kwargs}")
+
+    monkeypatch.setattr(demo, "draw_style_image", draw_again)
+    again = resolve_style_image(name="demo_swirls", style_dir=str(tmp_path), procedural="swirls")
+    assert again == path and again.read_bytes() == drawn
 
 
 def test_design_table_checksums_match_shared_paintings(shared_data):
-    from conftest import compose_train
+    from conftest import CONFIG_DIR, compose_train
 
-    for name in ["starry_night", "the_scream", "shipwreck", "great_wave", "composition_vii", "udnie"]:
+    # Every named style with a checksum, not a hand-kept list that could miss a new one.
+    names = sorted(path.stem for path in (CONFIG_DIR / "style").glob("*.yaml")
+                   if OmegaConf.load(path).get("sha256"))
+    assert {"starry_night", "the_scream", "shipwreck", "great_wave", "composition_vii", "udnie"} <= set(names)
+    for name in names:
         style = compose_train([f"style={name}"]).style
         assert sha256_of(shared_data / "styles" / style.file) == style.sha256, name
-    assert styles  # module imported for monkeypatching above
+        found = resolve_style_image(**style, style_dir=str(shared_data / "styles"))
+        assert found == shared_data / "styles" / style.file, name

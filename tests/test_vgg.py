@@ -5,7 +5,39 @@ import torch
 import torchvision
 
 from fast_style.nn import vgg as vgg_module
-from fast_style.nn.vgg import LossNetworkError, VGGFeatures, tap_indices
+from fast_style.nn.vgg import (
+    LossNetworkError,
+    VGGFeatures,
+    _random_state,
+    build_features,
+    tap_indices,
+)
+
+# Reference weights come from ``_random_state(arch, seed)``: torchvision's random init,
+# built once per process (the whole torchvision VGG, classifier included, takes seconds).
+# Only ``test_random_state_and_layout_equal_torchvision_vgg16`` builds torchvision's
+# VGG-16 itself, to prove that this cached state and our layout are torchvision's.
+
+
+def _seeded_features(arch: str, seed: int = 0) -> torch.nn.Sequential:
+    """A full ``features`` stack with the cached random weights, independent of VGGFeatures."""
+    features = build_features(arch)
+    features.load_state_dict(_random_state(arch, seed))
+    return features
+
+
+def _distinct_vgg16_features() -> torch.nn.Sequential:
+    """Real-shaped VGG-16 features whose weights are neither ImageNet's nor any seed's init.
+
+    The cached seed-0 state plus seeded noise, so that biases (zero in torchvision's init)
+    are not zero and a loader that fell back to random weights could not pass.
+    """
+    features = _seeded_features("vgg16", 0)
+    generator = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for tensor in features.state_dict().values():
+            tensor.add_(0.01 * torch.randn(tensor.shape, generator=generator))
+    return features
 
 
 def test_vgg16_tap_indices_match_the_design():
@@ -31,15 +63,16 @@ def test_stack_stops_at_the_deepest_tap_and_is_frozen():
 
 
 def test_taps_equal_torchvision_slices_with_imagenet_normalisation():
-    net = VGGFeatures(layers=["relu1_2", "relu3_3"], pretrained=False, seed=3)
-    reference = torchvision.models.vgg16().features
-    reference.load_state_dict(net.features.state_dict(), strict=False)
+    net = VGGFeatures(layers=["relu1_2", "relu3_3"], pretrained=False, seed=0)
+    reference = _seeded_features("vgg16", 0)  # torchvision's module indices, same seed
     x = torch.rand(1, 3, 32, 32)
     normalised = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.no_grad():
-        expected = reference[:16](normalised)
-        got = net(x)["relu3_3"]
-    torch.testing.assert_close(got, expected)
+        expected_relu1_2 = reference[:4](normalised)
+        expected_relu3_3 = reference[4:16](expected_relu1_2.clone())
+        got = net(x)
+    torch.testing.assert_close(got["relu1_2"], expected_relu1_2)
+    torch.testing.assert_close(got["relu3_3"], expected_relu3_3)
 
 
 def test_conv_tap_is_not_overwritten_by_relu():
@@ -49,24 +82,36 @@ def test_conv_tap_is_not_overwritten_by_relu():
 
 
 def test_random_init_is_seeded():
-    a = VGGFeatures(layers=["relu1_2"], pretrained=False, seed=1)
-    b = VGGFeatures(layers=["relu1_2"], pretrained=False, seed=1)
-    c = VGGFeatures(layers=["relu1_2"], pretrained=False, seed=2)
+    a = VGGFeatures(layers=["relu1_2"], pretrained=False, seed=0)
+    b = VGGFeatures(layers=["relu1_2"], pretrained=False, seed=0)
+    c = VGGFeatures(layers=["relu1_2"], pretrained=False, seed=1)
     assert torch.equal(a.features[0].weight, b.features[0].weight)
     assert not torch.equal(a.features[0].weight, c.features[0].weight)
-    assert a.source == "random(seed=1)"
+    assert (a.source, c.source) == ("random(seed=0)", "random(seed=1)")
+    # Each network gets its own copy: changing one leaves the per-process cache intact.
+    with torch.no_grad():
+        a.features[0].weight.zero_()
+    assert torch.equal(b.features[0].weight, _random_state("vgg16", 0)["0.weight"])
+    assert torch.equal(VGGFeatures(layers=["relu1_2"], pretrained=False, seed=0).features[0].weight,
+                       b.features[0].weight)
 
 
 @pytest.mark.parametrize("whole_model", [True, False])
 def test_weights_file_loads_identical_weights(tmp_path, whole_model):
-    torch.manual_seed(7)
-    model = torchvision.models.vgg16()
+    features = _distinct_vgg16_features().state_dict()
+    if whole_model:  # torchvision.models.vgg16().state_dict(): features.* and classifier.*
+        state = {f"features.{k}": v for k, v in features.items()} | {"classifier.0.weight": torch.zeros(4, 8)}
+    else:
+        state = features
     path = tmp_path / "vgg16.pth"
-    torch.save(model.state_dict() if whole_model else model.features.state_dict(), path)
+    torch.save(state, path)
     net = VGGFeatures(layers=["relu4_3"], weights=str(path), pretrained=True)
     assert net.source == f"file:{path}"
-    for key, value in net.features.state_dict().items():
-        assert torch.equal(value, model.features.state_dict()[key])
+    loaded = net.features.state_dict()
+    assert len(loaded) == 20  # conv1_1 .. conv4_3: 10 convolutions, weight and bias
+    for key, value in loaded.items():
+        assert torch.equal(value, features[key]), key
+    assert not torch.equal(loaded["0.bias"], _random_state("vgg16", 0)["0.bias"])
 
 
 def test_bad_weights_files_give_clear_errors(tmp_path):
@@ -77,7 +122,7 @@ def test_bad_weights_files_give_clear_errors(tmp_path):
     with pytest.raises(LossNetworkError, match="not a readable PyTorch state dict"):
         VGGFeatures(layers=["relu1_2"], weights=str(junk))
     wrong = tmp_path / "vgg19.pth"
-    torch.save(torchvision.models.vgg19().features.state_dict(), wrong)
+    torch.save(_random_state("vgg19", 0), wrong)  # torchvision's vgg19().features layout
     with pytest.raises(LossNetworkError, match="does not match torchvision's vgg16"):
         VGGFeatures(layers=["relu1_2"], weights=str(wrong))
 
@@ -108,17 +153,28 @@ def test_unknown_layer_is_rejected():
         VGGFeatures(layers=["relu9_9"], pretrained=False)
 
 
-@pytest.mark.parametrize("arch", ["vgg16", "vgg19"])
-def test_own_layout_matches_torchvision(arch):
-    from fast_style.nn.vgg import build_features
-
-    ours, theirs = build_features(arch), getattr(torchvision.models, arch)().features
+def test_random_state_and_layout_equal_torchvision_vgg16():
+    """The one test that builds torchvision's VGG-16 (seconds): everything else trusts
+    ``build_features`` and ``_random_state``, and this proves both are torchvision's."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        theirs = torchvision.models.vgg16().features
+    ours = build_features("vgg16")
     assert [type(m) for m in ours] == [type(m) for m in theirs]
-    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    expected = theirs.state_dict()
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in expected.items()}
+    cached = _random_state("vgg16", 0)
+    assert cached.keys() == expected.keys()
+    assert all(torch.equal(cached[k], v) for k, v in expected.items())
+    net = VGGFeatures(layers=["relu5_3"], pretrained=False, seed=0)
+    got = net.features.state_dict()
+    assert got.keys() == expected.keys()  # pool5 has no parameters
+    assert all(torch.equal(got[k], v) for k, v in expected.items())
 
 
-def test_random_weights_equal_torchvision_init_under_the_seed():
-    torch.manual_seed(5)
-    expected = torchvision.models.vgg16().features.state_dict()
-    net = VGGFeatures(layers=["relu5_3"], pretrained=False, seed=5)
-    assert all(torch.equal(net.features.state_dict()[k], v) for k, v in expected.items())
+def test_vgg19_layout_matches_torchvision_state():
+    ours = build_features("vgg19")
+    theirs = _random_state("vgg19", 0)  # torchvision.models.vgg19().features.state_dict()
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.items()}
+    assert len(ours) == 37  # 16 convolutions + 16 ReLUs + 5 pools, as torchvision's
+    ours.load_state_dict(theirs, strict=True)

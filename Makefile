@@ -10,7 +10,7 @@ help:
 	@echo "make test       the whole test suite (what CI runs)"
 	@echo "make test-fast  unit tests only (skips end-to-end subprocess tests)"
 	@echo "make lint       ruff"
-	@echo "make bench      scripts/benchmark.py all"
+	@echo "make bench      scripts/benchmark.py part=all"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,10 +30,10 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
 lint: $(STAMP)
-	$(PY) -m ruff check src tests scripts train.py
+	$(PY) -m ruff check src tests scripts train.py stylize.py optimize.py
 
 bench: $(STAMP)
-	$(PY) scripts/benchmark.py all
+	$(PY) scripts/benchmark.py part=all
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

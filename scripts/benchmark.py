@@ -1,39 +1,43 @@
 """Side-by-side speed measurements: reference path vs fast path, in one run.
 
-    python scripts/benchmark.py inference [options]   # stylizing (fast_style.bench.inference)
-    python scripts/benchmark.py training [options]    # training steps (fast_style.bench.training)
-    python scripts/benchmark.py onnx [options]        # PyTorch vs onnxruntime (fast_style.bench.onnx)
-    python scripts/benchmark.py all                   # every part, default options
+    python scripts/benchmark.py part=inference [key=value ...]   # stylizing (fast_style.bench.inference)
+    python scripts/benchmark.py part=training [key=value ...]    # training steps (fast_style.bench.training)
+    python scripts/benchmark.py part=onnx [key=value ...]        # PyTorch vs onnxruntime (fast_style.bench.onnx)
+    python scripts/benchmark.py [part=all] [quick=true]          # every part in turn
+
+    e.g. part=inference sizes=[1024,2048] big=false tiling=false
+         part=training sizes=[256x4] steps=30 compile=true warmup=5
+         part=onnx quick=true json=/tmp/onnx.json
 
 Each part prints a markdown table of ratios measured in the same process and writes
-JSON; ``python scripts/benchmark.py <part> --help`` lists its options. Machines are
-shared and noisy: compare the ratios, not absolute times across runs.
+JSON (``json=PATH``; default benchmark-<part>.json). Every key, its default and which
+part reads it: fast_style.bench.options (``--cfg job`` prints them as composed).
+Machines are shared and noisy: compare the ratios, not absolute times across runs.
 """
 
-from __future__ import annotations
-
-import importlib
-import importlib.util
 import sys
+from pathlib import Path
 
-PARTS = ("inference", "training", "onnx")
+import hydra
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from fast_style.bench.options import BenchmarkConfig
+from fast_style.cli import report_user_errors
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+ConfigStore.instance().store(name="benchmark_schema", node=BenchmarkConfig)
 
 
-def main(argv: list[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__)
-        return 0
-    part, rest = argv[0], argv[1:]
-    if part == "all":
-        parts = [p for p in PARTS if p != "onnx" or importlib.util.find_spec("onnxruntime")]
-        if len(parts) < len(PARTS):
-            print("onnx part skipped: onnxruntime is not installed (pip install -e \".[export]\")")
-        return max(importlib.import_module(f"fast_style.bench.{p}").main(rest) or 0 for p in parts)
-    if part not in PARTS:
-        print(f"error: unknown part {part!r}; choose {', '.join(PARTS)} or all", file=sys.stderr)
-        return 2
-    return importlib.import_module(f"fast_style.bench.{part}").main(rest) or 0
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="benchmark")
+def main(cfg: DictConfig) -> None:
+    from fast_style.bench import run
+
+    with report_user_errors():
+        status = run(OmegaConf.to_object(cfg))
+    if status:
+        sys.exit(status)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    main()

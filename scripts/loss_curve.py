@@ -1,19 +1,36 @@
 """Print the logged losses of a training run as a markdown table.
 
-    python scripts/loss_curve.py logs/train/runs/<style>/<time> [--every 20]
+    python scripts/loss_curve.py run_dir=logs/train/runs/<style>/<time> [every=20]
 
 Reads the run's TensorBoard event files (``train/content``, ``train/style``,
 ``train/tv``, ``train/total``) and prints one row per logged step (or every N steps),
 plus the first and last totals and their ratio. Lightning logs step k as k - 1.
 """
 
-from __future__ import annotations
-
-import argparse
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import hydra
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from fast_style.cli import report_user_errors
+from fast_style.errors import FastStyleError
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 TAGS = ("train/content", "train/style", "train/tv", "train/total")
+
+
+@dataclass
+class LossCurveConfig:
+    """``run_dir``: the training run's folder (searched for event files at any depth);
+    ``every``: print every N-th logged row (the last one always; 1: all)."""
+
+    run_dir: str = MISSING
+    every: int = 1
+
+
+ConfigStore.instance().store(name="loss_curve_schema", node=LossCurveConfig)
 
 
 def read_scalars(run_dir: Path) -> dict[str, dict[int, float]]:
@@ -30,26 +47,26 @@ def read_scalars(run_dir: Path) -> dict[str, dict[int, float]]:
     return series
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--every", type=int, default=1, help="print every N-th logged row (default: all)")
-    args = parser.parse_args(argv)
-    series = read_scalars(args.run_dir)
+def print_curve(config: LossCurveConfig) -> None:
+    series = read_scalars(Path(config.run_dir))
     steps = sorted(series["train/total"])
     if not steps:
-        print(f"error: no train/total scalars under {args.run_dir}", file=sys.stderr)
-        return 2
+        raise FastStyleError(f"no train/total scalars under {config.run_dir}")
     print("| step | " + " | ".join(t.split("/")[1] for t in TAGS) + " |")
     print("|---:|" + "---:|" * len(TAGS))
     for row, step in enumerate(steps):
-        if step != steps[-1] and row % max(args.every, 1):
+        if step != steps[-1] and row % max(config.every, 1):
             continue
         print(f"| {step} | " + " | ".join(f"{series[t].get(step, float('nan')):.4g}" for t in TAGS) + " |")
     first, last = series["train/total"][steps[0]], series["train/total"][steps[-1]]
     print(f"\ntotal: {first:.4g} at step {steps[0]} -> {last:.4g} at step {steps[-1]} ({last / first:.2f}x)")
-    return 0
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="loss_curve")
+def main(cfg: DictConfig) -> None:
+    with report_user_errors():
+        print_curve(OmegaConf.to_object(cfg))
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    main()

@@ -115,7 +115,7 @@ def test_train_py_end_to_end_then_resume(tmp_path, image_folder, style_file):
     assert list((tmp_path / "run1" / "tensorboard").glob("events.out.tfevents.*"))
     assert (tmp_path / "run1" / "samples" / "step_0000004.png").is_file()
     assert "Training finished" in first.stdout
-    curve = run_entry("scripts/loss_curve.py", str(tmp_path / "run1"), cwd=tmp_path)
+    curve = run_entry("scripts/loss_curve.py", f"run_dir={tmp_path / 'run1'}", cwd=tmp_path)
     assert curve.returncode == 0, curve.stderr
     assert "total:" in curve.stdout and "| step |" in curve.stdout, curve.stderr
     # the loss network is not stored in the checkpoint; the style Grams are

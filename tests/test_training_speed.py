@@ -10,8 +10,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from fast_style.bench import training as bench
+from fast_style.devices import native_bf16
 from fast_style.nn.losses import PerceptualLoss, gram_matrix
-from fast_style.training.module import native_bf16
 from fast_style.training.train import build_module, load_style_tensor
 
 from conftest import TINY_OVERRIDES, compose_train
@@ -23,8 +23,8 @@ TINY = {"width": 8, "num_residual": 1, "norm": "instance", "upsample": "nearest"
 def reuse_random_vgg():
     """Build each seeded random VGG once and hand out copies: torchvision initialises
     the whole 138M-parameter VGG-16 (classifier included) for every VGGFeatures."""
-    from fast_style.training import module
     from fast_style.nn.vgg import VGGFeatures
+    from fast_style.training import module
 
     built = {}
 
@@ -155,7 +155,7 @@ def test_compile_switch_composes(style_file):
 
     Running a compiled step is not tested: Inductor's first step (forward and
     backward graphs of TransformerNet and VGG-16) takes minutes on 2 CPU cores;
-    ``scripts/benchmark.py training --compile`` measures it.
+    ``scripts/benchmark.py part=training compile=true`` measures it.
     """
     cfg = compose_train(TINY_OVERRIDES + ["compile=true"])
     module = build_module(cfg, load_style_tensor(style_file, size=cfg.style.size))
@@ -165,8 +165,10 @@ def test_compile_switch_composes(style_file):
 
 
 def test_benchmark_quick_writes_json(tmp_path, capsys):
+    from fast_style.bench.options import BenchmarkConfig
+
     path = tmp_path / "bench.json"
-    assert bench.main(["--quick", "--json", str(path)]) == 0
+    assert bench.main(BenchmarkConfig(part="training", quick=True, json=str(path)).for_part("training")) == 0
     report = json.loads(path.read_text())
     (result,) = report["results"]
     assert result["losses_agree"] and result["fast_steps_per_s"] > 0 and result["reference_steps_per_s"] > 0

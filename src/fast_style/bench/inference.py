@@ -1,20 +1,20 @@
 """Stylizing speed: the reference path against the fast path, side by side in one run.
 
-    python scripts/benchmark.py inference [--sizes 256 512 1024 2048] [--quick] [--no-compile]
+    python scripts/benchmark.py part=inference [sizes=[256,512,1024,2048]] [quick=true] [compile=false]
 
 Reference path: what a plain PyTorch user runs, ``with torch.no_grad(): model(x)`` on
 an fp32 NCHW tensor in eager mode. Fast path: :class:`fast_style.inference.Stylizer`
 with the chosen precision (default ``auto``), memory format and optional
 ``torch.compile``. For each size it reports ms per image, megapixels/s, the speed-up
 and the max / mean absolute difference of the clamped outputs in 1/255 units. It also
-measures the peak RSS of an 8K (7680x4320) tiled run in a child process and tiled vs
-untiled (fp32) at 2048x2048 with 512 px tiles. Without ``--ckpt`` the model is a
-seeded, randomly initialised paper-sized TransformerNet.
+measures the peak RSS of an 8K (7680x4320) tiled run in a child process (``big``) and
+tiled vs untiled (fp32) at 2048x2048 with 512 px tiles (``tiling``). Without ``ckpt``
+the model is a seeded, randomly initialised paper-sized TransformerNet. Options:
+:class:`fast_style.bench.options.BenchmarkConfig`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import platform
@@ -27,13 +27,10 @@ from pathlib import Path
 
 import torch
 
-from fast_style.inference.runner import (
-    DEFAULT_PIXEL_BUDGET,
-    Stylizer,
-    cpu_has_native_bf16,
-    resolve_device,
-    resolve_precision,
-)
+from fast_style.bench.options import BenchmarkConfig
+from fast_style.devices import cpu_has_native_bf16, resolve_device
+from fast_style.inference.runner import Stylizer, resolve_precision
+from fast_style.io.model_files import open_model
 from fast_style.nn.transformer import TransformerNet
 
 
@@ -54,11 +51,10 @@ def synthetic_photo(height: int, width: int, *, seed: int = 0) -> torch.Tensor:
     return image
 
 
-def load_model(ckpt: str | None) -> TransformerNet:
+def model_or_random(ckpt: str | None) -> TransformerNet:
+    """The network of the model file ``ckpt``, or without one a seeded random paper-sized net."""
     if ckpt:
-        from fast_style.io.formats import load_transformer
-
-        return load_transformer(ckpt)[0]
+        return open_model(ckpt).require_network("benchmarking")
     torch.manual_seed(0)
     return TransformerNet().eval()
 
@@ -146,7 +142,7 @@ def peak_rss_kb() -> int:
 
 def child_run(height: int, width: int, precision: str, ckpt: str | None, tile: int, budget: int) -> None:
     """In a fresh process: stylize one synthetic image of the given size; print JSON."""
-    model = load_model(ckpt)
+    model = model_or_random(ckpt)
     device = resolve_device("cpu")
     stylizer = Stylizer(model, device=device, dtype=resolve_precision(precision, device), tile_size=tile, pixel_budget=budget)
     x = synthetic_photo(height, width, seed=1)
@@ -159,9 +155,9 @@ def child_run(height: int, width: int, precision: str, ckpt: str | None, tile: i
 
 
 def measure_rss(height: int, width: int, *, precision: str, ckpt: str | None, tile: int, budget: int) -> dict:
-    cmd = [sys.executable, "-m", "fast_style.bench.inference", "--child", f"{height}x{width}", "--precision", precision, "--tile", str(tile), "--budget", str(budget)]
-    if ckpt:
-        cmd += ["--ckpt", ckpt]
+    """:func:`child_run` in a fresh Python process (so its peak RSS is the run's own)."""
+    call = f"child_run({height!r}, {width!r}, {precision!r}, {ckpt!r}, {tile!r}, {budget!r})"
+    cmd = [sys.executable, "-c", f"from fast_style.bench.inference import child_run; {call}"]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return {"height": height, "width": width, "error": done.stderr.strip().splitlines()[-1:]}
@@ -194,37 +190,19 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmark.py inference", description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, small 'big' image: a smoke test")
-    parser.add_argument("--precision", default="auto", help="fast path precision: auto | fp32 | bf16")
-    parser.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="torch.compile the fast path (default: on, off with --quick)")
-    parser.add_argument("--ckpt", default=None, help="a style model to time instead of a random one")
-    parser.add_argument("--tile", type=int, default=512)
-    parser.add_argument("--budget", type=int, default=DEFAULT_PIXEL_BUDGET, help="pixel budget above which images are tiled")
-    parser.add_argument("--no-big", action="store_true", help="skip the 8K peak-RSS run")
-    parser.add_argument("--no-tiling", action="store_true", help="skip tiled vs untiled")
-    parser.add_argument("--json", default="benchmark-inference.json", help="where to write the results")
-    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        height, width = (int(v) for v in args.child.split("x"))
-        child_run(height, width, args.precision, args.ckpt, args.tile, args.budget)
-        return 0
-    sizes = [64, 128] if args.quick else args.sizes
-    if args.compile is None:
-        args.compile = not args.quick
-    model = load_model(args.ckpt)
+def main(options: BenchmarkConfig) -> int:
+    """Run the benchmark, print the table, write ``options.json``; 0."""
+    sizes = [64, 128] if options.quick else list(options.sizes)
+    compile_ = (not options.quick) if options.compile is None else options.compile
+    model = model_or_random(options.ckpt)
     device = torch.device("cpu")
-    dtype = resolve_precision(args.precision, device)
-    channels_last = args.compile if args.channels_last == "auto" else args.channels_last == "on"
-    fast_model = load_model(args.ckpt)
-    stylizer = Stylizer(fast_model, device=device, dtype=dtype, channels_last=channels_last, compile=args.compile, pixel_budget=0)
+    dtype = resolve_precision(options.precision, device)
+    channels_last = str(options.channels_last).lower()
+    channels_last = compile_ if channels_last == "auto" else channels_last in ("true", "on")
+    fast_model = model_or_random(options.ckpt)
+    stylizer = Stylizer(fast_model, device=device, dtype=dtype, channels_last=channels_last, compile=compile_, pixel_budget=0)
     fast_path = f"{str(dtype).removeprefix('torch.')}, {'channels_last' if channels_last else 'NCHW'}, " + (
-        "torch.compile, no_grad" if args.compile else "eager, inference_mode")
+        "torch.compile, no_grad" if compile_ else "eager, inference_mode")
     result = {
         "device": platform.processor() or platform.machine(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -234,17 +212,13 @@ def main(argv: list[str] | None = None) -> int:
         "fast_path": fast_path,
         "sizes": compare_sizes(model, stylizer, sizes),
     }
-    if not args.no_tiling:
-        size, tile = (256, 64) if args.quick else (2048, args.tile)
+    if options.tiling:
+        size, tile = (256, 64) if options.quick else (2048, options.tile)
         result["tiling"] = tiled_vs_untiled(model, size=size, tile=tile)
-    if not args.no_big:
-        height, width, tile, budget = (288, 512, 128, 65536) if args.quick else (4320, 7680, args.tile, args.budget)
-        result["big"] = measure_rss(height, width, precision=args.precision, ckpt=args.ckpt, tile=tile, budget=budget)
-    Path(args.json).write_text(json.dumps(result, indent=2))
+    if options.big:
+        height, width, tile, budget = (288, 512, 128, 65536) if options.quick else (4320, 7680, options.tile, options.budget)
+        result["big"] = measure_rss(height, width, precision=options.precision, ckpt=options.ckpt, tile=tile, budget=budget)
+    Path(options.json).write_text(json.dumps(result, indent=2))
     print(markdown(result))
-    print(f"\n(JSON: {args.json})")
+    print(f"\n(JSON: {options.json})")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

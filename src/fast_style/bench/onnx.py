@@ -1,19 +1,20 @@
 """onnxruntime beside PyTorch: reference path, fast path and ONNX, side by side in one run.
 
-    python scripts/benchmark.py onnx [--sizes 256 512 1024] [--quick] [--ckpt MODEL] [--threads N]
+    python scripts/benchmark.py part=onnx [sizes=[256,512,1024]] [quick=true] [ckpt=MODEL] [threads=N]
 
 Reference: ``with torch.no_grad(): model(x)``, eager fp32 NCHW. Fast: the
-:class:`fast_style.inference.Stylizer` with ``precision`` (default ``auto``: fp32). ONNX: the same model exported by :mod:`fast_style.io.export`
+:class:`fast_style.inference.Stylizer` with ``precision`` (default ``auto``: fp32).
+ONNX: the same model exported by :mod:`fast_style.io.export`
 (dynamo exporter, verified) and run by onnxruntime's CPU provider in fp32 (all graph
 optimisations on). For each size: ms per image (best of a few runs after a warm-up),
 megapixels/s, speed ratio against the reference and the max absolute difference to
-the reference in 1/255 units (clamped outputs). Without ``--ckpt`` the model is a
-seeded random paper-sized TransformerNet (width 32, 5 residual blocks).
+the reference in 1/255 units (clamped outputs). Without ``ckpt`` the model is a
+seeded random paper-sized TransformerNet (width 32, 5 residual blocks). Options:
+:class:`fast_style.bench.options.BenchmarkConfig`.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import platform
@@ -23,23 +24,24 @@ from pathlib import Path
 
 import torch
 
-from fast_style.bench.inference import diff255, load_model, reference, synthetic_photo, timed
+from fast_style.bench.inference import diff255, model_or_random, reference, synthetic_photo, timed
+from fast_style.bench.options import BenchmarkConfig
 from fast_style.inference.runner import Stylizer, resolve_precision
+from fast_style.io.metadata import StyleModelMetadata
+from fast_style.io.model_files import open_model, save_style_model
+from fast_style.nn.transformer import TransformerNet
 
 
 def _export(model, folder: Path) -> tuple[Path, float, str]:
-    from fast_style.io.model_files import save_style_model
     from fast_style.io.export import export_model
 
-    ckpt = save_style_model(model, folder / "bench.safetensors", metadata={"style_name": "bench"})
+    ckpt = save_style_model(model, folder / "bench.safetensors", metadata=StyleModelMetadata(style_name="bench"))
     result = export_model(ckpt, "onnx", folder / "bench.onnx", overwrite=True)
     return result.path, result.max_diff, result.exporter
 
 
 def measure(model, onnx_path: Path, sizes: list[int], *, precision: str, threads: int | None) -> list[dict]:
-    from fast_style.io.runtimes import open_onnx
-
-    run_onnx, _ = open_onnx(onnx_path, device="cpu", threads=threads)
+    run_onnx = open_model(onnx_path, device="cpu", threads=threads).runtime
     dtype = resolve_precision(precision, torch.device("cpu"))
     stylizer = Stylizer(copy.deepcopy(model), dtype=dtype, pixel_budget=0)
     rows = []
@@ -78,48 +80,36 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmark.py onnx", description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
-    parser.add_argument("--quick", action="store_true", help="tiny model and sizes: a smoke test")
-    parser.add_argument("--precision", default="auto", help="fast path precision: auto | fp32 | bf16")
-    parser.add_argument("--ckpt", default=None, help="a checkpoint to time instead of a random model")
-    parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: its own choice)")
-    parser.add_argument("--json", default="benchmark-onnx.json", help="where to write the results")
-    args = parser.parse_args(argv)
+def main(options: BenchmarkConfig) -> int:
+    """Export, run the benchmark, print the table, write ``options.json``; 0, or 2
+    when onnxruntime is not installed."""
     try:
         import onnxruntime
     except ImportError:
         print('error: onnxruntime is not installed; pip install -e ".[export]"', file=sys.stderr)
         return 2
-    if args.quick and not args.ckpt:
-        from fast_style.nn.transformer import TransformerNet
-
+    if options.quick and not options.ckpt:
         torch.manual_seed(0)
         model = TransformerNet(width=8, num_residual=1).eval()
     else:
-        model = load_model(args.ckpt)
+        model = model_or_random(options.ckpt)
     model = model.eval().requires_grad_(False)
-    sizes = [64, 96] if args.quick else args.sizes
+    sizes = [64, 96] if options.quick else list(options.sizes)
     with tempfile.TemporaryDirectory(prefix="fast-style-onnx-") as tmp:
         onnx_path, export_diff, exporter = _export(model, Path(tmp))
-        rows = measure(model, onnx_path, sizes, precision=args.precision, threads=args.threads)
+        rows = measure(model, onnx_path, sizes, precision=options.precision, threads=options.threads)
     result = {
         "device": platform.processor() or platform.machine(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
-        "fast_dtype": str(resolve_precision(args.precision, torch.device("cpu"))).removeprefix("torch."),
+        "fast_dtype": str(resolve_precision(options.precision, torch.device("cpu"))).removeprefix("torch."),
         "exporter": exporter,
         "export_max_diff": export_diff,
         "sizes": rows,
     }
-    Path(args.json).write_text(json.dumps(result, indent=2))
+    Path(options.json).write_text(json.dumps(result, indent=2))
     print(markdown(result))
-    print(f"\n(JSON: {args.json})")
+    print(f"\n(JSON: {options.json})")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

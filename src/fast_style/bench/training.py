@@ -1,7 +1,7 @@
 """Training throughput: the reference step against the fast step, side by side.
 
-    python scripts/benchmark.py training [--steps 20] [--sizes 256x4,128x8] [--json PATH]
-    python scripts/benchmark.py training --quick          # smoke test: tiny nets, 3 steps
+    python scripts/benchmark.py part=training [steps=20] [sizes=[256x4,128x8]] [json=PATH]
+    python scripts/benchmark.py part=training quick=true   # smoke test: tiny nets, 3 steps
 
 *Reference step*: what a plain PyTorch user writes, eager fp32, NCHW::
 
@@ -17,17 +17,17 @@ stops at the deepest content tap (see ``fast_style.nn.losses.PerceptualLoss``).
 Both start from the same seeded weights (random VGG-16: ImageNet weights cannot be
 downloaded here) and see the same seeded batches; their steps alternate (which one
 goes first alternates too), so both see the same machine load. The first
-``--warmup`` steps are not timed; steps/s is 1 / median step time, and the speed-up
+``warmup`` steps are not timed; steps/s is 1 / median step time, and the speed-up
 is the median over steps of (reference time / fast time) of the two adjacent steps,
 which cancels most of the load that other processes put on a shared machine. After
 the last step the total losses of both are compared: their relative difference must
 stay within ``tolerance`` (bf16 rounding, grown over the steps; fp32 fast paths get
-a much tighter one). Prints a markdown table and writes JSON.
+a much tighter one). Prints a markdown table and writes JSON. Options:
+:class:`fast_style.bench.options.BenchmarkConfig`.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import json
@@ -40,10 +40,12 @@ from typing import Any
 
 import torch
 
+from fast_style.bench.options import BenchmarkConfig, BenchOptionError
+from fast_style.devices import native_bf16, resolve_device
 from fast_style.nn.losses import content_loss, gram_matrix, style_loss, total_variation
 from fast_style.nn.transformer import TransformerNet
 from fast_style.nn.vgg import VGGFeatures
-from fast_style.training.module import StyleTransferModule, native_bf16
+from fast_style.training.module import StyleTransferModule
 
 # Relative tolerance on the total loss after the compared steps. bf16 keeps 8
 # mantissa bits (relative rounding 2^-9 ~ 0.2 % per value); Adam's early, nearly
@@ -200,53 +202,36 @@ def markdown(results: list[dict], settings: dict) -> str:
     return "\n".join(lines)
 
 
-def parse_sizes(text: str) -> list[tuple[int, int]]:
-    """``"256x4,128x8"`` -> [(256, 4), (128, 8)] (image size x batch)."""
-    pairs = [item.lower().split("x") for item in text.split(",") if item.strip()]
+def size_batches(sizes: list) -> list[tuple[int, int]]:
+    """``["256x4", "128x8"]`` -> [(256, 4), (128, 8)] (image size x batch)."""
+    pairs = [str(item).lower().partition("x")[::2] for item in sizes]
+    if not pairs or not all(s.isdigit() and b.isdigit() for s, b in pairs):
+        raise BenchOptionError(f"sizes={list(sizes)}: give SIZExBATCH items, e.g. sizes=[256x4,128x8]")
     return [(int(s), int(b)) for s, b in pairs]
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="benchmark.py training", description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", default="256x4,128x8", help="image size x batch, comma separated (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=20, help="steps of each path per size; losses compared after them")
-    p.add_argument("--warmup", type=int, default=2, help="first steps not timed (default: %(default)s)")
-    p.add_argument("--precision", default="auto", choices=["auto", "bf16-mixed", "32-true"],
-                   help="fast path precision; auto: bf16-mixed where the device has native bf16")
-    p.add_argument("--channels-last", default="auto", choices=["auto", "true", "loss_net", "false"],
-                   help="NHWC for both nets, the loss net only, or none; auto: as trainer=cpu / trainer=gpu "
-                        "(loss_net on CPU, true on CUDA)")
-    p.add_argument("--batched", action=argparse.BooleanOptionalAction, default=False,
-                   help="one VGG pass over output and content (loss.batched)")
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
-                   help="torch.compile the fast path (first steps compile: raise --warmup)")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", default="benchmark-training.json", help="output file (default: %(default)s)")
-    p.add_argument("--quick", action="store_true", help="tiny nets and images, 3 steps: a smoke test")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
-    precision = args.precision
+def main(options: BenchmarkConfig) -> int:
+    """Run the benchmark, print the table, write ``options.json``; 0, or 1 when a size's
+    losses disagree beyond the tolerance."""
+    if options.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = resolve_device(options.device)
+    precision = {"bf16": "bf16-mixed", "fp32": "32-true"}.get(options.precision, options.precision)
     if precision == "auto":
         precision = "bf16-mixed" if native_bf16(device) else "32-true"
-    model, sizes, steps, warmup = PAPER_MODEL, parse_sizes(args.sizes), args.steps, args.warmup
-    if args.quick:
+    model, sizes, steps, warmup = PAPER_MODEL, size_batches(options.sizes), options.steps, options.warmup
+    if options.quick:
         model, sizes, steps, warmup = QUICK_MODEL, [(32, 2)], min(steps, 3), min(warmup, 1)
-    channels_last = {"true": True, "false": False, "loss_net": "loss_net"}.get(args.channels_last)
-    if channels_last is None:
-        channels_last = True if device.type == "cuda" else "loss_net"
-    settings = {"precision": precision, "channels_last": channels_last, "batched": args.batched,
-                "compile": args.compile, "lr": 1e-3}
+    channels_last = {"auto": device.type == "cuda" or "loss_net", "true": True, "on": True}.get(
+        str(options.channels_last).lower(), str(options.channels_last).lower() == "loss_net" and "loss_net")
+    settings = {"precision": precision, "channels_last": channels_last, "batched": options.batched,
+                "compile": bool(options.compile), "lr": 1e-3}
     results = []
     for size, batch in sizes:
         print(f"training steps at {size} px, batch {batch}: {steps} reference + {steps} fast ...", flush=True)
         results.append(measure(size=size, batch=batch, steps=steps, warmup=min(warmup, steps - 1), model=model,
-                               settings=settings, device=device, seed=args.seed))
+                               settings=settings, device=device, seed=options.seed))
     table = markdown(results, settings)
     print(table)
     report = {
@@ -255,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
         "native_bf16": native_bf16(device), "results": results, "table": table,
     }
-    with open(args.json, "w") as f:
+    with open(options.json, "w") as f:
         json.dump(report, f, indent=2)
-    print(f"wrote {args.json}")
+    print(f"wrote {options.json}")
     return 0 if all(r["losses_agree"] for r in results) else 1

@@ -1,0 +1,64 @@
+"""Every benchmark option and its default: ``python scripts/benchmark.py part=<part> key=value``.
+
+Which keys each part reads (``part=all`` runs every part in turn):
+
+    every part   quick (a smoke test), json (None: benchmark-<part>.json), sizes, precision
+    inference    ckpt, channels_last (auto: with compile), compile (None: on, off with quick),
+                 tile, budget (pixels above which the 8K image is tiled), big (8K peak RSS), tiling
+    training     channels_last (auto: loss_net on CPU, true on CUDA; or loss_net), compile,
+                 steps, warmup, batched, device, seed; sizes are SIZExBATCH (``[256x4,128x8]``)
+    onnx         ckpt, threads (onnxruntime intra-op threads; None: its own choice)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from fast_style.errors import FastStyleError
+from fast_style.inference.runner import DEFAULT_PIXEL_BUDGET
+
+PARTS = ("inference", "training", "onnx")
+DEFAULT_SIZES = {"inference": [256, 512, 1024, 2048], "training": ["256x4", "128x8"], "onnx": [256, 512, 1024]}
+
+
+class BenchOptionError(FastStyleError):
+    """A benchmark option that cannot be used."""
+
+
+@dataclass
+class BenchmarkConfig:
+    """The options of every part, flat (see the module docstring for who reads what)."""
+
+    part: str = "all"
+    quick: bool = False
+    json: str | None = None
+    sizes: list[Any] | None = None
+    precision: str = "auto"
+    ckpt: str | None = None
+    channels_last: str = "auto"
+    compile: bool | None = None
+    tile: int = 512
+    budget: int = DEFAULT_PIXEL_BUDGET
+    big: bool = True
+    tiling: bool = True
+    steps: int = 20
+    warmup: int = 2
+    batched: bool = False
+    device: str = "auto"
+    seed: int = 0
+    threads: int | None = None
+
+    def for_part(self, part: str) -> BenchmarkConfig:
+        """These options for one ``part``: its default ``sizes`` and ``json`` where unset."""
+        if part not in PARTS:
+            raise BenchOptionError(f"unknown part {part!r}; choose {', '.join(PARTS)} or all")
+        sizes = list(self.sizes) if self.sizes else DEFAULT_SIZES[part]
+        return dataclasses.replace(self, part=part, sizes=sizes, json=self.json or f"benchmark-{part}.json")
+
+    def parts(self) -> list[BenchmarkConfig]:
+        """One config per part to run (``all``: every part, each writing its own JSON)."""
+        if self.part == "all" and self.json:
+            raise BenchOptionError("json= names one file, but part=all writes benchmark-<part>.json for each part")
+        return [self.for_part(part) for part in (PARTS if self.part == "all" else [self.part])]

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw
 
 from fast_style.devices import resolve_device
 from fast_style.errors import FastStyleError
@@ -41,10 +41,10 @@ from fast_style.evaluation.optimize import LOSS_KEYS, build_loss, optimize_pixel
 from fast_style.io.files import atomic_write_text, unique_path
 from fast_style.io.images import (
     IMAGE_EXTENSIONS,
+    images_below,
     load_image,
-    open_rgb,
-    pil_to_tensor,
     save_image,
+    square_image,
 )
 from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import StyleModel, open_model
@@ -137,22 +137,10 @@ def list_photos(folder: str | Path, *, limit: int | None) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise EvaluationError(f"images={folder}: not a folder; give a folder of held-out photos")
-    photos = sorted(
-        p for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+    photos = images_below(folder)
     if not photos:
         raise EvaluationError(f"images={folder}: no images found (extensions {', '.join(IMAGE_EXTENSIONS)})")
     return photos[:limit] if limit else photos
-
-
-def square_photo(path: Path, *, size: int) -> torch.Tensor:
-    """(1, 3, size, size) in [0, 1]: shorter side resized to ``size``, centre crop."""
-    image = ImageOps.fit(open_rgb(path), (size, size), method=Image.Resampling.LANCZOS)
-    return pil_to_tensor(image).unsqueeze(0)
-
-
-# ---------------------------------------------------------------------------- measuring
 
 
 def time_feed_forward(model: TransformerNet, photo: torch.Tensor, *, repeats: int = 3) -> tuple[torch.Tensor, float]:
@@ -300,7 +288,7 @@ def evaluate(cfg: DictConfig, *, config_dir: str | Path | None = None) -> dict[s
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, disable=not cfg.get("progress", True)) as progress:
         for index, path in enumerate(photos):
-            photo = square_photo(path, size=size).to(device)
+            photo = square_image(path, size).unsqueeze(0).to(device)
             if index == 0:
                 time_feed_forward(model, photo, repeats=1)  # warm-up
             stylized, seconds = time_feed_forward(model, photo)

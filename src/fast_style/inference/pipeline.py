@@ -35,6 +35,7 @@ from fast_style.inference.colour import blend, preserve_color
 from fast_style.inference.options import StylizeOptions
 from fast_style.io.images import (
     IMAGE_EXTENSIONS,
+    images_below,
     open_rgb_alpha,
     pil_to_tensor,
     save_image,
@@ -124,12 +125,7 @@ def find_inputs(pattern: str, *, style: str) -> tuple[list[Path], Path | None, b
     if path.is_file():
         return [path], None, False
     if path.is_dir():
-        files = sorted(
-            p for p in path.rglob("*")
-            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            and not _is_our_output(p, style)
-        )
+        files = [p for p in images_below(path) if not _is_our_output(p, style)]
         if not files:
             raise InputError(f"{path}: folder contains no images ({', '.join(IMAGE_EXTENSIONS)})")
         return files, path, True

@@ -32,8 +32,14 @@ class ImageReadError(FastStyleError):
     """A file that is not a readable image."""
 
 
-def is_image_path(path: str | os.PathLike) -> bool:
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+def images_below(folder: str | os.PathLike) -> list[Path]:
+    """Image files below ``folder`` (recursive, sorted by path), hidden files and folders left out."""
+    folder = Path(folder)
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -46,10 +52,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "F":
         grey = np.clip(np.asarray(image) * (255.0 if np.asarray(image).max() <= 1.0 else 1.0), 0, 255)
         return Image.fromarray(grey.astype(np.uint8)).convert("RGB")
-    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        image.mode == "P" and "transparency" in image.info
-    )
-    if has_alpha:
+    if has_alpha(image):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
@@ -140,3 +143,9 @@ def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, *, qu
     with atomic_output(path, suffix=path.suffix or ".png") as tmp:
         image.save(tmp, format=fmt, **options)
     return path
+
+
+def square_image(path: str | os.PathLike, size: int) -> torch.Tensor:
+    """The file's central square resized to ``size`` x ``size``, (3, size, size) in [0, 1]."""
+    image = ImageOps.fit(open_rgb(path, draft_size=(size, size)), (size, size), method=Image.Resampling.LANCZOS)
+    return pil_to_tensor(image)

@@ -91,7 +91,7 @@ class PerceptualLoss(nn.Module):
     deepest content layer) as one concatenated batch of 2N, and the output half
     alone continues to the deeper style taps; fewer, larger kernels, but the
     backward through that prefix then also runs over the content half (slower on
-    a CPU, see README "Training speed").
+    a CPU, see docs/results.md "Training speed").
     """
 
     def __init__(

@@ -25,7 +25,14 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from fast_style.errors import FastStyleError
-from fast_style.io.images import IMAGE_EXTENSIONS, ImageReadError, open_rgb, pil_to_tensor
+from fast_style.io.images import (
+    IMAGE_EXTENSIONS,
+    ImageReadError,
+    images_below,
+    open_rgb,
+    pil_to_tensor,
+    square_image,
+)
 from fast_style.training.demo import prepare_content
 
 log = logging.getLogger(__name__)
@@ -36,16 +43,14 @@ class NoImagesError(FastStyleError):
 
 
 def list_images(root: str | os.PathLike) -> list[Path]:
-    """Every file under ``root`` (recursive, sorted) whose extension is an image's."""
+    """Every image file under ``root`` (recursive, sorted; hidden ones left out)."""
     root = Path(root)
     if not root.exists():
         raise NoImagesError(
             f"data.root={root}: folder does not exist; point data.root at a folder of training photos "
             "(e.g. COCO train2014, see README)"
         )
-    if root.is_file():
-        return [root]
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    return [root] if root.is_file() else images_below(root)
 
 
 def readable_header(path: Path) -> str | None:
@@ -126,16 +131,6 @@ class ContentImages(Dataset):
                     self._warned.add(path)
                     log.warning("skipping %s", exc)
         raise NoImagesError("no training image could be decoded")
-
-
-def center_square(path: Path, size: int) -> torch.Tensor:
-    """The file's central square resized to ``size`` x ``size``: a fixed sample image."""
-    image = open_rgb(path, draft_size=(size, size))
-    w, h = image.size
-    side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    image = image.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.LANCZOS)
-    return pil_to_tensor(image)
 
 
 class ContentDataModule(pl.LightningDataModule):
@@ -219,7 +214,7 @@ class ContentDataModule(pl.LightningDataModule):
             images = []
             for path in self.sample_files():
                 try:
-                    images.append(center_square(path, self.sample_size))
+                    images.append(square_image(path, self.sample_size))
                 except ImageReadError as exc:
                     log.warning("sample image skipped: %s", exc)
             self._samples = torch.stack(images) if images else torch.empty(0, 3, self.sample_size, self.sample_size)

@@ -9,17 +9,12 @@ The frozen loss network is rebuilt from config on every start and left out of th
 ``.ckpt`` files (it is tens of MB and never changes); the style Grams are kept in
 them, so a resumed run continues against exactly the same targets.
 
-Speed switches (all off in the signature for backward compatibility; the configs
-turn on the ones that are faster, see README "Training speed"):
-
-- ``channels_last``: NHWC memory format; ``true`` for both networks (and the batch),
-  ``"loss_net"`` for the VGG loss network only (faster on CPUs, where instance norm
-  on NHWC tensors costs extra copies in the transform net).
-- ``compile``: ``torch.compile`` of the transform net and of the loss (loss network,
-  Grams and loss terms); in place, so checkpoint keys do not change.
-- mixed precision is the Trainer's (``trainer.precision=bf16-mixed``): autocast runs
-  the convolutions in bf16 while ``fast_style.nn.losses`` keeps Grams and losses in fp32.
-- ``loss.batched``: see ``fast_style.nn.losses.PerceptualLoss``.
+Speed switches (off in the signature; the trainer configs turn on the ones that are
+faster, measured in docs/results.md "Training speed"): ``channels_last`` (``true``: both
+networks and the batch; ``"loss_net"``: VGG only, faster on CPUs), ``compile``
+(torch.compile of the transform net and the loss, in place: checkpoint keys unchanged),
+the Trainer's ``precision=bf16-mixed`` (losses stay fp32, see ``fast_style.nn.losses``)
+and ``loss.batched``.
 
 No step reads a value back to the host: losses are logged as tensors, and on an
 accelerator the total is kept off the progress bar, because Lightning converts

@@ -130,7 +130,7 @@ def tiled_vs_untiled(model: TransformerNet, *, size: int, tile: int) -> dict:
 def peak_rss_kb() -> int:
     """This process's own peak resident set (VmHWM, kB). Not ``ru_maxrss``: Linux carries
     that over from the parent across fork + exec, so a child started by a big benchmark
-    process would report the parent's size (5.7 GB instead of 1.8 GB at 8K)."""
+    process would report the parent's size, not its own."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):

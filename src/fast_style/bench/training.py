@@ -1,29 +1,15 @@
 """Training throughput: the reference step against the fast step, side by side.
 
-    python scripts/benchmark.py part=training [steps=20] [sizes=[256x4,128x8]] [json=PATH]
-    python scripts/benchmark.py part=training quick=true   # smoke test: tiny nets, 3 steps
+    python scripts/benchmark.py part=training [steps=20] [sizes=[256x4,128x8]] [quick=true]
 
-*Reference step*: what a plain PyTorch user writes, eager fp32, NCHW::
-
-    y = T(x); fy = vgg(y); with no_grad: fx = vgg(x)      # full relu4_3 stack twice
-    loss = content + style + tv; loss.backward(); adam.step()
-
-*Fast step*: ``StyleTransferModule.step_losses`` under the autocast context that
-Lightning's ``precision=bf16-mixed`` uses (where the processor has native bf16),
-with the module's switches (``channels_last``, ``loss.batched``, ``compile``), then
-the same backward and Adam step. Its content targets come from a no-grad pass that
-stops at the deepest content tap (see ``fast_style.nn.losses.PerceptualLoss``).
-
-Both start from the same seeded weights (random VGG-16: ImageNet weights cannot be
-downloaded here) and see the same seeded batches; their steps alternate (which one
-goes first alternates too), so both see the same machine load. The first
-``warmup`` steps are not timed; steps/s is 1 / median step time, and the speed-up
-is the median over steps of (reference time / fast time) of the two adjacent steps,
-which cancels most of the load that other processes put on a shared machine. After
-the last step the total losses of both are compared: their relative difference must
-stay within ``tolerance`` (bf16 rounding, grown over the steps; fp32 fast paths get
-a much tighter one). Prints a markdown table and writes JSON. Options:
-:class:`fast_style.bench.options.BenchmarkConfig`.
+Reference step: eager fp32 NCHW, ``y = T(x)``, the full relu4_3 VGG stack for y and
+again for x under no_grad, the losses, backward, Adam. Fast step:
+``StyleTransferModule.step_losses`` under the autocast context of Lightning's
+``precision=bf16-mixed`` (where the device has native bf16) with the module's switches,
+then the same backward and Adam step. Both start from the same seeded weights and
+batches; their steps alternate (and which goes first), the first ``warmup`` are not
+timed, and the speed-up is the median of per-step time ratios. After the last step the
+total losses must agree within ``TOLERANCE``. Prints a markdown table, writes JSON.
 """
 
 from __future__ import annotations

@@ -57,12 +57,10 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype:
 
 
 class FoldedHead(nn.Module):
-    """The last layer (reflection pad + k x k convolution to 3 channels) computed as a
-    stride-2 (k+1) x (k+1) convolution whose 4 x 3 output channels are the 2 x 2 output
-    pixels, then ``pixel_shuffle``. Same products and sums as the original (outputs
-    agree to float rounding), but oneDNN fills its 16-lane vectors 4x better than with
-    3 output channels: about 1.8x faster on an AVX512 CPU, where the original head is
-    ~15% of the network's time. Inference only (the weights are a frozen copy)."""
+    """The last layer (reflection pad + k x k convolution to 3 channels) as a stride-2
+    (k+1) x (k+1) convolution whose 4 x 3 output channels are the 2 x 2 output pixels,
+    then ``pixel_shuffle``: the same products and sums, but 4x fuller vector lanes in
+    oneDNN (speed: docs/results.md). Inference only (the weights are a frozen copy)."""
 
     def __init__(self, head: ReflectConv):
         super().__init__()

@@ -1,41 +1,23 @@
 """Seamless tiled inference for images too big to stylize in one pass.
 
-Why plain tiles fail: every instance norm normalises with the mean and variance of
-its *input image*; a tile has different statistics from the whole photo, so each
-tile comes out in a slightly different colour and the seams show. Here every
-instance-norm layer uses the statistics of the whole image, gathered tile by tile.
+Plain tiles show seams: each instance norm would use its tile's mean and variance
+instead of the whole image's. Here every norm uses whole-image statistics, gathered
+tile by tile (the algorithm in full: docs/stylizing.md, "Tiling"):
 
-Algorithm (for TransformerNet, instance or batch norm, nearest or transposed
-upsampling):
-
-1. The network is cut into *steps* at its norms (``TransformerNet.steps()``): step k
-   computes the pre-norm activation ``z_k`` of norm k from the normalised output of
-   norm k-1.
-2. The image is split into core tiles of ``tile`` px (a multiple of 4, so the two
-   stride-2 convolutions see the same sampling grid as the whole image) and each is
-   cut out with ``context`` px of the surrounding image (also a multiple of 4). The
-   network's receptive radius, 17 + 8 r input px for r residual blocks
-   (:func:`receptive_radius`), is smaller than the context, so the reflection padding
-   at a crop's edge never reaches the core: the core's activations equal those of the
-   untiled network exactly, given the same normalisation statistics.
-3. One pass over the tiles per instance norm k: run each tile up to ``z_k`` (norms
-   before k use the already known global statistics) and accumulate, over the core
-   only, per-channel count, mean and squared deviations (each tile's ``var_mean`` in
-   float32, merged across tiles in float64). Then norm k becomes
-   ``y = (z - mean) * gamma / sqrt(var + eps) + beta`` with the biased variance, as
-   instance norm uses. Whenever a tile's ``z_k`` is at half or quarter resolution, its
-   state is saved to a temporary folder on disk and the next pass resumes from there;
-   only full-resolution work is recomputed (the first convolution in the first two
-   passes, the last upsampling convolution in the last two), since a full-resolution
-   state would cost 32+ floats per pixel of disk. Memory holds one tile's activations
-   at a time.
-4. A last pass produces every tile's output over its core grown by ``blend / 2`` px
-   into its neighbours, weighted by a raised-cosine ramp ``sin^2(pi/2 (t + 1/2) / blend)``
-   across each inner edge. Neighbouring ramps sum to one, so the output is a
-   partition-of-unity blend of (near-)identical values: no seam.
+1. The network's steps (``TransformerNet.steps()``) are cut at its norms.
+2. Core tiles of ``tile`` px start on multiples of 4 (the stride-2 grid of the whole
+   image) and carry ``context`` px of surroundings, more than the receptive radius
+   17 + 8 r (:func:`receptive_radius`), so a core's activations are exact.
+3. One pass over the tiles per instance norm k: run each tile to the pre-norm
+   activation z_k and accumulate per-channel count, mean and squared deviations over
+   the core (float32 per tile, merged in float64); then
+   ``norm_k(z) = (z - mean) * gamma / sqrt(var + eps) + beta`` (biased variance).
+   Half- and quarter-resolution tile states are cached on disk between passes.
+4. The last pass blends each tile's output over ``blend`` px with the ramp
+   ``sin^2(pi/2 (t + 1/2) / blend)``; neighbouring ramps sum to one.
 
 Peak memory: one tile's activations (about ``(tile + 2 context)^2 * 4 w`` floats for
-width w) plus the input and output images; the per-tile states live on disk.
+width w) plus the input and output images.
 """
 
 from __future__ import annotations

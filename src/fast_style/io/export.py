@@ -2,30 +2,16 @@
 
     python scripts/export.py ckpt=<model> format=onnx|torchscript|safetensors [output=...] [overwrite=true]
 
-``ckpt`` is any model file :func:`fast_style.io.model_files.open_model` opens (``.safetensors``
-style model, Lightning ``.ckpt``, pytorch/examples ``.pth``/``.model``). The exported
-network takes and returns float32 RGB in [0, 1], shape (N, 3, H, W), with N, H and W
-all dynamic: the output has the input's size for every H, W, odd ones included
-(nearest upsampling resizes to the encoder's exact size, read from a tensor's shape).
-The output is not clamped (the same as the PyTorch model); clamp it to [0, 1].
-
-ONNX: ``torch.onnx.export(dynamo=True)`` (torch.export with dynamic dims + onnxscript,
-opset 18+, one self-contained file). The older TorchScript-based exporter
-(``dynamo=False``) is the fallback when the dynamo path fails (``exporter=legacy``
-forces it). InstanceNorm2d (affine, no running stats) becomes InstanceNormalization,
-ReflectionPad2d a reflect Pad, nearest resize a Resize whose ``sizes`` come from the
-encoder's Shape; the ``transposed`` variant's upsampling (output padding 1, then a crop
-to the encoder's size, ``fast_style.nn.transformer.UpConv``) stays dynamic as well.
-Metadata (:func:`export_metadata`) goes into ``metadata_props``.
-
-TorchScript: ``torch.jit.trace`` (sizes are traced as ``aten::size`` ops, so they stay
-dynamic); metadata in the ``_extra_files`` entry ``fast_style.json``.
-
-Every export is checked before the file appears: the exported model runs on two
-sizes (one odd, one with a batch of 2) and its output is compared with the PyTorch
-model in fp32; a max difference above :data:`TOLERANCE` is an error and nothing is
-written. Files are written to a temporary name and renamed; an existing file is
-never replaced unless ``overwrite`` (a numbered name is used instead).
+``ckpt`` is any model file :func:`fast_style.io.model_files.open_model` opens with a
+PyTorch network. The exported network takes and returns float32 RGB in [0, 1], (N, 3,
+H, W), with N, H and W dynamic and the output the input's size (odd sizes too); it is
+not clamped. ONNX: ``torch.onnx.export(dynamo=True)``, falling back to the
+TorchScript-based exporter (``exporter=legacy`` forces it); metadata in
+``metadata_props``. TorchScript: ``torch.jit.trace``, metadata in the extra file
+``fast_style.json``. Before a file appears it is opened again and compared with the
+PyTorch model on two sizes (one odd, one a batch of 2): a difference above
+:data:`TOLERANCE` is an error and nothing is written. Files are written atomically; an
+existing file is kept and a numbered name used unless ``overwrite``.
 """
 
 from __future__ import annotations
@@ -42,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fast_style.errors import FastStyleError
+from fast_style.errors import FastStyleError, first_line
 from fast_style.io.files import atomic_output, unique_path
 from fast_style.io.metadata import ONNX_FORMAT, TORCHSCRIPT_FORMAT, StyleModelMetadata
 from fast_style.io.model_files import open_model, save_style_model
@@ -149,15 +135,15 @@ def write_onnx(model: TransformerNet, path: Path, meta: dict[str, str], *, expor
                 _onnx_dynamo(module, path, {**meta, "exporter": "torch.onnx dynamo"}, opset)
             return "dynamo"
         except Exception as exc:  # noqa: BLE001 - fall back to the TorchScript-based exporter
-            errors.append(f"dynamo: {_first_line(exc)}")
+            errors.append(f"dynamo: {first_line(exc)}")
             if exporter == "dynamo":
-                raise ExportError(f"torch.onnx.export(dynamo=True) failed: {_first_line(exc)}") from exc
+                raise ExportError(f"torch.onnx.export(dynamo=True) failed: {first_line(exc)}") from exc
     try:
         with _quiet():
             _onnx_legacy(module, path, {**meta, "exporter": "torch.onnx legacy (TorchScript)"}, opset)
         return "legacy"
     except Exception as exc:  # noqa: BLE001
-        errors.append(f"legacy: {_first_line(exc)}")
+        errors.append(f"legacy: {first_line(exc)}")
         raise ExportError("ONNX export failed (" + "; ".join(errors) + ")") from exc
 
 
@@ -169,13 +155,8 @@ def write_torchscript(model: TransformerNet, path: Path, meta: dict[str, str]) -
             traced = torch.jit.trace(module, _example(module), check_trace=False)
             torch.jit.save(traced, str(path), _extra_files={EXTRA_FILE: json.dumps(meta, sort_keys=True)})
     except Exception as exc:  # noqa: BLE001
-        raise ExportError(f"TorchScript export failed: {_first_line(exc)}") from exc
+        raise ExportError(f"TorchScript export failed: {first_line(exc)}") from exc
     return "jit.trace"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 # -------------------------------------------------------------- reading and checking

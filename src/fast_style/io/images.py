@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fast_style.errors import FastStyleError
+from fast_style.errors import FastStyleError, first_line
 from fast_style.io.files import atomic_output
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -85,7 +85,7 @@ def _reading(path: str | os.PathLike) -> Iterator[None]:
     except IsADirectoryError as exc:
         raise ImageReadError(f"{path}: is a folder, not an image") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        reason = "empty file" if os.path.exists(path) and os.path.getsize(path) == 0 else str(exc).splitlines()[0]
+        reason = "empty file" if os.path.exists(path) and os.path.getsize(path) == 0 else first_line(exc)
         raise ImageReadError(f"{path}: not a readable image ({reason})") from exc
 
 

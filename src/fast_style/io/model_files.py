@@ -30,7 +30,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from fast_style.errors import CheckpointError, FastStyleError
+from fast_style.errors import CheckpointError, FastStyleError, first_line
 from fast_style.io.files import atomic_output
 from fast_style.io.metadata import STYLE_MODEL_FORMAT, StyleModelMetadata
 from fast_style.io.pytorch_examples import from_examples, is_examples_state
@@ -111,8 +111,7 @@ def _torch_load(path: Path) -> object:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure to unpickle safely is one message
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({reason[:200]})") from exc
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({first_line(exc, limit=200)})") from exc
 
 
 def detect_kind(path: str | os.PathLike) -> tuple[str, object]:
@@ -177,7 +176,7 @@ def network_from_state(state: dict[str, torch.Tensor], *, source: str, claimed: 
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise CheckpointError(f"{source}: weights do not fit TransformerNet ({str(exc).splitlines()[0]})") from exc
+        raise CheckpointError(f"{source}: weights do not fit TransformerNet ({first_line(exc)})") from exc
     return model.eval()
 
 
@@ -187,7 +186,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
             strings = dict(handle.metadata() or {})
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors style model ({str(exc).splitlines()[0]})") from exc
+        raise CheckpointError(f"{path}: not a readable safetensors style model ({first_line(exc)})") from exc
     if strings.get("format") != STYLE_MODEL_FORMAT:
         raise CheckpointError(f"{path}: a safetensors file, but not a fast-style model (no '{STYLE_MODEL_FORMAT}' metadata)")
     return tensors, strings

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from fast_style.devices import resolve_device
-from fast_style.errors import CheckpointError, FastStyleError
+from fast_style.errors import CheckpointError, FastStyleError, first_line
 from fast_style.io.metadata import ONNX_FORMAT, TORCHSCRIPT_FORMAT
 
 EXTRA_FILE = "fast_style.json"
@@ -62,8 +62,7 @@ def onnx_runtime(path: Path, *, device: str = "auto", threads: int | None = None
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:  # noqa: BLE001 - truncated or corrupt protobuf, unsupported op ...: one line
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable ONNX model ({reason[:200]})") from exc
+        raise CheckpointError(f"{path}: not a readable ONNX model ({first_line(exc, limit=200)})") from exc
     metadata = dict(session.get_modelmeta().custom_metadata_map)
     if metadata.get("format") != ONNX_FORMAT:
         raise CheckpointError(
@@ -90,8 +89,7 @@ def torchscript_runtime(path: Path, *, device: str = "auto"):
             warnings.simplefilter("ignore")
             module = torch.jit.load(str(path), map_location=target, _extra_files=extra).eval()
     except Exception as exc:  # noqa: BLE001
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable TorchScript model ({reason[:200]})") from exc
+        raise CheckpointError(f"{path}: not a readable TorchScript model ({first_line(exc, limit=200)})") from exc
     try:
         metadata = json.loads(extra[EXTRA_FILE] or "{}")
     except json.JSONDecodeError:

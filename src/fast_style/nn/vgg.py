@@ -31,7 +31,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from fast_style.errors import FastStyleError
+from fast_style.errors import FastStyleError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +148,8 @@ def load_vgg_features(
         try:
             features.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            first_line = str(exc).splitlines()[0]
             raise LossNetworkError(
-                f"loss_net.weights={weights}: does not match torchvision's {arch} ({first_line}); "
+                f"loss_net.weights={weights}: does not match torchvision's {arch} ({first_line(exc)}); "
                 f"give a state dict of torchvision.models.{arch}"
             ) from exc
         return features, f"file:{weights}"
@@ -162,7 +161,7 @@ def load_vgg_features(
         except Exception as exc:  # noqa: BLE001 - download or cache failures all end here
             if mode == "true":
                 raise LossNetworkError(
-                    f"could not load ImageNet {arch} weights ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
+                    f"could not load ImageNet {arch} weights ({type(exc).__name__}: {first_line(exc)}). "
                     f"Download them once where there is internet (torchvision caches them in {torch.hub.get_dir()}), "
                     "or pass loss_net.weights=/path/to/vgg.pth, "
                     "or loss_net.pretrained=false for a random loss network (tests only)"

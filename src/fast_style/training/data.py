@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from fast_style.errors import FastStyleError
+from fast_style.errors import FastStyleError, first_line
 from fast_style.io.images import (
     IMAGE_EXTENSIONS,
     ImageReadError,
@@ -62,7 +62,7 @@ def readable_header(path: Path) -> str | None:
             image.size  # noqa: B018 - reading the size forces the header parse
         return None
     except Exception as exc:  # noqa: BLE001 - every failure means "skip this file"
-        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return first_line(exc)
 
 
 def scan_images(root: str | os.PathLike) -> tuple[list[Path], list[tuple[Path, str]]]:

@@ -21,10 +21,10 @@ TINY = {"width": 8, "num_residual": 1, "norm": "instance", "upsample": "nearest"
 
 @pytest.fixture(scope="module", autouse=True)
 def reuse_random_vgg():
-    """Build each seeded random VGG once and hand out copies: torchvision initialises
-    the whole 138M-parameter VGG-16 (classifier included) for every VGGFeatures."""
+    """Build each seeded random VGG once per module and hand out copies (the loss
+    builder in fast_style.nn.losses constructs its VGGFeatures through this)."""
+    from fast_style.nn import losses as module
     from fast_style.nn.vgg import VGGFeatures
-    from fast_style.training import module
 
     built = {}
 

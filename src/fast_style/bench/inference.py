@@ -16,7 +16,6 @@ the model is a seeded, randomly initialised paper-sized TransformerNet. Options:
 from __future__ import annotations
 
 import json
-import math
 import platform
 import resource
 import statistics
@@ -57,17 +56,6 @@ def model_or_random(ckpt: str | None) -> TransformerNet:
         return open_model(ckpt).require_network("benchmarking")
     torch.manual_seed(0)
     return TransformerNet().eval()
-
-
-def timed(fn, repeats: int) -> tuple[float, torch.Tensor]:
-    """(best seconds per call over ``repeats`` after one warm-up call, last output)."""
-    out = fn()
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def diff255(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:

@@ -6,7 +6,7 @@ Reference: ``with torch.no_grad(): model(x)``, eager fp32 NCHW. Fast: the
 :class:`fast_style.inference.Stylizer` with ``precision`` (default ``auto``: fp32).
 ONNX: the same model exported by :mod:`fast_style.io.export`
 (dynamo exporter, verified) and run by onnxruntime's CPU provider in fp32 (all graph
-optimisations on). For each size: ms per image (best of a few runs after a warm-up),
+optimisations on). For each size: ms per image (median of a few interleaved runs after a warm-up),
 megapixels/s, speed ratio against the reference and the max absolute difference to
 the reference in 1/255 units (clamped outputs). Without ``ckpt`` the model is a
 seeded random paper-sized TransformerNet (width 32, 5 residual blocks). Options:
@@ -24,7 +24,13 @@ from pathlib import Path
 
 import torch
 
-from fast_style.bench.inference import diff255, model_or_random, reference, synthetic_photo, timed
+from fast_style.bench.inference import (
+    diff255,
+    interleaved,
+    model_or_random,
+    reference,
+    synthetic_photo,
+)
 from fast_style.bench.options import BenchmarkConfig
 from fast_style.inference.runner import Stylizer, resolve_precision
 from fast_style.io.metadata import StyleModelMetadata
@@ -48,9 +54,8 @@ def measure(model, onnx_path: Path, sizes: list[int], *, precision: str, threads
     for size in sizes:
         x = synthetic_photo(size, size, seed=size)
         repeats = 3 if size <= 512 else (2 if size <= 1024 else 1)
-        t_ref, ref = timed(lambda x=x: reference(model, x), repeats)
-        t_fast, fast = timed(lambda x=x: stylizer(x), repeats)
-        t_onnx, out = timed(lambda x=x: run_onnx(x), repeats)
+        (t_ref, t_fast, t_onnx), (ref, fast, out) = interleaved(
+            [lambda x=x: reference(model, x), lambda x=x: stylizer(x), lambda x=x: run_onnx(x)], repeats)
         mp = size * size / 1e6
         row = {"size": size, "mp": mp}
         for name, seconds, result in (("reference", t_ref, ref), ("fast", t_fast, fast), ("onnxruntime", t_onnx, out)):

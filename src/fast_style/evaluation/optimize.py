@@ -37,7 +37,6 @@ from fast_style.devices import resolve_device
 from fast_style.errors import FastStyleError
 from fast_style.io.images import load_image, save_image
 from fast_style.nn.losses import PerceptualLoss
-from fast_style.nn.vgg import VGGFeatures
 from fast_style.training.styles import resolve_style_image
 
 log = logging.getLogger(__name__)
@@ -82,17 +81,7 @@ def build_loss(
     ``loss_net`` holds :class:`VGGFeatures` keyword arguments (arch, pretrained, weights,
     seed, pool); pretrained weights that cannot be had raise its one-line error.
     """
-    layers = list(loss["content_layers"]) + list(loss["style_layers"])
-    vgg = VGGFeatures(layers=layers, **dict(loss_net)).to(device)
-    return PhotoLoss(
-        loss_net=vgg,
-        style_image=style_image.to(device),
-        content_layers=dict(loss["content_layers"]),
-        style_layers=dict(loss["style_layers"]),
-        content_weight=loss["content_weight"],
-        style_weight=loss["style_weight"],
-        tv_weight=loss["tv_weight"],
-    )
+    return PhotoLoss.from_config(loss=loss, loss_net=loss_net, style_image=style_image).to(device)
 
 
 def initial_image(content: torch.Tensor, *, init: str = "content", seed: int = 0) -> torch.Tensor:

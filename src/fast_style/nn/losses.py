@@ -123,6 +123,14 @@ class PerceptualLoss(nn.Module):
         for layer in self.style_layers:
             self.style_grams.register_buffer(layer, gram_matrix(features[layer]))
 
+    @classmethod
+    def from_config(cls, *, loss: Mapping, loss_net: Mapping, style_image: torch.Tensor) -> PerceptualLoss:
+        """From the ``loss`` and ``loss_net`` config groups as plain dicts (the VGGFeatures too)."""
+        vgg = VGGFeatures(layers=[*loss["content_layers"], *loss["style_layers"]], **dict(loss_net))
+        return cls(loss_net=vgg, style_image=style_image, content_layers=loss["content_layers"],
+                   style_layers=loss["style_layers"], content_weight=loss["content_weight"],
+                   style_weight=loss["style_weight"], tv_weight=loss["tv_weight"], batched=bool(loss.get("batched")))
+
     def grams(self) -> dict[str, torch.Tensor]:
         return {layer: getattr(self.style_grams, layer) for layer in self.style_layers}
 

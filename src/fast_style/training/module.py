@@ -32,7 +32,6 @@ import torch
 from fast_style.devices import native_bf16
 from fast_style.nn.losses import PerceptualLoss
 from fast_style.nn.transformer import TransformerNet, build_transformer
-from fast_style.nn.vgg import VGGFeatures
 
 LOSS_NET_PREFIX = "loss.loss_net."
 log = logging.getLogger(__name__)
@@ -68,19 +67,8 @@ class StyleTransferModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["style_image"])
         self.transformer: TransformerNet = build_transformer(model)
-        layers = list(loss["content_layers"]) + list(loss["style_layers"])
-        vgg = VGGFeatures(layers=layers, **loss_net)
-        self.hparams["loss_net_source"] = vgg.source
-        self.loss = PerceptualLoss(
-            loss_net=vgg,
-            style_image=style_image,
-            content_layers=loss["content_layers"],
-            style_layers=loss["style_layers"],
-            content_weight=loss["content_weight"],
-            style_weight=loss["style_weight"],
-            tv_weight=loss["tv_weight"],
-            batched=bool(loss.get("batched", False)),
-        )
+        self.loss = PerceptualLoss.from_config(loss=loss, loss_net=loss_net, style_image=style_image)
+        self.hparams["loss_net_source"] = self.loss.loss_net.source
         self.lr = lr
         if channels_last not in (True, False, "loss_net"):
             raise ValueError(f"channels_last={channels_last!r}: use true, false or loss_net")

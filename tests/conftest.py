@@ -33,6 +33,16 @@ TINY_OVERRIDES = [
 ]
 
 
+# The loss config of tests that build a loss network: two style taps, paper weights.
+TINY_LOSS = {
+    "content_layers": {"relu2_2": 1.0},
+    "style_layers": {"relu1_2": 1.0, "relu2_2": 1.0},
+    "content_weight": 1e5,
+    "style_weight": 1e10,
+    "tv_weight": 1e4,
+}
+
+
 def random_photo(width: int, height: int, seed: int) -> Image.Image:
     """A smooth random colour image (gradients plus blobs), RGB."""
     rng = np.random.default_rng(seed)

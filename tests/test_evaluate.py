@@ -21,16 +21,7 @@ from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import save_style_model
 from fast_style.nn.transformer import TransformerNet
 
-from conftest import CONFIG_DIR, random_photo
-
-LOSS = {
-    "content_layers": {"relu2_2": 1.0},
-    "style_layers": {"relu1_2": 1.0, "relu2_2": 1.0},
-    "content_weight": 1e5,
-    "style_weight": 1e10,
-    "tv_weight": 1e4,
-    "batched": False,
-}
+from conftest import CONFIG_DIR, TINY_LOSS, random_photo
 
 
 def compose_evaluate(overrides: list[str]):
@@ -41,7 +32,7 @@ def compose_evaluate(overrides: list[str]):
 @pytest.fixture
 def tiny_model(tmp_path: Path) -> Path:
     torch.manual_seed(0)
-    metadata = StyleModelMetadata(style_name="my_painting", loss=LOSS, loss_net="random(seed=3)", steps=7)
+    metadata = StyleModelMetadata(style_name="my_painting", loss=TINY_LOSS, loss_net="random(seed=3)", steps=7)
     return save_style_model(TransformerNet(width=8, num_residual=1), tmp_path / "tiny.safetensors", metadata=metadata)
 
 
@@ -84,7 +75,7 @@ def test_evaluate_end_to_end_writes_table_json_and_grid(tiny_model, tmp_path, ca
 def test_loss_network_comes_from_the_model_unless_overridden(tiny_model):
     trained = open_trained(tiny_model)
     record = trained.metadata
-    assert record.loss == LOSS and trained.style_name == "my_painting"
+    assert record.loss == TINY_LOSS and trained.style_name == "my_painting"
     kwargs, notes = loss_net_kwargs(metadata=record, overrides={"arch": None, "pool": None, "weights": None})
     assert kwargs == {"arch": "vgg16", "pool": "max", "pretrained": False, "weights": None, "seed": 3}
     assert any("assumed vgg16" in note for note in notes)
@@ -99,7 +90,7 @@ def test_lightning_checkpoint_records_its_loss_network(tmp_path):
     model = TransformerNet(width=8, num_residual=1)
     checkpoint = {
         "state_dict": {f"transformer.{k}": v for k, v in model.state_dict().items()},
-        "hyper_parameters": {"model": model.config, "loss": LOSS, "style": {"name": "x"},
+        "hyper_parameters": {"model": model.config, "loss": TINY_LOSS, "style": {"name": "x"},
                              "loss_net": {"arch": "vgg19", "pool": "avg", "pretrained": "auto", "seed": 5},
                              "loss_net_source": "random(seed=5)"},
         "global_step": 11,

@@ -10,14 +10,9 @@ from torch.utils.data import DataLoader
 
 from fast_style.training.module import LOSS_NET_PREFIX, StyleTransferModule
 
+from conftest import TINY_LOSS
+
 MODEL = {"width": 8, "num_residual": 1, "norm": "instance", "upsample": "nearest"}
-LOSS = {
-    "content_layers": {"relu2_2": 1.0},
-    "style_layers": {"relu1_2": 1.0, "relu2_2": 1.0},
-    "content_weight": 1e5,
-    "style_weight": 1e10,
-    "tv_weight": 1e4,
-}
 LOSS_NET = {"arch": "vgg16", "pretrained": False, "weights": None, "seed": 0, "pool": "max"}
 STYLE_GRAMS = {"loss.style_grams.relu1_2", "loss.style_grams.relu2_2"}
 
@@ -26,7 +21,7 @@ def _module(seed: int) -> StyleTransferModule:
     """A tiny module; ``seed`` sets both the transformer's init and the style image."""
     torch.manual_seed(seed)
     style_image = torch.rand(1, 3, 32, 32)
-    return StyleTransferModule(model=MODEL, loss=LOSS, loss_net=LOSS_NET, style={"name": "t"},
+    return StyleTransferModule(model=MODEL, loss=TINY_LOSS, loss_net=LOSS_NET, style={"name": "t"},
                                style_image=style_image)
 
 

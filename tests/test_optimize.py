@@ -11,15 +11,7 @@ from fast_style.evaluation.optimize import PhotoLoss, optimize, optimize_pixels
 from fast_style.io.images import load_image
 from fast_style.nn.vgg import VGGFeatures
 
-from conftest import CONFIG_DIR, random_photo, run_entry
-
-TINY_LOSS = {
-    "content_layers": {"relu2_2": 1.0},
-    "style_layers": {"relu1_2": 1.0, "relu2_2": 1.0},
-    "content_weight": 1e5,
-    "style_weight": 1e10,
-    "tv_weight": 1e4,
-}
+from conftest import CONFIG_DIR, TINY_LOSS, random_photo, run_entry
 
 
 def compose_optimize(overrides: list[str]):

@@ -178,3 +178,20 @@ def test_vgg19_layout_matches_torchvision_state():
     assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.items()}
     assert len(ours) == 37  # 16 convolutions + 16 ReLUs + 5 pools, as torchvision's
     ours.load_state_dict(theirs, strict=True)
+
+
+def test_loss_network_description_round_trips(tmp_path):
+    """What a model records about its loss network (``source``) loads the same weights again."""
+    from fast_style.nn.vgg import _random_state, build_features, weights_of_source
+
+    random = VGGFeatures(layers=["relu1_2"], pretrained=False, seed=4)
+    again = VGGFeatures(layers=["relu1_2"], **weights_of_source(random.source))
+    assert again.source == random.source == "random(seed=4)"
+    assert torch.equal(again.features[0].weight, random.features[0].weight)
+    features = build_features("vgg16")
+    features.load_state_dict(_random_state("vgg16", 0))
+    torch.save(features.state_dict(), tmp_path / "vgg.pth")
+    from_file = VGGFeatures(layers=["relu1_2"], weights=str(tmp_path / "vgg.pth"))
+    assert weights_of_source(from_file.source) == {"weights": str(tmp_path / "vgg.pth")}
+    assert weights_of_source("imagenet") == {"pretrained": True, "weights": None}
+    assert weights_of_source("something else") is None

@@ -24,7 +24,6 @@ optimisation at each count).
 from __future__ import annotations
 
 import json
-import re
 import statistics
 import time
 from collections.abc import Mapping, Sequence
@@ -49,9 +48,9 @@ from fast_style.io.images import (
 from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import StyleModel, open_model
 from fast_style.nn.transformer import TransformerNet
+from fast_style.nn.vgg import weights_of_source
 from fast_style.training.styles import resolve_style_image
 
-RANDOM_SOURCE = re.compile(r"random\(seed=(-?\d+)\)")
 OUTPUT_FILES = ("evaluation.json", "table.md", "grid.png")
 
 
@@ -73,22 +72,6 @@ def open_trained(path: str | Path) -> StyleModel:
     return model
 
 
-def parse_loss_net_source(source: str) -> dict[str, Any] | None:
-    """VGGFeatures weight kwargs from a loss network description, or None if unknown.
-
-    ``"imagenet"`` -> pretrained=True; ``"file:P"`` -> weights=P;
-    ``"random(seed=N)"`` -> pretrained=False, seed=N.
-    """
-    if source == "imagenet":
-        return {"pretrained": True, "weights": None}
-    if source.startswith("file:"):
-        return {"weights": source[len("file:"):]}
-    match = RANDOM_SOURCE.fullmatch(source)
-    if match:
-        return {"pretrained": False, "weights": None, "seed": int(match.group(1))}
-    return None
-
-
 def loss_net_kwargs(*, metadata: StyleModelMetadata, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """VGGFeatures kwargs that rebuild the model's loss network, and notes on assumptions.
 
@@ -97,7 +80,7 @@ def loss_net_kwargs(*, metadata: StyleModelMetadata, overrides: Mapping[str, Any
     trained = dict(metadata.loss_net_config)
     kwargs = {key: trained[key] for key in ("arch", "pool", "seed") if trained.get(key) is not None}
     notes = []
-    weights = parse_loss_net_source(metadata.loss_net)
+    weights = weights_of_source(metadata.loss_net)
     given = {key: value for key, value in overrides.items() if value is not None}
     if weights is None and not ({"pretrained", "weights"} & set(given)):
         raise EvaluationError(

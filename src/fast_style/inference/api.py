@@ -20,9 +20,8 @@ import torch
 
 from fast_style.inference.executors import run_local, run_on_devices
 from fast_style.inference.options import OptionError, StylizeOptions
-from fast_style.inference.pipeline import Summary, finish, plan, resized
+from fast_style.inference.pipeline import Summary, finish, load_photo, plan
 from fast_style.inference.runner import make_runner
-from fast_style.io.images import open_rgb_alpha, pil_to_tensor
 from fast_style.io.model_files import StyleModel, open_model
 
 
@@ -68,6 +67,6 @@ def stylize_images(
         if isinstance(image, torch.Tensor):
             photo = image.detach().float().cpu()
         else:
-            photo = pil_to_tensor(resized(open_rgb_alpha(Path(image))[0], size=opts.size, scale=opts.scale))
+            photo = load_photo(Path(image), opts)[0]
         results.append(finish(runner(photo)[0], photo, keep_colour=bool(opts.preserve_color), strength=float(opts.strength)))
     return results

@@ -205,6 +205,12 @@ def resized(image: Image.Image, *, size: int | None, scale: float | None) -> Ima
     return image if new == image.size else image.resize(new, Image.Resampling.LANCZOS)
 
 
+def load_photo(path: str | os.PathLike, options: StylizeOptions) -> tuple[torch.Tensor, Image.Image | None]:
+    """The photo as (3, H, W) in [0, 1] after ``size``/``scale``, and its alpha channel if any."""
+    rgb, alpha = open_rgb_alpha(path)
+    return pil_to_tensor(resized(rgb, size=options.size, scale=options.scale)), alpha
+
+
 def finish(stylized: torch.Tensor, photo: torch.Tensor, *, keep_colour: bool, strength: float) -> torch.Tensor:
     """Colour preservation, then the strength blend, on (3, H, W) tensors in [0, 1]."""
     if keep_colour:
@@ -245,8 +251,7 @@ def read(job: Job, options: StylizeOptions) -> Loaded | Outcome:
     try:
         output_format(job.target)
         job.target.parent.mkdir(parents=True, exist_ok=True)
-        rgb, alpha = open_rgb_alpha(job.source)
-        photo = pil_to_tensor(resized(rgb, size=options.size, scale=options.scale))
+        photo, alpha = load_photo(job.source, options)
     except Exception as exc:  # noqa: BLE001 - a bad file is reported, never fatal to a folder run
         return failure(job, exc)
     return Loaded(job, photo, alpha)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 from collections.abc import Iterable
 
 import torch
@@ -178,6 +179,21 @@ def load_vgg_features(
     features = build_features(arch)
     features.load_state_dict({k: v.clone() for k, v in _random_state(arch, int(seed)).items()})
     return features, f"random(seed={seed})"
+
+
+def weights_of_source(source: str) -> dict[str, object] | None:
+    """The inverse of :func:`load_vgg_features`' description: the weight keyword arguments
+    that load the same weights again, or None for a description it does not know.
+
+    ``"imagenet"`` -> pretrained=True; ``"file:P"`` -> weights=P; ``"random(seed=N)"`` ->
+    pretrained=False, seed=N.
+    """
+    if source == "imagenet":
+        return {"pretrained": True, "weights": None}
+    if source.startswith("file:"):
+        return {"weights": source[len("file:"):]}
+    match = re.fullmatch(r"random\(seed=(-?\d+)\)", source)
+    return {"pretrained": False, "weights": None, "seed": int(match.group(1))} if match else None
 
 
 class VGGFeatures(nn.Module):

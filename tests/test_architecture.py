@@ -21,7 +21,7 @@ LAYERS = [
     {"training", "inference"},
     {"evaluation"},
     {"bench"},
-    {"config", "cli", "__init__"},
+    {"config", "cli", "slurm", "__init__"},
 ]
 
 

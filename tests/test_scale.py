@@ -11,14 +11,13 @@ import torch
 from conftest import REPO, TINY_OVERRIDES, compose_train, run_entry
 
 
-def test_slurm_launcher_has_one_task_per_device():
-    cfg = compose_train(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2",
-                         "hydra.launcher.partition=gpu"])
+def test_slurm_launcher_config_composes_and_leaves_resources_to_the_job():
+    cfg = compose_train(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "hydra.launcher.partition=gpu"])
     launcher = cfg.hydra.launcher
-    assert launcher._target_.endswith("SlurmLauncher")
-    assert launcher.tasks_per_node == cfg.trainer.devices == 4 and launcher.gpus_per_node == 4
-    assert launcher.nodes == cfg.trainer.num_nodes == 2 and launcher.partition == "gpu"
-    assert {"timeout_min", "cpus_per_task", "mem_gb", "max_num_timeout"} <= set(launcher)
+    assert launcher._target_ == "hydra_plugins.fast_style_slurm.launcher.SlurmLauncher"
+    assert launcher.partition == "gpu" and launcher.max_num_timeout >= 1
+    # null: derived from each job's config at submission (fast_style.slurm.slurm_resources)
+    assert [launcher[k] for k in ("nodes", "tasks_per_node", "gpus_per_node", "cpus_per_task", "mem_gb")] == [None] * 5
 
 
 def test_ddp_trainer_config():

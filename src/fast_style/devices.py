@@ -1,6 +1,9 @@
-"""Which device to run on and what it computes natively: shared by training and inference."""
+"""Which device to run on, what it computes natively, and the cluster it runs in: shared by
+training and inference."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
@@ -47,3 +50,16 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return cpu_has_native_bf16()
+
+
+def cluster_plugins() -> list[Any]:
+    """Lightning Trainer plugins for the cluster this process runs in.
+
+    Under SLURM, Lightning's own auto-requeue (on SIGUSR1) is switched off: submitit,
+    which submitted the job (``hydra/launcher=slurm``), owns requeueing, so a time limit
+    requeues the job once, not twice. SIGTERM (pre-emption, ``scontrol requeue``) still
+    stops training after the current step, and the exception checkpoint saves ``last.ckpt``.
+    """
+    from pytorch_lightning.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []

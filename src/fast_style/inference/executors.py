@@ -24,6 +24,7 @@ import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from fast_style.devices import cluster_plugins
 from fast_style.inference.options import StylizeOptions
 from fast_style.inference.pipeline import Job, Loaded, Outcome, Runner, Summary, read, run_batch
 from fast_style.inference.runner import make_runner
@@ -182,7 +183,7 @@ def run_on_devices(jobs: list[Job], model: StyleModel, options: StylizeOptions) 
     trainer = pl.Trainer(
         accelerator=str(options.accelerator), devices=int(options.devices), strategy="ddp", logger=False,
         callbacks=[counter], use_distributed_sampler=False, enable_model_summary=False,
-        enable_progress_bar=bool(options.progress), default_root_dir=".",
+        enable_progress_bar=bool(options.progress), default_root_dir=".", plugins=cluster_plugins() or None,
     )
     loader = job_loader(jobs, options, rank=trainer.global_rank, world=trainer.world_size)
     trainer.predict(PredictJobs(model=model, options=options), dataloaders=loader, return_predictions=False)

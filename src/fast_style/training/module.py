@@ -99,6 +99,10 @@ class StyleTransferModule(pl.LightningModule):
         self.log("train/total", losses["total"], on_step=True, prog_bar=on_cpu)
         return losses["total"]
 
+    def on_train_start(self) -> None:
+        # a resumed run says where it resumed (requeued SLURM jobs are checked by it)
+        log.info("training from step %d to %d", self.global_step, self.trainer.max_steps)
+
     def on_fit_start(self) -> None:
         if self.trainer.precision == "bf16-mixed" and not native_bf16(self.device):
             log.warning("trainer.precision=bf16-mixed on a %s without native bf16: emulated bf16 is "

@@ -18,7 +18,9 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from fast_style.devices import cluster_plugins
 from fast_style.errors import FastStyleError
 from fast_style.io.files import atomic_write_text
 from fast_style.io.images import load_image
@@ -68,6 +70,7 @@ def _quiet_known_warnings() -> None:
 
 
 FINISHED_MARKER = "finished.json"
+SIGTERM_EXIT = 128 + 15  # the shell's status for a process ended by SIGTERM
 
 
 def select_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
@@ -139,9 +142,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                      plugins=cluster_plugins() or None)
     log_batch_sizes(trainer, loggers, cfg.data.batch_size)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SIGTERMException:
+        # pre-emption, scontrol requeue, `timeout`: the exception checkpoint saved last.ckpt
+        log.warning("stopped by SIGTERM at step %d; %s/checkpoints/last.ckpt is saved and the same "
+                    "command (or the requeued job) resumes from it", trainer.global_step, output_dir)
+        raise SystemExit(SIGTERM_EXIT) from None
+    except SystemExit as stop:
+        # sys.exit from a signal handler, e.g. submitit's after it requeued a job at its time limit
+        log.warning("stopped by exit(%s) at step %d; %s/checkpoints/last.ckpt is saved and the same "
+                    "command (or the requeued job) resumes from it", stop.code, trainer.global_step, output_dir)
+        raise
     if trainer.interrupted:
         raise FastStyleError(f"training was interrupted at step {trainer.global_step}; run the same command again to resume")
 

@@ -100,3 +100,49 @@ def run_entry(script: str, *args: str, cwd: Path, timeout: float = 240, env: dic
         timeout=timeout,
         env=full_env,
     )
+
+
+# ------------------------------------------------------------------ one-node SLURM cluster
+
+SLURM_JOBS: list[str] = []  # "id name state restarts" of every job the cluster ran, for the summary
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A real one-node SLURM cluster (munged, slurmctld, slurmd) for the whole session.
+
+    Skipped, with how to run the tests, where it cannot start (not root, packages
+    missing); FAST_STYLE_REQUIRE_SLURM=1 (set by .ci/run) turns that skip into a failure.
+    At the end every job is cancelled, the queue drained and the three daemons stopped
+    by PID, also when tests failed.
+    """
+    from slurm_cluster import OneNodeCluster, why_unavailable
+
+    reason = why_unavailable()
+    if reason:
+        message = f"SLURM tests need a one-node cluster: {reason}; as root: apt-get install slurm-wlm munge && make test"
+        if os.environ.get("FAST_STYLE_REQUIRE_SLURM") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    cluster = OneNodeCluster(tmp_path_factory.mktemp("slurm"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        SLURM_JOBS.extend(cluster.job_summaries())
+        cluster.stop()
+
+
+@pytest.fixture
+def slurm(slurm_cluster):
+    """The session's cluster, with an empty queue before and after the test."""
+    slurm_cluster.drain()
+    yield slurm_cluster
+    slurm_cluster.drain()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if SLURM_JOBS:
+        terminalreporter.section("SLURM jobs (one-node cluster)")
+        for line in SLURM_JOBS:
+            terminalreporter.write_line(line)

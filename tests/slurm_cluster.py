@@ -52,6 +52,8 @@ MpiDefault=none
 MailProg=/bin/true
 PlugStackConfig={root}/plugstack.conf
 KillWait=5
+# keep finished jobs in scontrol show job for the whole test session (default 300 s)
+MinJobAge=86400
 NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory_mb} State=UNKNOWN
 PartitionName={partition} Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """
@@ -125,7 +127,7 @@ class OneNodeCluster:
             for pid_file in pid_files:
                 _terminate(pid_file)
             for pid in self.step_processes():  # only when draining failed
-                _kill(pid)
+                _signal(pid, signal.SIGKILL)
 
     def drain(self, timeout: float = 60.0) -> None:
         """scancel all jobs and wait until squeue is empty and no job step process is left."""
@@ -203,42 +205,43 @@ class OneNodeCluster:
         subprocess.run(args, env=self.env, check=True, capture_output=True, timeout=30)
 
 
-def _terminate(pid_file: Path, timeout: float = 10.0) -> None:
+def _pid(pid_file: Path) -> int | None:
     try:
-        pid = int(pid_file.read_text().strip())
+        return int(pid_file.read_text().strip())
     except (OSError, ValueError):
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        if _is_zombie(pid):
-            return
-        time.sleep(0.1)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        return None
 
 
-def _alive(pid_file: Path) -> bool:
+def _running(pid: int) -> bool:
     try:
-        pid = int(pid_file.read_text().strip())
         os.kill(pid, 0)
-    except (OSError, ValueError):
+    except ProcessLookupError:
         return False
     return not _is_zombie(pid)
 
 
-def _kill(pid: int) -> None:
+def _alive(pid_file: Path) -> bool:
+    pid = _pid(pid_file)
+    return pid is not None and _running(pid)
+
+
+def _terminate(pid_file: Path, timeout: float = 10.0) -> None:
+    """SIGTERM the daemon of ``pid_file``, SIGKILL it if it is still there after ``timeout``."""
+    pid = _pid(pid_file)
+    if pid is None or not _running(pid):
+        return
+    _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _running(pid):
+        if time.monotonic() > deadline:
+            _signal(pid, signal.SIGKILL)
+            return
+        time.sleep(0.1)
+
+
+def _signal(pid: int, signum: int) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signum)
     except ProcessLookupError:
         pass
 

@@ -1,6 +1,7 @@
 """Train a style model: ``python train.py style=starry_night [overrides...]``.
 
-A thin Hydra entry point; the work is in ``fast_style.training.train.train``.
+A thin Hydra entry point; the work is in ``fast_style.training.train.train``, and the
+optional ``check`` on held-out photos in ``fast_style.evaluation.resemblance_check``.
 """
 
 import hydra
@@ -14,10 +15,16 @@ register_schemas()
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> None:
+    from pytorch_lightning.utilities import rank_zero_only
+
     from fast_style.training.train import train
 
     with report_user_errors():
-        train(cfg)
+        result = train(cfg)
+        if cfg.get("check") and rank_zero_only.rank == 0:
+            from fast_style.evaluation.resemblance_check import check_after_training
+
+            check_after_training(cfg, result)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,17 @@ def test_demo_experiment_is_offline_and_small():
     cfg = compose_train(["experiment=demo"])
     assert cfg.loss_net.pretrained == "auto" and cfg.style.procedural == "swirls" and cfg.data.fill_with_samples is True
     assert cfg.data.image_size <= 128
+    # checked on photos kept out of training
+    assert cfg.check.demo_photos and Path(cfg.check.images).name == "held_out"
+    assert Path(cfg.check.images).resolve() != Path(cfg.data.root).resolve()
+    from fast_style.training.demo import HELD_OUT_PHOTOS, TRAINING_PHOTOS
+
+    assert not set(HELD_OUT_PHOTOS) & set(TRAINING_PHOTOS)
+
+
+def test_the_paper_recipe_has_no_check_and_no_input_skip():
+    cfg = compose_train([])
+    assert cfg.check is None and cfg.model.input_skip is False
 
 
 def test_groups_instantiate(tmp_path):

@@ -58,6 +58,23 @@ def test_exported_model_matches_pytorch_at_any_size(exported, fmt):
     assert max_difference(net, run, inputs) <= 1e-4
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_a_network_with_input_skip_exports_with_it(tmp_path, fmt):
+    net = TransformerNet(width=8, num_residual=1, input_skip=True).eval()
+    with torch.no_grad():
+        net.head.conv.weight.normal_(0, 0.05)
+        net.input_skip.copy_(torch.tensor([0.8, 1.1, 0.5]))
+    ckpt = save_style_model(net, tmp_path / "skip.safetensors", metadata=StyleModelMetadata(style_name="skip"))
+    result = export_model(ckpt, fmt)
+    assert result.max_diff is not None and result.max_diff <= 1e-4
+    run = open_model(result.path).runtime
+    x = torch.rand(1, 3, 37, 53)
+    plain = TransformerNet(width=8, num_residual=1).eval()
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if k != "input_skip"})
+    with torch.no_grad():  # the skip is in the graph: without it the output would be plain(x)
+        assert (run(x) - plain(x)).abs().max() > 0.1
+
+
 def test_metadata_survives_the_round_trip(exported):
     net, _, onnx, script = exported
     for result, fmt in ((onnx, "fast-style/onnx"), (script, "fast-style/torchscript")):

@@ -209,7 +209,8 @@ def test_parameter_names_are_those_of_every_model_written_so_far():
     assert {"up1.conv.weight", "up2.conv.bias", "conv1.norm.running_mean"} <= original
 
 
-@pytest.mark.parametrize("variant", [{}, {"norm": "batch", "upsample": "transposed"}, {"num_residual": 3}])
+@pytest.mark.parametrize("variant", [{}, {"norm": "batch", "upsample": "transposed"}, {"num_residual": 3},
+                                     {"input_skip": True}])
 def test_architecture_comes_from_the_tensors(tmp_path, variant):
     net = TransformerNet(**{"width": 8, "num_residual": 1, **variant}).eval()
     torch.save(net.state_dict(), tmp_path / "bare.pt")

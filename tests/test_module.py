@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
@@ -90,3 +93,32 @@ def test_trainer_checkpoint_has_no_loss_network_and_resumes(tmp_path):
     # It continued from the checkpoint's Grams, not from its own (other) style image.
     for key in STYLE_GRAMS:
         torch.testing.assert_close(resumed.state_dict()[key], saved["state_dict"][key], rtol=0, atol=0)
+
+
+class _RecordLR(pl.Callback):
+    def __init__(self):
+        self.lrs = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_cosine_schedule_falls_from_lr_to_zero_over_the_run(tmp_path):
+    torch.manual_seed(0)
+    module = StyleTransferModule(model=MODEL, loss=TINY_LOSS, loss_net=LOSS_NET, style={"name": "t"},
+                                 style_image=torch.rand(1, 3, 32, 32), lr=2e-3, lr_schedule="cosine")
+    record = _RecordLR()
+    trainer = pl.Trainer(max_steps=8, accelerator="cpu", logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path,
+                         callbacks=[record])
+    trainer.fit(module, DataLoader(torch.rand(4, 3, 32, 32), batch_size=2))
+    expected = [2e-3 * (1 + math.cos(math.pi * t / 8)) / 2 for t in range(8)]
+    assert record.lrs == pytest.approx(expected, rel=1e-6)
+
+
+def test_constant_schedule_is_the_default_and_unknown_ones_are_refused():
+    module = _module(seed=0)
+    assert isinstance(module.configure_optimizers(), torch.optim.Adam)
+    with pytest.raises(ValueError, match="lr_schedule='linear'"):
+        StyleTransferModule(model=MODEL, loss=TINY_LOSS, loss_net=LOSS_NET, style={"name": "t"},
+                            style_image=torch.rand(1, 3, 32, 32), lr_schedule="linear")

@@ -21,10 +21,14 @@ def photo() -> torch.Tensor:
     return torch.nn.functional.interpolate(base, size=(97, 122), mode="bilinear")[0] + 0.05 * torch.rand(3, 97, 122)
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"norm": "batch", "upsample": "transposed"}])
+@pytest.mark.parametrize("kwargs", [{}, {"norm": "batch", "upsample": "transposed"}, {"input_skip": True}])
 @pytest.mark.parametrize("tile", [24, 40])
 def test_tiled_matches_untiled(photo, kwargs, tile):
     model = _net(**kwargs)
+    if kwargs.get("input_skip"):  # a trained one: the head is no longer zero, the gain not 1
+        with torch.no_grad():
+            model.head.conv.weight.normal_(0, 0.05)
+            model.input_skip.copy_(torch.tensor([0.8, 1.1, 0.5]))
     with torch.no_grad():
         ref = model(photo[None])[0].clamp(0, 1)
         out = tiled_forward(model, photo, tile=tile, blend=8)

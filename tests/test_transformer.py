@@ -43,3 +43,48 @@ def test_gradients_reach_the_input():
     x = torch.rand(1, 3, 24, 24, requires_grad=True)
     net(x).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def _perturbed(net: TransformerNet) -> TransformerNet:
+    """A trained-looking network: every parameter moved off its initial value."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return net.eval()
+
+
+@pytest.mark.parametrize("height,width", [(32, 32), (33, 47)])
+def test_input_skip_network_starts_as_the_identity(height, width):
+    net = TransformerNet(width=8, num_residual=2, input_skip=True)
+    x = torch.rand(2, 3, height, width)
+    assert torch.equal(net(x), x)
+    # and learns away from it: after one Adam step the output changes
+    optimiser = torch.optim.Adam(net.parameters(), lr=1e-3)
+    (net(x) - 0.5).square().mean().backward()
+    optimiser.step()
+    assert (net(x) - x).abs().max() > 1e-3
+
+
+def test_input_skip_adds_the_photo_with_its_gain():
+    net = _perturbed(TransformerNet(width=8, num_residual=1, input_skip=True))
+    plain = TransformerNet(width=8, num_residual=1)
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if k != "input_skip"})
+    x = torch.rand(1, 3, 40, 36)
+    with torch.no_grad():
+        expected = plain.eval()(x) + net.input_skip.view(1, 3, 1, 1) * x
+        assert torch.allclose(net(x), expected, atol=1e-6)
+    assert "input_skip" in net.state_dict() and "input_skip" not in plain.state_dict()
+    assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in plain.parameters()) + 3
+
+
+def test_without_input_skip_the_default_initialisation_is_unchanged():
+    """Today's networks: same parameters, same initial weights for the same seed."""
+    torch.manual_seed(0)
+    a = TransformerNet(width=8, num_residual=1)
+    torch.manual_seed(0)
+    b = TransformerNet(width=8, num_residual=1, input_skip=True)
+    assert a.head.conv.weight.abs().sum() > 0 and b.head.conv.weight.abs().sum() == 0
+    for key, value in a.state_dict().items():
+        if not key.startswith("head."):
+            assert torch.equal(value, b.state_dict()[key]), key

@@ -49,6 +49,7 @@ class ModelSchema:
     num_residual: int = MISSING
     norm: str = MISSING
     upsample: str = MISSING
+    input_skip: bool = False
 
 
 @dataclass
@@ -88,14 +89,31 @@ class StyleSchema:
 
 
 @dataclass
+class CheckSchema:
+    """``check`` of ``train.py``: after training, stylize the photos in ``images`` (centre
+    squares of ``size`` px) and report whether the model keeps them (luminance SSIM >=
+    ``min_ssim``) and takes the painting's palette (colour distance at most
+    ``max_colour_ratio`` of the photo's); see fast_style.evaluation.resemblance_check.
+    ``demo_photos``: fill an empty ``images`` folder with the demo's held-out photos."""
+
+    images: str = MISSING
+    size: int = 256
+    min_ssim: float = 0.5
+    max_colour_ratio: float = 0.6
+    demo_photos: bool = False
+
+
+@dataclass
 class TrainConfig:
     """``python train.py``: top-level keys (defaults here) and the typed groups.
 
     ``seed``: global seed; ``ckpt_path``: resume from this Lightning checkpoint;
     ``auto_resume``: without ckpt_path, resume from the run folder's
     ``checkpoints/last.ckpt`` (a requeued or re-run job); ``lr``: Adam learning rate
-    (paper 1e-3); ``channels_last``: NHWC for both networks (true) or the loss
-    network only (loss_net); ``compile``: torch.compile both networks.
+    (paper 1e-3); ``lr_schedule``: constant (paper) or cosine (to 0 at trainer.max_steps);
+    ``channels_last``: NHWC for both networks (true) or the loss
+    network only (loss_net); ``compile``: torch.compile both networks; ``check``:
+    after training, check the model on held-out photos (:class:`CheckSchema`).
     """
 
     task_name: str = "train"
@@ -103,6 +121,7 @@ class TrainConfig:
     ckpt_path: str | None = None
     auto_resume: bool = True
     lr: float = 1.0e-3
+    lr_schedule: str = "constant"
     channels_last: Any = False
     compile: bool = False
     style: StyleSchema = field(default_factory=StyleSchema)
@@ -114,6 +133,7 @@ class TrainConfig:
     callbacks: Any = None
     logger: Any = None
     paths: Any = MISSING
+    check: CheckSchema | None = None
 
 
 SCHEMAS = {"stylize_schema": StylizeConfig, "export_schema": ExportConfig, "train_schema": TrainConfig}

@@ -218,7 +218,8 @@ def tiled_forward(
                     state, start = resume
                 state = runner.advance(state, start=start, stop=b)
                 if final:
-                    _accumulate(out, state["h"], t, height, width, half)
+                    crop = prepare(x[None, :, t.cy0:t.cy1, t.cx0:t.cx1])
+                    _accumulate(out, model.add_input(state["h"], crop), t, height, width, half)
                 else:
                     rows, cols = _core(t, steps[b].level)
                     moments.add(state["h"][..., rows, cols])

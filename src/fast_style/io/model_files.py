@@ -164,6 +164,7 @@ def arch_of(state: dict[str, torch.Tensor], *, source: str) -> dict[str, object]
         "num_residual": len(blocks),
         "norm": "batch" if any(k.endswith("running_mean") for k in state) else "instance",
         "upsample": "nearest" if "up1.conv.conv.weight" in state else "transposed",
+        "input_skip": "input_skip" in state,
     }
 
 

@@ -22,6 +22,13 @@ Input and output are RGB in [0, 1], shape (N, 3, H, W). The output is not clampe
 Upsampling targets the exact size of the matching encoder stage, so the output has
 the input's H and W for every size, odd ones included.
 
+``input_skip=True`` adds the photo to the output, y = head(h) + g * x with a learnt
+per-channel gain g (tensor ``input_skip``, shape (3,), starts at 1), and starts the
+head at zero, so that a new network passes the photo through exactly and training only
+has to learn the change (global residual learning, as in Kim et al. 2016, VDSR). Files
+without the ``input_skip`` tensor are networks without it (every model written before it
+existed), and load as such.
+
 The network is described once, as data: :meth:`TransformerNet.steps` lists every
 convolution with what follows it (:class:`Step`). ``forward``, the tiled inference
 (``fast_style.inference.tiling``) and the ONNX/TorchScript export all run that list
@@ -166,11 +173,13 @@ class TransformerNet(nn.Module):
         num_residual: int = 5,
         norm: str = "instance",
         upsample: str = "nearest",
+        input_skip: bool = False,
     ):
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
-        self.config = {"width": width, "num_residual": num_residual, "norm": norm, "upsample": upsample}
+        self.config = {"width": width, "num_residual": num_residual, "norm": norm, "upsample": upsample,
+                       "input_skip": input_skip}
         w = width
         self.conv1 = ConvNorm(3, w, kernel_size=9, norm=norm)
         self.down1 = ConvNorm(w, 2 * w, kernel_size=3, stride=2, norm=norm)
@@ -179,6 +188,10 @@ class TransformerNet(nn.Module):
         self.up1 = UpConv(4 * w, 2 * w, norm=norm, upsample=upsample)
         self.up2 = UpConv(2 * w, w, norm=norm, upsample=upsample)
         self.head = ReflectConv(w, 3, kernel_size=9)
+        self.register_parameter("input_skip", nn.Parameter(torch.ones(3)) if input_skip else None)
+        if input_skip:
+            nn.init.zeros_(self.head.conv.weight)
+            nn.init.zeros_(self.head.conv.bias)
 
     def steps(self) -> list[Step]:
         """The network as data, in order (see :class:`Step`)."""
@@ -202,10 +215,16 @@ class TransformerNet(nn.Module):
                 skip = h
             z = step_conv(step, h, sizes)
             h = step_post(step, z if step.norm is None else step.norm(z), skip)
-        return h
+        return self.add_input(h, x)
+
+    def add_input(self, head_output: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The network's output from its head's output and its input (see ``input_skip``)."""
+        if self.input_skip is None:
+            return head_output
+        return head_output + self.input_skip.view(1, 3, 1, 1).to(head_output.dtype) * x
 
 
 def build_transformer(config: dict) -> TransformerNet:
     """TransformerNet from a plain config dict (as stored in checkpoints)."""
-    known = {"width", "num_residual", "norm", "upsample"}
+    known = {"width", "num_residual", "norm", "upsample", "input_skip"}
     return TransformerNet(**{k: v for k, v in dict(config).items() if k in known})

@@ -20,7 +20,11 @@ from fast_style.io.images import save_image
 
 log = logging.getLogger(__name__)
 
-SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "camera", "retina")
+# scikit-image's colour and grey sample photos; HELD_OUT are never trained on, so that
+# the demo's check (fast_style.evaluation.resemblance) sees photos the model has not seen
+TRAINING_PHOTOS = ("astronaut", "rocket", "motorcycle", "camera", "coins", "hubble_deep_field",
+                   "immunohistochemistry", "retina")
+HELD_OUT_PHOTOS = ("chelsea", "coffee")
 NIGHT_PALETTE = ((22, 44, 96), (38, 76, 150), (70, 120, 190), (120, 170, 220), (236, 206, 84), (250, 236, 150), (18, 28, 50))
 
 
@@ -83,25 +87,32 @@ def _draw_scene(seed: int, size: int = 320) -> Image.Image:
     return image
 
 
-def prepare_content(root: Path) -> Path:
-    """Fill ``root`` with demo photos unless it already holds images; returns ``root``."""
+def _sample_photo(name: str) -> Image.Image:
+    import skimage.data
+
+    array = skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skimage.data, name)()
+    image = Image.fromarray(array).convert("RGB")
+    if max(image.size) > 640:
+        image.thumbnail((640, 640), Image.Resampling.LANCZOS)
+    return image
+
+
+def prepare_content(root: Path, *, photos: tuple[str, ...] = TRAINING_PHOTOS) -> Path:
+    """Fill ``root`` with the demo's ``photos`` unless it already holds images; returns ``root``."""
     from fast_style.io.images import IMAGE_EXTENSIONS
 
     if root.is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in root.iterdir()):
         return root
     root.mkdir(parents=True, exist_ok=True)
     try:
-        import skimage.data
+        import skimage.data  # noqa: F401
     except ImportError:
         log.warning("scikit-image is not installed; the demo draws simple scenes instead of photos")
-        for i in range(6):
+        seeds = range(6) if photos == TRAINING_PHOTOS else range(100, 100 + len(photos))
+        for i in seeds:
             save_image(_draw_scene(i), root / f"scene_{i}.png")
         return root
-    for name in SKIMAGE_PHOTOS:
-        array = getattr(skimage.data, name)()
-        image = Image.fromarray(array).convert("RGB")
-        if max(image.size) > 640:
-            image.thumbnail((640, 640), Image.Resampling.LANCZOS)
-        save_image(image, root / f"{name}.png")
+    for name in photos:
+        save_image(_sample_photo(name), root / f"{name}.png")
     log.info("demo photos (scikit-image samples) written to %s", root)
     return root

@@ -34,6 +34,7 @@ from fast_style.nn.losses import PerceptualLoss
 from fast_style.nn.transformer import TransformerNet, build_transformer
 
 LOSS_NET_PREFIX = "loss.loss_net."
+LR_SCHEDULES = ("constant", "cosine")
 log = logging.getLogger(__name__)
 
 
@@ -45,7 +46,8 @@ class StyleTransferModule(pl.LightningModule):
       style_weight, tv_weight, batched (one VGG pass for output and content).
     - ``loss_net``: VGGFeatures kwargs (arch, pretrained, weights, seed, pool).
     - ``style``: name, sha256, ... (kept for the exported model's metadata).
-    - ``lr``: Adam learning rate; ``channels_last``: NHWC memory format for both nets
+    - ``lr``: Adam learning rate; ``lr_schedule``: ``constant`` (the paper) or ``cosine``
+      (decays to 0 at ``trainer.max_steps``, stepped every step); ``channels_last``: NHWC memory format for both nets
       (``true``) or for the loss network only (``"loss_net"``);
       ``compile``: torch.compile the transform net and the loss.
     - ``style_image``: (1, 3, H, W) in [0, 1], used once to compute the style Grams
@@ -61,6 +63,7 @@ class StyleTransferModule(pl.LightningModule):
         style: dict[str, Any],
         style_image: torch.Tensor,
         lr: float = 1e-3,
+        lr_schedule: str = "constant",
         channels_last: bool | str = False,
         compile: bool = False,
     ):
@@ -70,6 +73,9 @@ class StyleTransferModule(pl.LightningModule):
         self.loss = PerceptualLoss.from_config(loss=loss, loss_net=loss_net, style_image=style_image)
         self.hparams["loss_net_source"] = self.loss.loss_net.source
         self.lr = lr
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule={lr_schedule!r}: use one of {', '.join(LR_SCHEDULES)}")
+        self.lr_schedule = lr_schedule
         if channels_last not in (True, False, "loss_net"):
             raise ValueError(f"channels_last={channels_last!r}: use true, false or loss_net")
         self.channels_last = channels_last is True
@@ -108,8 +114,15 @@ class StyleTransferModule(pl.LightningModule):
             log.warning("trainer.precision=bf16-mixed on a %s without native bf16: emulated bf16 is "
                         "usually slower than trainer.precision=32-true here", self.device.type.upper())
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.transformer.parameters(), lr=self.lr)
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam(self.transformer.parameters(), lr=self.lr)
+        if self.lr_schedule == "constant":
+            return optimizer
+        # cosine: lr(t) = lr * (1 + cos(pi * t / T)) / 2, from lr at step 0 to 0 at the run's
+        # last step T (Lightning's estimate from max_steps, or from max_epochs when that ends first)
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint["state_dict"]

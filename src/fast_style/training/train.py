@@ -56,6 +56,7 @@ def build_module(cfg: DictConfig, style_image: torch.Tensor) -> StyleTransferMod
         style={k: v for k, v in _plain(cfg.style).items() if k in ("name", "file", "sha256", "image", "size")},
         style_image=style_image,
         lr=cfg.lr,
+        lr_schedule=cfg.lr_schedule,
         channels_last=cfg.channels_last,
         compile=cfg.get("compile", False),
     )

@@ -138,9 +138,11 @@ def test_train_top_level_defaults_come_from_the_schema():
     raw = OmegaConf.load(CONFIG_DIR / "train.yaml")
     assert set(raw) == {"defaults"}
     composed = _compose("train", [])
-    groups = {"style", "model", "loss_net", "loss", "data", "trainer", "callbacks", "logger", "paths"}
+    groups = {"style", "model", "loss_net", "loss", "data", "trainer", "callbacks", "logger", "paths", "check"}
     scalars = [f for f in dataclasses.fields(TrainConfig) if f.name not in groups]
-    assert {f.name for f in scalars} == {"task_name", "seed", "ckpt_path", "auto_resume", "lr", "channels_last", "compile"}
+    assert {f.name for f in scalars} == {"task_name", "seed", "ckpt_path", "auto_resume", "lr", "lr_schedule",
+                                         "channels_last", "compile"}
+    assert composed.check is None
     for f in scalars:
         assert composed[f.name] == f.default, f.name
 

@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from fast_style.errors import FastStyleError
 from fast_style.training.module import LOSS_NET_PREFIX, StyleTransferModule
 
 from conftest import TINY_LOSS
@@ -119,6 +120,6 @@ def test_cosine_schedule_falls_from_lr_to_zero_over_the_run(tmp_path):
 def test_constant_schedule_is_the_default_and_unknown_ones_are_refused():
     module = _module(seed=0)
     assert isinstance(module.configure_optimizers(), torch.optim.Adam)
-    with pytest.raises(ValueError, match="lr_schedule='linear'"):
+    with pytest.raises(FastStyleError, match="lr_schedule='linear'"):
         StyleTransferModule(model=MODEL, loss=TINY_LOSS, loss_net=LOSS_NET, style={"name": "t"},
                             style_image=torch.rand(1, 3, 32, 32), lr_schedule="linear")

@@ -79,3 +79,20 @@ def test_the_demo_experiment_ends_with_the_check_on_photos_it_did_not_train_on(t
     assert f"grid:      {tmp_path / 'run' / 'held_out' / 'grid.png'}" in result.stdout
     # the training photos were the given folder: no held-out photo among them
     assert not {"chelsea.png", "coffee.png"} & {p.name for p in image_folder.rglob("*")}
+
+
+def test_an_unreadable_photo_is_skipped_and_named_and_bad_options_are_one_line(tmp_path, photos, style_file, capsys):
+    from fast_style.errors import FastStyleError
+
+    (photos / "broken.png").write_bytes(b"not a png")
+    model = _save(TransformerNet(width=4, num_residual=1, input_skip=True), tmp_path / "id.safetensors")
+    results = check_resemblance(model_path=model, images=photos, style_image=style_file,
+                                output_dir=tmp_path / "out", size=64)
+    assert [r.photo for r in results] == ["photo_0.png", "photo_1.png"]
+    assert f"skipped {photos / 'broken.png'}:" in capsys.readouterr().err
+    assert (photos / "broken.png").read_bytes() == b"not a png"
+    with pytest.raises(FastStyleError, match="check.size=5"):
+        check_resemblance(model_path=model, images=photos, style_image=style_file, output_dir=tmp_path / "o2", size=5)
+    with pytest.raises(FastStyleError, match="check.max_colour_ratio=0"):
+        check_resemblance(model_path=model, images=photos, style_image=style_file, output_dir=tmp_path / "o3",
+                          max_colour_ratio=0)

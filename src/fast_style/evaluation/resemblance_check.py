@@ -19,6 +19,7 @@ fail a run, since what a model can reach depends on its loss network and steps.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from fast_style.io.files import atomic_write_text
 from fast_style.io.images import images_below, save_image, square_image
 from fast_style.io.model_files import open_model
 
+SSIM_WINDOW = 11
 MIN_SSIM = 0.5
 MAX_COLOUR_RATIO = 0.6
 
@@ -75,6 +77,10 @@ def check_resemblance(
     max_colour_ratio: float = MAX_COLOUR_RATIO,
 ) -> list[Resemblance]:
     """Measure every photo in ``images`` (a folder or one file); write and print the results."""
+    if size < SSIM_WINDOW:
+        raise FastStyleError(f"check.size={size}: the SSIM window needs at least {SSIM_WINDOW} px; use e.g. 256")
+    if max_colour_ratio <= 0:
+        raise FastStyleError(f"check.max_colour_ratio={max_colour_ratio}: must be above 0, e.g. 0.6")
     photos = images_below(images) if Path(images).is_dir() else [Path(images)]
     if not photos:
         raise FastStyleError(f"{images}: no photos to check the model on")
@@ -85,11 +91,17 @@ def check_resemblance(
     output_dir.mkdir(parents=True, exist_ok=True)
     results, rows = [], []
     for path in photos:
-        photo = square_image(path, size)
+        try:
+            photo = square_image(path, size)
+        except FastStyleError as exc:  # an unreadable photo is skipped and named, the others measured
+            print(f"skipped {path}: {exc}", file=sys.stderr)
+            continue
         stylized, ssim, photo_colour, stylized_colour = measure(network, photo, painting)
         written = save_image(stylized, output_dir / f"{path.stem}_{model.style_name}.png")
         results.append(Resemblance(path.name, ssim, photo_colour, stylized_colour, str(written)))
         rows.append([photo, stylized, painting])
+    if not results:
+        raise FastStyleError(f"{images}: none of its photos could be read")
     grid = save_image(make_grid(rows, ["photo", f"stylized ({model.style_name})", "painting"]), output_dir / "grid.png")
     report = {
         "model": str(model_path), "size": size, "min_ssim": min_ssim, "max_colour_ratio": max_colour_ratio,

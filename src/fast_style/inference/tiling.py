@@ -218,8 +218,10 @@ def tiled_forward(
                     state, start = resume
                 state = runner.advance(state, start=start, stop=b)
                 if final:
-                    crop = prepare(x[None, :, t.cy0:t.cy1, t.cx0:t.cx1])
-                    _accumulate(out, model.add_input(state["h"], crop), t, height, width, half)
+                    y = state["h"]
+                    if model.input_skip is not None:  # the only step that needs the input again
+                        y = model.add_input(y, prepare(x[None, :, t.cy0:t.cy1, t.cx0:t.cx1]))
+                    _accumulate(out, y, t, height, width, half)
                 else:
                     rows, cols = _core(t, steps[b].level)
                     moments.add(state["h"][..., rows, cols])

@@ -21,7 +21,7 @@ from fast_style.io.images import save_image
 log = logging.getLogger(__name__)
 
 # scikit-image's colour and grey sample photos; HELD_OUT are never trained on, so that
-# the demo's check (fast_style.evaluation.resemblance) sees photos the model has not seen
+# the demo's check (fast_style.evaluation.resemblance_check) sees photos the model has not seen
 TRAINING_PHOTOS = ("astronaut", "rocket", "motorcycle", "camera", "coins", "hubble_deep_field",
                    "immunohistochemistry", "retina")
 HELD_OUT_PHOTOS = ("chelsea", "coffee")
@@ -108,9 +108,8 @@ def prepare_content(root: Path, *, photos: tuple[str, ...] = TRAINING_PHOTOS) ->
         import skimage.data  # noqa: F401
     except ImportError:
         log.warning("scikit-image is not installed; the demo draws simple scenes instead of photos")
-        seeds = range(6) if photos == TRAINING_PHOTOS else range(100, 100 + len(photos))
-        for i in seeds:
-            save_image(_draw_scene(i), root / f"scene_{i}.png")
+        for name in photos:  # one scene per photo, seeded by its place among all of them
+            save_image(_draw_scene((*TRAINING_PHOTOS, *HELD_OUT_PHOTOS).index(name)), root / f"scene_{name}.png")
         return root
     for name in photos:
         save_image(_sample_photo(name), root / f"{name}.png")

@@ -30,6 +30,7 @@ import pytorch_lightning as pl
 import torch
 
 from fast_style.devices import native_bf16
+from fast_style.errors import FastStyleError
 from fast_style.nn.losses import PerceptualLoss
 from fast_style.nn.transformer import TransformerNet, build_transformer
 
@@ -47,8 +48,8 @@ class StyleTransferModule(pl.LightningModule):
     - ``loss_net``: VGGFeatures kwargs (arch, pretrained, weights, seed, pool).
     - ``style``: name, sha256, ... (kept for the exported model's metadata).
     - ``lr``: Adam learning rate; ``lr_schedule``: ``constant`` (the paper) or ``cosine``
-      (decays to 0 at ``trainer.max_steps``, stepped every step); ``channels_last``: NHWC memory format for both nets
-      (``true``) or for the loss network only (``"loss_net"``);
+      (decays to 0 at the run's last step, stepped every step); ``channels_last``: NHWC
+      memory format for both nets (``true``) or for the loss network only (``"loss_net"``);
       ``compile``: torch.compile the transform net and the loss.
     - ``style_image``: (1, 3, H, W) in [0, 1], used once to compute the style Grams
       (not saved as a hyper-parameter).
@@ -74,7 +75,7 @@ class StyleTransferModule(pl.LightningModule):
         self.hparams["loss_net_source"] = self.loss.loss_net.source
         self.lr = lr
         if lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule={lr_schedule!r}: use one of {', '.join(LR_SCHEDULES)}")
+            raise FastStyleError(f"lr_schedule={lr_schedule!r}: use one of {', '.join(LR_SCHEDULES)}")
         self.lr_schedule = lr_schedule
         if channels_last not in (True, False, "loss_net"):
             raise ValueError(f"channels_last={channels_last!r}: use true, false or loss_net")

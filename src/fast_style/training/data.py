@@ -76,6 +76,9 @@ def scan_images(root: str | os.PathLike) -> tuple[list[Path], list[tuple[Path, s
         else:
             bad.append((path, reason))
             log.warning("skipping %s: not a readable image (%s)", path, reason)
+    if not good and Path(root).is_file():
+        raise NoImagesError(f"data.root={root}: a file that is not a readable image ({bad[0][1]}); "
+                            "point data.root at a folder of photos")
     if not good:
         found = f"{len(candidates)} image-named file(s), none readable" if candidates else "no image files"
         raise NoImagesError(

@@ -7,20 +7,33 @@ downloaded there (progress bar, temporary file, then rename) and verified. A fil
 whose checksum does not match is an error, never silently used or replaced.
 ``image=path`` bypasses the lookup and the checksum. ``procedural=<kind>`` draws the
 image with the project's own code (the offline demo).
+
+:func:`check_style_pixels` reads the image's size from its header (nothing is decoded)
+and refuses a style image that would reach the loss network with more than
+:data:`MAX_STYLE_MEGAPIXELS`: computing its Gram targets keeps several full-resolution
+VGG activations of 64 channels (measured ~700 bytes per pixel at the peak).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import urllib.request
 from pathlib import Path
 
 from fast_style.errors import FastStyleError
-from fast_style.io.images import atomic_output
+from fast_style.io.images import ImageReadError, atomic_output, image_header
 
 log = logging.getLogger(__name__)
+
+# The largest style image, in pixels after style.size, that the style targets are computed
+# from. Measured on a CPU (VGG-16 to relu4_3, fp32, peak RSS): 2.6 GiB above the baseline
+# at 2048x2048 and 5.3 GiB (about 700 bytes per pixel; 6.6 GiB for the whole process) at
+# 2828x2828 = 8 MP, so the style targets stay under about 8 GB (docs/training.md).
+MAX_STYLE_MEGAPIXELS = 8
+PAPER_STYLE_SIZE = 512
 
 
 class StyleImageError(FastStyleError):
@@ -106,3 +119,30 @@ def resolve_style_image(
                 f"delete it to download it again, or pass style.image={path} to use it anyway"
             )
     return path
+
+
+def header_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) from the image file's header, without decoding the pixels."""
+    try:
+        return image_header(path)[0]
+    except ImageReadError as exc:
+        raise StyleImageError(f"style image {exc}; give a jpg/png painting with style.image=PATH") from exc
+
+
+def check_style_pixels(path: str | os.PathLike, *, size: int | None) -> tuple[int, int]:
+    """The (width, height) the style image will have once its longer side is bounded by
+    ``size`` (None: unchanged); :class:`StyleImageError` if that exceeds
+    :data:`MAX_STYLE_MEGAPIXELS`, naming ``style.size`` and a value that fits."""
+    width, height = header_size(path)
+    scale = 1.0 if size is None or max(width, height) <= size else size / max(width, height)
+    used = (round(width * scale), round(height * scale))
+    megapixels = used[0] * used[1] / 1e6
+    if megapixels <= MAX_STYLE_MEGAPIXELS:
+        return used
+    longest = math.floor(math.sqrt(MAX_STYLE_MEGAPIXELS * 1e6 * max(width, height) / min(width, height)))
+    fix = f"set style.size={PAPER_STYLE_SIZE} (the paper's 256-512; at most {longest} for this image)"
+    if size is None:
+        raise StyleImageError(f"style image {path} is {width}x{height} px ({megapixels:.0f} MP); with style.size=null "
+                              f"it must be at most {MAX_STYLE_MEGAPIXELS} MP; {fix}")
+    raise StyleImageError(f"style.size={size} makes style image {path} {used[0]}x{used[1]} px ({megapixels:.0f} MP), "
+                          f"more than {MAX_STYLE_MEGAPIXELS} MP; {fix}")

@@ -1,15 +1,16 @@
 """``train(cfg)``: everything ``python train.py`` does, given a composed Hydra config.
 
-Order matters for failing fast: the style image, the training images and the loss
-network's weights are all checked before the Trainer starts, so a bad path or a
-missing download ends in seconds with one line, not after minutes of set-up.
+Order matters for failing fast: the options' ranges first (:mod:`.validation`), then
+the style image (its size read from the header), the training images, the checkpoint
+to resume from (verified, :mod:`.checkpoints`) and the loss network's weights are all
+checked before the Trainer starts, so a bad value, path or download ends in seconds
+with one line, not after minutes of set-up.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from fast_style.devices import cluster_plugins
@@ -25,8 +27,10 @@ from fast_style.errors import FastStyleError
 from fast_style.io.files import atomic_write_text
 from fast_style.io.images import load_image
 from fast_style.training.callbacks import ExportStyleModel, StyleSamples
-from fast_style.training.module import StyleTransferModule
-from fast_style.training.styles import resolve_style_image
+from fast_style.training.checkpoints import Checkpoint, check_fits, choose_checkpoint
+from fast_style.training.module import LOSS_NET_PREFIX, StyleTransferModule
+from fast_style.training.styles import check_style_pixels, resolve_style_image
+from fast_style.training.validation import check_train_config
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +48,9 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
 
 
 def load_style_tensor(path: Path, *, size: int | None) -> torch.Tensor:
-    """The style image as (1, 3, H, W) in [0, 1], longer side at most ``size``."""
+    """The style image as (1, 3, H, W) in [0, 1], longer side at most ``size``; an image
+    too large for the style targets is refused from its header, before decoding."""
+    check_style_pixels(path, size=size)
     return load_image(path, max_size=size).unsqueeze(0)
 
 
@@ -74,20 +80,19 @@ FINISHED_MARKER = "finished.json"
 SIGTERM_EXIT = 128 + 15  # the shell's status for a process ended by SIGTERM
 
 
-def select_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
-    """The checkpoint to resume from: ``ckpt_path`` if given, else (``auto_resume``)
-    this run folder's own ``checkpoints/last.ckpt`` when it exists (a requeued or
-    re-run job), else None (a fresh start)."""
-    explicit = cfg.get("ckpt_path")
-    if explicit:
-        if not os.path.isfile(explicit):
-            raise FastStyleError(f"ckpt_path={explicit}: no such checkpoint; give a .ckpt file such as <run>/checkpoints/last.ckpt")
-        return str(explicit)
-    own = output_dir / "checkpoints" / "last.ckpt"
-    if cfg.get("auto_resume", True) and own.is_file():
-        log.info("resuming from this run folder's %s", own)
-        return str(own)
-    return None
+def select_checkpoint(cfg: DictConfig, output_dir: Path) -> Checkpoint | None:
+    """The verified checkpoint to resume from: ``ckpt_path`` if given, else (``auto_resume``)
+    this run folder's ``checkpoints/last.ckpt``, or its newest periodic checkpoint when
+    last.ckpt is damaged (moved aside) or missing, else None (a fresh start); see
+    :func:`fast_style.training.checkpoints.choose_checkpoint`."""
+    return choose_checkpoint(ckpt_path=cfg.get("ckpt_path"), checkpoint_dir=output_dir / "checkpoints",
+                             auto_resume=cfg.get("auto_resume", True), rank_zero=rank_zero_only.rank == 0)
+
+
+def check_resumable(checkpoint: Checkpoint, module: StyleTransferModule) -> None:
+    """One line unless ``checkpoint``'s tensors are exactly ``module``'s (loss network aside)."""
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items() if not k.startswith(LOSS_NET_PREFIX)}
+    check_fits(checkpoint, expected, config={"model": module.hparams["model"], "loss": module.hparams["loss"]})
 
 
 def log_batch_sizes(trainer: pl.Trainer, loggers: list[Any], per_device: int) -> dict[str, int]:
@@ -118,6 +123,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from it.
     """
     _quiet_known_warnings()
+    check_train_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     marker = output_dir / FINISHED_MARKER
@@ -135,9 +141,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    ckpt_path = select_checkpoint(cfg, output_dir)
+    resume = select_checkpoint(cfg, output_dir)
 
     module = build_module(cfg, style_image)
+    if resume is not None:
+        check_resumable(resume, module)
     loss_net = module.hparams["loss_net_source"]
     log.info("loss network: %s %s", cfg.loss_net.arch, loss_net)
 
@@ -147,7 +155,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                       plugins=cluster_plugins() or None)
     log_batch_sizes(trainer, loggers, cfg.data.batch_size)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume.path) if resume else None,
+                    weights_only=True)
     except SIGTERMException:
         # pre-emption, scontrol requeue, `timeout`: the exception checkpoint saved last.ckpt
         log.warning("stopped by SIGTERM at step %d; %s/checkpoints/last.ckpt is saved and the same "

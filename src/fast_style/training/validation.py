@@ -1,0 +1,87 @@
+"""Range checks of the training options, run first thing in ``train(cfg)``.
+
+Hydra's schema (``fast_style.config``) rejects wrong *types* before our code runs;
+these checks reject values of the right type that cannot work, each with one line
+naming the option and a value that works, before the style image, the photos, the
+loss network or the Trainer are touched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig
+
+from fast_style.errors import FastStyleError
+
+# The smallest training crop (and sample image) accepted. Measured: the transform
+# network (two stride-2 convolutions with reflection padding) and VGG-16 up to relu4_3
+# (three 2x2 poolings before it) run at 8 px and fail at 7; a VGG-19 loss tapping
+# conv5_1 (four poolings) needs 16. At 32 px relu4_3 still sees 4x4 positions, so its
+# Gram matrix is not computed from a single feature vector. The paper trains at 256.
+MIN_CROP = 32
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise FastStyleError(message)
+
+
+def check_data(data: DictConfig) -> None:
+    """``data.batch_size`` >= 1, ``data.image_size`` / ``data.sample_size`` >= MIN_CROP,
+    ``data.num_workers`` >= 0, ``data.resize`` null or >= 1."""
+    batch = data.get("batch_size")
+    _require(_is_int(batch) and batch >= 1,
+             f"data.batch_size={batch}: must be a whole number of at least 1 per device (the paper: 4)")
+    size = data.get("image_size")
+    _require(_is_int(size) and size >= MIN_CROP,
+             f"data.image_size={size}: training crops must be at least {MIN_CROP} px (the transform network "
+             f"downsamples by 4 and VGG pools 3 times before relu4_3); the paper uses 256")
+    samples = data.get("sample_size")
+    _require(_is_int(samples) and samples >= MIN_CROP,
+             f"data.sample_size={samples}: sample images must be at least {MIN_CROP} px (the default is 256)")
+    workers = data.get("num_workers")
+    _require(_is_int(workers) and workers >= 0,
+             f"data.num_workers={workers}: must be 0 (load in the main process) or more worker processes")
+    resize = data.get("resize")
+    _require(resize is None or (_is_int(resize) and resize >= 1),
+             f"data.resize={resize}: must be null (keep the resolution) or a shorter-side length in px, e.g. 256")
+
+
+def check_optimisation(cfg: DictConfig) -> None:
+    """``lr`` > 0, loss weights >= 0, ``trainer.max_steps`` >= 1 or -1 (stop by max_epochs)."""
+    lr = cfg.get("lr")
+    _require(_is_number(lr) and lr > 0, f"lr={lr}: the learning rate must be above 0 (the paper: 1e-3)")
+    for key in ("content_weight", "style_weight", "tv_weight"):
+        value = cfg.loss.get(key)
+        _require(_is_number(value) and value >= 0, f"loss.{key}={value}: must be 0 (term off) or more")
+    for group in ("content_layers", "style_layers"):
+        for layer, value in (cfg.loss.get(group) or {}).items():
+            _require(_is_number(value) and value >= 0, f"loss.{group}.{layer}={value}: must be 0 or more")
+    steps = cfg.trainer.get("max_steps", -1)
+    _require(_is_int(steps) and (steps >= 1 or steps == -1),
+             f"trainer.max_steps={steps}: must be at least 1 (the paper: 40000), or -1 to stop at trainer.max_epochs")
+
+
+def check_style(style: DictConfig) -> None:
+    """``style.size`` null (the image as it is) or >= MIN_CROP."""
+    size = style.get("size")
+    _require(size is None or size >= MIN_CROP,
+             f"style.size={size}: must be at least {MIN_CROP} px, or null for the image's own size; "
+             "the paper uses 256-512")
+
+
+def check_train_config(cfg: DictConfig) -> None:
+    """Every range check of the training options; the first failure is a one-line
+    :class:`FastStyleError` naming the option and a working value."""
+    check_data(cfg.data)
+    check_style(cfg.style)
+    check_optimisation(cfg)

@@ -7,7 +7,7 @@ A thin Hydra entry point; the work is in ``fast_style.evaluation.optimize.optimi
 import hydra
 from omegaconf import DictConfig
 
-from fast_style.cli import report_user_errors
+from fast_style.cli import report_user_errors, run
 from fast_style.config import register_schemas
 
 register_schemas()
@@ -22,4 +22,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -10,8 +10,8 @@ import time
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from fast_style.cli import print_summary, report_user_errors
-from fast_style.config import register_schemas
+from fast_style.cli import print_summary, report_user_errors, run
+from fast_style.config import StylizeConfig, register_schemas
 
 register_schemas()
 
@@ -30,4 +30,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, schema=StylizeConfig)

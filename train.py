@@ -7,8 +7,8 @@ optional ``check`` on held-out photos in ``fast_style.evaluation.resemblance_che
 import hydra
 from omegaconf import DictConfig
 
-from fast_style.cli import report_user_errors
-from fast_style.config import register_schemas
+from fast_style.cli import report_user_errors, run
+from fast_style.config import TrainConfig, register_schemas
 
 register_schemas()
 
@@ -28,4 +28,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, schema=TrainConfig, sigterm=False)  # Lightning checkpoints on SIGTERM

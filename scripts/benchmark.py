@@ -23,7 +23,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from fast_style.bench.options import BenchmarkConfig
-from fast_style.cli import report_user_errors
+from fast_style.cli import report_user_errors, run
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 ConfigStore.instance().store(name="benchmark_schema", node=BenchmarkConfig)
@@ -40,4 +40,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -14,7 +14,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from fast_style.cli import report_user_errors
+from fast_style.cli import report_user_errors, run
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -28,4 +28,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -20,8 +20,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from fast_style.cli import report_user_errors
-from fast_style.config import register_schemas
+from fast_style.cli import report_user_errors, run
+from fast_style.config import ExportConfig, register_schemas
 
 register_schemas()
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -39,4 +39,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, schema=ExportConfig)

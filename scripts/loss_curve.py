@@ -14,7 +14,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from fast_style.cli import report_user_errors
+from fast_style.cli import report_user_errors, run
 from fast_style.errors import FastStyleError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -69,4 +69,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

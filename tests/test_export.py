@@ -51,7 +51,7 @@ def test_both_formats_are_written_beside_the_checkpoint_and_verified(exported):
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_exported_model_matches_pytorch_at_any_size(exported, fmt):
     net, _, onnx, script = exported
-    run = open_model((onnx if fmt == "onnx" else script).path).runtime
+    run = open_model((onnx if fmt == "onnx" else script).path, allow_torchscript=True).runtime
     inputs = [torch.rand(2, 3, 40, 56), torch.rand(1, 3, 37, 53)]
     for x in inputs:
         assert run(x).shape == x.shape
@@ -67,7 +67,7 @@ def test_a_network_with_input_skip_exports_with_it(tmp_path, fmt):
     ckpt = save_style_model(net, tmp_path / "skip.safetensors", metadata=StyleModelMetadata(style_name="skip"))
     result = export_model(ckpt, fmt)
     assert result.max_diff is not None and result.max_diff <= 1e-4
-    run = open_model(result.path).runtime
+    run = open_model(result.path, allow_torchscript=True).runtime
     x = torch.rand(1, 3, 37, 53)
     plain = TransformerNet(width=8, num_residual=1).eval()
     plain.load_state_dict({k: v for k, v in net.state_dict().items() if k != "input_skip"})
@@ -79,7 +79,7 @@ def test_metadata_survives_the_round_trip(exported):
     net, _, onnx, script = exported
     for result, fmt in ((onnx, "fast-style/onnx"), (script, "fast-style/torchscript")):
         assert result.metadata["format"] == fmt
-        meta = open_model(result.path).metadata
+        meta = open_model(result.path, allow_torchscript=True).metadata
         assert meta.style_name == "mosaic" and meta.steps == 7
         assert meta.arch == net.config and meta.extra["source_kind"] == "style-model"
         assert meta.package_version == result.metadata["package_version"]
@@ -99,7 +99,7 @@ def test_export_never_overwrites_and_a_failed_check_writes_nothing(exported, tmp
     result = export_model(ckpt, "torchscript", target)
     assert target.read_bytes() == b"keep me"
     assert result.path == tmp_path / "deploy-1.pt" and result.max_diff <= 1e-4
-    assert open_model(result.path).metadata.extra["source_kind"] == "pytorch-examples"
+    assert open_model(result.path, allow_torchscript=True).metadata.extra["source_kind"] == "pytorch-examples"
     with pytest.raises(ExportError, match="nothing was written"):  # even with overwrite=true
         export_model(ckpt, "torchscript", target, overwrite=True, tolerance=-1.0)
     assert target.read_bytes() == b"keep me"

@@ -123,7 +123,7 @@ def test_torchscript_models_run_too(models, tmp_path):
     script = export_model(ckpt, "torchscript", tmp_path / "wave.pt")
     photo = tmp_path / "p.png"
     random_photo(39, 30, seed=6).save(photo)
-    (ours,) = stylize_images(script.path, [photo])
+    (ours,) = stylize_images(script.path, [photo], allow_torchscript=True)  # a program: an explicit opt-in
     with torch.no_grad():
         expected = net(pil_to_tensor(open_rgb_alpha(photo)[0])[None])[0].clamp(0, 1)
     assert (ours - expected).abs().max().item() < 1e-5

@@ -1,15 +1,37 @@
-"""What entry points share: user errors become one line on stderr and exit status 2."""
+"""What entry points share: user errors become one line on stderr and exit status 2.
+
+``run(main, schema)`` runs a ``@hydra.main`` function so that:
+
+- a bad command line (unknown key, a value of the wrong type, a parse error, a missing
+  config group option) is one ``error:`` line and exit 2, not Hydra's multi-line
+  report (set ``HYDRA_FULL_ERROR=1`` to get Hydra's full traceback instead);
+- SIGTERM (``timeout``, SLURM, ``kill``) unwinds like Ctrl-C, so temporary files and
+  tile caches are removed by the code that made them; the exit status is 143
+  (train.py keeps Lightning's handling: it saves ``last.ckpt`` and exits 143);
+- Ctrl-C is one ``interrupted`` line and exit 130.
+
+Exit statuses: 0 success, 1 some inputs failed (stylize), 2 a user error, 130 Ctrl-C,
+143 SIGTERM.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import difflib
 import logging
+import os
+import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from fast_style.errors import FastStyleError
+from fast_style.errors import FastStyleError, first_line
+
+USER_ERROR = 2
+INTERRUPTED = 128 + signal.SIGINT
+TERMINATED = 128 + signal.SIGTERM
 
 
 @contextlib.contextmanager
@@ -24,10 +46,10 @@ def report_user_errors() -> Iterator[None]:
         _fail(f"{key} must be set; pass it on the command line, e.g. {key}=...")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, status: int = USER_ERROR) -> None:
     logging.getLogger("fast_style").debug("user error", exc_info=True)
     print(f"error: {message}", file=sys.stderr, flush=True)
-    sys.exit(2)
+    sys.exit(status)
 
 
 def print_summary(summary, *, seconds: float) -> None:
@@ -35,3 +57,50 @@ def print_summary(summary, *, seconds: float) -> None:
     for path, why in summary.skipped:
         print(f"skipped {path}: {why}", file=sys.stderr)
     print(summary.line(seconds), flush=True)
+
+
+class Terminated(SystemExit):
+    """Raised in the main thread by SIGTERM, so ``finally`` blocks and context managers run."""
+
+
+def _on_sigterm(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+    raise Terminated(TERMINATED)
+
+
+def config_error_line(exc: BaseException, *, schema: type | None = None) -> str:
+    """One line for a Hydra / OmegaConf composition error: the override that failed and why,
+    with a close known key when the key is misspelt."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else None
+    head, why = first_line(exc), first_line(cause) if cause is not None else ""
+    key = getattr(cause, "full_key", None) or getattr(exc, "full_key", None)
+    if key and "not in" in why and schema is not None and "." not in str(key):
+        known = [f.name for f in dataclasses.fields(schema)]
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(known)}"
+        return f"{key}: no such option; {hint} (python {os.path.basename(sys.argv[0])} --cfg job lists every option)"
+    text = f"{head.rstrip('.')}: {why}" if why and why not in head else head
+    options = getattr(exc, "options", None)  # MissingConfigException: the group's choices
+    if options:
+        text = f"{text}; choose one of: {', '.join(sorted(options))}"
+    return f"{text} (python {os.path.basename(sys.argv[0])} --cfg job lists every option)"
+
+
+def run(main: Callable[[], None], *, schema: type | None = None, sigterm: bool = True) -> None:
+    """Call a ``@hydra.main`` function with the behaviour in the module docstring.
+
+    ``sigterm=False`` leaves SIGTERM to the command (train.py: Lightning saves
+    ``last.ckpt`` on it and the run exits 143 by itself)."""
+    from hydra.errors import HydraException
+
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"  # as Hydra reads it
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let composition errors reach us instead of Hydra's printer
+    if sigterm:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        main()
+    except KeyboardInterrupt:
+        _fail("interrupted (Ctrl-C); outputs already written are complete, nothing half-written was left", INTERRUPTED)
+    except (HydraException, OmegaConfBaseException) as exc:
+        if full_error:
+            raise
+        _fail(config_error_line(exc, schema=schema))

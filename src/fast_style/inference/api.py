@@ -17,16 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pytorch_lightning.utilities import rank_zero_only
 
-from fast_style.inference.executors import run_local, run_on_devices
+from fast_style.inference.executors import report, run_local, run_on_devices
 from fast_style.inference.options import OptionError, StylizeOptions
 from fast_style.inference.pipeline import Summary, finish, load_photo, plan
 from fast_style.inference.runner import make_runner
+from fast_style.io.files import safe_name
 from fast_style.io.model_files import StyleModel, open_model
 
 
 def _open(model: StyleModel | str | os.PathLike, options: StylizeOptions) -> StyleModel:
-    return model if isinstance(model, StyleModel) else open_model(model, device=str(options.device))
+    if isinstance(model, StyleModel):
+        return model
+    return open_model(model, device=str(options.device), allow_torchscript=bool(options.allow_torchscript))
 
 
 def stylize(
@@ -46,10 +50,19 @@ def stylize(
     if input is None or str(input) in ("", "None"):
         raise OptionError("input must be set: a photo, a folder or a glob such as 'photos/*.jpg'")
     model = _open(model, opts)
-    jobs, several = plan(str(input), opts, style=str(opts.style_name or model.style_name))
-    if int(opts.devices) > 1:
-        return run_on_devices(jobs, model, opts)
-    return run_local(jobs, make_runner(model, opts), opts, several=several)
+    jobs, several, refused = plan(str(input), opts, style=safe_name(str(opts.style_name or model.style_name)))
+    for outcome in refused:
+        if not several:
+            outcome.raise_error()
+        if rank_zero_only.rank == 0:  # with devices > 1 every process plans the same jobs
+            report(outcome)
+    if not jobs:
+        summary = Summary()
+    elif int(opts.devices) > 1:
+        summary = run_on_devices(jobs, model, opts)
+    else:
+        summary = run_local(jobs, make_runner(model, opts), opts, several=several)
+    return summary.add(refused)
 
 
 def stylize_images(

@@ -14,6 +14,8 @@ from typing import Any
 from fast_style.errors import FastStyleError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# 8192 x 8192: about 3 GB of float32 images (input, output) plus one tile's activations
+MAX_PIXELS = 8192 * 8192
 
 
 class OptionError(FastStyleError):
@@ -41,6 +43,11 @@ class StylizeOptions:
     Lightning's predict loop). Huge images: above ``pixel_budget`` pixels an image is
     stylized in ``tile_size`` tiles cross-faded over ``tile_blend`` px (0: never tile).
     ``progress``: a progress bar for folder and glob runs.
+
+    Limits (checked before any work on an image): ``max_pixels``: the largest image,
+    as decoded and as stylized (after ``size``/``scale``), in pixels; above it a file is
+    refused with one line. ``allow_torchscript``: open TorchScript models, which are
+    programs (their code runs when loaded and called); refused unless true.
     """
 
     output: str | None = None
@@ -63,6 +70,8 @@ class StylizeOptions:
     progress: bool = True
     devices: int = 1
     accelerator: str = "auto"
+    max_pixels: int = MAX_PIXELS
+    allow_torchscript: bool = False
 
     @classmethod
     def of(cls, values: dict[str, Any]) -> StylizeOptions:
@@ -87,6 +96,14 @@ class StylizeOptions:
             raise OptionError(f"quality={self.quality}: must be in 1..100")
         if int(self.batch_size) < 1:
             raise OptionError(f"batch_size={self.batch_size}: must be at least 1")
+        if int(self.tile_blend) < 0:
+            raise OptionError(f"tile_blend={self.tile_blend}: must be 0 (no cross-fade) or a positive number of px")
+        if int(self.pixel_budget) < 0:
+            raise OptionError(f"pixel_budget={self.pixel_budget}: must be 0 (never tile) or a positive number of pixels")
+        if int(self.tile_size) < 1:
+            raise OptionError(f"tile_size={self.tile_size}: must be a positive number of px (default {StylizeOptions.tile_size})")
+        if int(self.max_pixels) < 1:
+            raise OptionError(f"max_pixels={self.max_pixels}: must be a positive number of pixels (default {MAX_PIXELS})")
         if int(self.devices) < 1:
             raise OptionError(f"devices={self.devices}: must be at least 1")
         if str(self.precision) not in PRECISIONS:

@@ -22,6 +22,7 @@ stylized and the original alpha is re-attached when the output format can store 
 from __future__ import annotations
 
 import glob
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,11 +31,12 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from fast_style.errors import FastStyleError
+from fast_style.errors import FastStyleError, first_line
 from fast_style.inference.colour import blend, preserve_color
 from fast_style.inference.options import StylizeOptions
 from fast_style.io.images import (
     IMAGE_EXTENSIONS,
+    image_header,
     images_below,
     open_rgb_alpha,
     pil_to_tensor,
@@ -44,11 +46,16 @@ from fast_style.io.images import (
 
 ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")
 GLOB_CHARS = set("*?[")
+log = logging.getLogger(__name__)
 Runner = Callable[[torch.Tensor], torch.Tensor]  # (N, 3, H, W) in [0, 1] -> clamped float32 CPU
 
 
 class InputError(FastStyleError):
     """Missing or empty inputs, unusable outputs."""
+
+
+class ImageTooLargeError(FastStyleError):
+    """An image above ``max_pixels``, as read or as it would be stylized."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,14 @@ class Summary:
     def counts(self) -> tuple[int, int, int]:
         """(done, skipped, failed)."""
         return self.totals or (len(self.of("done")), len(self.of("skipped")), len(self.of("failed")))
+
+    def add(self, outcomes: list[Outcome]) -> Summary:
+        """This summary with ``outcomes`` (e.g. jobs refused by planning) counted too."""
+        self.outcomes.extend(outcomes)
+        if self.totals is not None:
+            extra = (0, len([o for o in outcomes if o.status == "skipped"]), len([o for o in outcomes if o.status == "failed"]))
+            self.totals = tuple(a + b for a, b in zip(self.totals, extra, strict=True))
+        return self
 
     def line(self, seconds: float) -> str:
         done, skipped, failed = self.counts()
@@ -172,16 +187,57 @@ def plan_jobs(
     return jobs
 
 
-def plan(input: str, options: StylizeOptions, *, style: str) -> tuple[list[Job], bool]:
-    """(jobs, several?) for an ``input`` and the options' ``output``/``format``; creates
-    the output folder of a multi-file run."""
+def plan(input: str, options: StylizeOptions, *, style: str) -> tuple[list[Job], bool, list[Outcome]]:
+    """(jobs to run, several?, outcomes of jobs refused by planning) for an ``input`` and
+    the options' ``output``/``format``; creates the output folder of a multi-file run."""
     if options.format is not None:
         output_format(Path(f"x.{str(options.format).lstrip('.')}"))
     sources, root, several = find_inputs(str(input), style=style)
+    if several and options.output is not None and root is not None:
+        sources = without_earlier_outputs(sources, root=root, output=Path(options.output).expanduser())
+        if not sources:
+            raise InputError(f"{input}: every image in it is inside output={options.output}; nothing to stylize")
     jobs = plan_jobs(sources, root=root, several=several, output=options.output, style=style, fmt=options.format)
     if several and options.output is not None:
-        Path(options.output).expanduser().mkdir(parents=True, exist_ok=True)
-    return jobs, several
+        folder = Path(options.output).expanduser()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"output={folder}: cannot create this folder ({first_line(exc)}); choose a writable output") from exc
+    jobs, refused = check_plan(jobs, sources=sources)
+    return jobs, several, refused
+
+
+def without_earlier_outputs(sources: list[Path], *, root: Path, output: Path) -> list[Path]:
+    """``sources`` minus files inside ``output`` when that is a folder below the input
+    folder ``root`` (it holds this command's earlier results, which must not be
+    stylized again, one level deeper each run)."""
+    top, out = os.path.realpath(root), os.path.realpath(output)
+    if not out.startswith(top + os.sep):
+        return sources
+    return [s for s in sources if not os.path.realpath(s).startswith(out + os.sep)]
+
+
+def check_plan(jobs: list[Job], *, sources: list[Path]) -> tuple[list[Job], list[Outcome]]:
+    """Look at every target of a run at once, before anything is written: a target that
+    is (or links to) any input of the run is refused, and of several jobs with the same
+    target the first keeps it and the others fail (their results would replace each
+    other). Returns (jobs that may run, outcomes of the refused ones)."""
+    inputs = {os.path.realpath(s): s for s in sources}
+    first_of: dict[str, Job] = {}
+    keep, refused = [], []
+    for job in jobs:
+        target = os.path.realpath(job.target)
+        if target in inputs:
+            refused.append(Outcome(job, "skipped", f"{job.target} is an input of this run; refusing to write over it "
+                                                    "(choose output= or format= so that names differ)"))
+        elif target in first_of:
+            refused.append(Outcome(job, "failed", f"{job.source}: its output {job.target} is also the output of "
+                                                   f"{first_of[target].source}; pass format= or output= so names differ"))
+        else:
+            first_of[target] = job
+            keep.append(job)
+    return keep, refused
 
 
 # ------------------------------------------------------------------------- one job
@@ -196,18 +252,39 @@ class Loaded:
     alpha: Image.Image | None
 
 
+def resized_size(width: int, height: int, *, size: int | None, scale: float | None) -> tuple[int, int]:
+    """(width, height) after scaling the longer side to ``size`` px, or by ``scale``."""
+    if size is None and scale is None:
+        return width, height
+    factor = size / max(width, height) if size is not None else float(scale)
+    return max(1, round(width * factor)), max(1, round(height * factor))
+
+
 def resized(image: Image.Image, *, size: int | None, scale: float | None) -> Image.Image:
     """Resize so the longer side is ``size`` px, or by ``scale``; unchanged if neither."""
-    if size is None and scale is None:
-        return image
-    factor = size / max(image.size) if size is not None else float(scale)
-    new = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+    new = resized_size(image.width, image.height, size=size, scale=scale)
     return image if new == image.size else image.resize(new, Image.Resampling.LANCZOS)
+
+
+def check_pixels(path: str | os.PathLike, options: StylizeOptions) -> None:
+    """Refuse, from the header alone, an image whose decoded or stylized size is above
+    ``max_pixels``; warn that only the first frame of an animation is stylized."""
+    (width, height), frames = image_header(path)
+    out_w, out_h = resized_size(width, height, size=options.size, scale=options.scale)
+    limit = int(options.max_pixels)
+    for what, (w, h) in (("is", (width, height)), ("would be stylized at", (out_w, out_h))):
+        if w * h > limit:
+            raise ImageTooLargeError(
+                f"{path}: {what} {w}x{h} px ({w * h / 1e6:.0f} MP), above max_pixels={limit} "
+                f"({limit / 1e6:.0f} MP); pass a smaller size= or scale=, or raise max_pixels= if the memory is there")
+    if frames > 1:
+        log.warning("%s: an animation of %d frames; only its first frame is stylized", path, frames)
 
 
 def load_photo(path: str | os.PathLike, options: StylizeOptions) -> tuple[torch.Tensor, Image.Image | None]:
     """The photo as (3, H, W) in [0, 1] after ``size``/``scale``, and its alpha channel if any."""
-    rgb, alpha = open_rgb_alpha(path)
+    check_pixels(path, options)
+    rgb, alpha = open_rgb_alpha(path, max_pixels=int(options.max_pixels))
     return pil_to_tensor(resized(rgb, size=options.size, scale=options.scale)), alpha
 
 
@@ -227,10 +304,11 @@ def write_output(image: torch.Tensor, alpha: Image.Image | None, target: Path, *
 
 
 def precheck(job: Job, *, overwrite: bool) -> Outcome | None:
-    """A ``skipped`` outcome when ``job`` must not run, else None."""
+    """A ``skipped`` outcome when ``job`` must not run, else None (a link, even a
+    dangling one, counts as an existing target)."""
     if job.target.exists() and job.source.exists() and os.path.samefile(job.target, job.source):
         return Outcome(job, "skipped", f"{job.target} is the input; refusing to write over it")
-    if job.target.exists() and not overwrite:
+    if os.path.lexists(job.target) and not overwrite:
         return Outcome(job, "skipped", f"{job.target} exists (pass overwrite=true to replace it)")
     return None
 
@@ -257,10 +335,27 @@ def read(job: Job, options: StylizeOptions) -> Loaded | Outcome:
     return Loaded(job, photo, alpha)
 
 
+class ModelOutputError(FastStyleError):
+    """A model whose output is not an image of the input's size, or not finite."""
+
+
+def check_output(outputs: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+    """``outputs`` if it is a finite (N, 3, H, W) batch like ``batch``, else :class:`ModelOutputError`
+    (an exported model can return anything; NaN weights give NaN images)."""
+    if tuple(outputs.shape) != tuple(batch.shape):
+        raise ModelOutputError(f"the model returned shape {tuple(outputs.shape)} for input {tuple(batch.shape)}, "
+                               "not an image of the same size; the model file is not a working style model")
+    if not torch.isfinite(outputs).all():
+        raise ModelOutputError("the model's output has NaN or infinite values; its weights are broken "
+                               "(a diverged training run?) or the precision overflowed (try precision=fp32)")
+    return outputs
+
+
 def run_batch(runner: Runner, items: Sequence[Loaded], options: StylizeOptions) -> list[Outcome]:
     """Steps 2-4 of same-size jobs: run the network once, finish and write each result."""
+    batch = torch.stack([item.photo for item in items])
     try:
-        outputs = runner(torch.stack([item.photo for item in items]))
+        outputs = check_output(runner(batch), batch)
     except Exception as exc:  # noqa: BLE001 - one bad batch must not stop a folder run
         return [failure(item.job, exc) for item in items]
     outcomes = []

@@ -29,7 +29,7 @@ from torch import nn
 from fast_style.devices import resolve_device
 from fast_style.errors import FastStyleError
 from fast_style.inference.options import StylizeOptions
-from fast_style.inference.tiling import tiled_forward
+from fast_style.inference.tiling import min_tile_size, tiled_forward
 from fast_style.io.model_files import StyleModel
 from fast_style.nn.transformer import ReflectConv, TransformerNet
 
@@ -43,6 +43,22 @@ class InferenceOptionError(FastStyleError):
 
 class HugeImageError(FastStyleError):
     """An image above the pixel budget given to a model that cannot be tiled."""
+
+
+MIN_SIDE = 8  # the reflection pads need 5 px; a smaller side is padded to 8 px, then cropped back
+
+
+def padded_to_minimum(run: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor) -> torch.Tensor:
+    """``run(batch)`` for a batch with a side below :data:`MIN_SIDE` px (1x1, 3x2,
+    3x100000): the edge pixels are repeated up to that size, and the result is cropped
+    back to the input's size."""
+    height, width = batch.shape[-2:]
+    if min(height, width) >= MIN_SIDE:
+        return run(batch)
+    pad_h, pad_w = max(0, MIN_SIDE - height), max(0, MIN_SIDE - width)
+    padded = F.pad(batch, (0, pad_w, 0, pad_h), mode="replicate")
+    out = run(padded)
+    return out[..., :height, :width] if out.dim() == 4 else out
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype:
@@ -150,6 +166,9 @@ class Stylizer:
     def __call__(self, batch: torch.Tensor, *, progress: Callable[[], None] | None = None) -> torch.Tensor:
         if batch.dim() == 3:
             batch = batch[None]
+        return padded_to_minimum(lambda x: self._run(x, progress), batch)
+
+    def _run(self, batch: torch.Tensor, progress: Callable[[], None] | None) -> torch.Tensor:
         height, width = batch.shape[-2:]
         with self._context():
             if self.needs_tiling(height, width):
@@ -194,7 +213,7 @@ class DeployedRunner:
                 f"{'ONNX' if self.kind == 'onnx' else 'TorchScript'} model cannot be tiled: use a PyTorch "
                 "checkpoint (.safetensors/.ckpt/.pth) for huge images, or pass pixel_budget=0 to run it untiled"
             )
-        out = self.run(batch.detach().to("cpu", torch.float32).contiguous())
+        out = padded_to_minimum(self.run, batch.detach().to("cpu", torch.float32).contiguous())
         return out.float().clamp_(0, 1).cpu().contiguous()
 
 
@@ -209,6 +228,9 @@ def make_runner(model: StyleModel, options: StylizeOptions) -> Stylizer | Deploy
         if options.compile:
             raise InferenceOptionError(f"compile=true does not apply to an exported {name} model; drop it")
         return DeployedRunner(model.runtime, model.kind, int(options.pixel_budget or 0))
+    smallest = min_tile_size(model.network)
+    if int(options.pixel_budget or 0) and int(options.tile_size) < smallest:
+        raise InferenceOptionError(f"tile_size={options.tile_size}: below this model's receptive field, {smallest} px; use tile_size={max(smallest, StylizeOptions.tile_size)}")
     device = resolve_device(str(options.device))
     channels_last = str(options.channels_last).lower()
     return Stylizer(

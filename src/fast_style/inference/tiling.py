@@ -31,9 +31,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from fast_style.io.files import owned_prefix, sweep_stale
 from fast_style.nn.transformer import Step, TransformerNet, step_conv, step_post
 
+CACHE_NAME = "fast-style-tiles"  # the tile cache folder: <temp>/fast-style-tiles.fast-style-tmp-<host>-<pid>-*
 State = dict  # "h": current activation, "skip": residual input, "sizes": encoder sizes (see step_conv)
+
+
+def min_tile_size(model: TransformerNet) -> int:
+    """The smallest accepted ``tile``: the receptive radius rounded up to a multiple of 4
+    (60 px for the paper's network). Smaller cores would spend nearly all their work on
+    context, and a 3 px tile makes tens of thousands of tiles."""
+    return -(-receptive_radius(model) // 4) * 4
 
 
 def receptive_radius(model: TransformerNet) -> int:
@@ -205,7 +214,9 @@ def tiled_forward(
     runner = _Runner(steps)
     barriers = [k for k, s in enumerate(steps) if isinstance(s.norm, nn.InstanceNorm2d)]
     out = torch.zeros(3, height, width)
-    with tempfile.TemporaryDirectory(prefix="fast-style-tiles-", dir=cache_dir) as tmp:
+    cache_parent = cache_dir or tempfile.gettempdir()
+    sweep_stale(cache_parent, f"{CACHE_NAME}.*")  # caches of runs that were killed (SIGKILL)
+    with tempfile.TemporaryDirectory(prefix=owned_prefix(CACHE_NAME), dir=cache_parent) as tmp:
         cache = _DiskCache(Path(tmp))
         for b in [*barriers, len(steps) - 1]:
             final = b == len(steps) - 1

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +20,48 @@ def _umask() -> int:
     return mask
 
 
+TEMP_MARK = "fast-style-tmp"
+
+
+def owned_prefix(name: str) -> str:
+    """``<name>.fast-style-tmp-<host>-<pid>-``: a temporary name that says which live
+    process owns it, so :func:`sweep_stale` can remove what a killed process left."""
+    return f"{name}.{TEMP_MARK}-{socket.gethostname()}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def sweep_stale(folder: str | os.PathLike, pattern: str = f"*.{TEMP_MARK}-*") -> list[Path]:
+    """Remove files and folders in ``folder`` named by :func:`owned_prefix` whose process
+    (on this host) is gone, e.g. after SIGKILL; returns what was removed."""
+    removed = []
+    host = socket.gethostname()
+    for path in Path(folder).glob(pattern):
+        parts = path.name.split(f"{TEMP_MARK}-", 1)[-1].rsplit("-", 2)  # host (may hold dashes), pid, random
+        if len(parts) != 3 or parts[0] != host or not parts[1].isdigit() or _alive(int(parts[1])):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, *, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed over ``path``
     (with the usual umask permissions), on failure it is removed."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix or path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=owned_prefix(f".{path.stem}"), suffix=suffix or path.suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -49,3 +88,15 @@ def unique_path(path: Path) -> Path:
         if not candidate.exists():
             return candidate
     raise FastStyleError(f"{path}: too many numbered copies; clean up {path.parent}")
+
+
+_UNSAFE_NAME_CHARS = re.compile(r"[^\w.+-]+")
+
+
+def safe_name(text: str, *, fallback: str = "styled") -> str:
+    """``text`` made safe as one file-name component: runs of characters other than
+    letters (any script), digits and ``. _ + -`` become ``_``, and leading dots and dashes are
+    dropped (trailing dots too), so a name read from a file (``x/../../evil``) can never
+    become a path, a hidden file or an option. ``fallback`` when no letter or digit is left."""
+    name = _UNSAFE_NAME_CHARS.sub("_", str(text)).lstrip(".-").rstrip(".")[:100]
+    return name if any(c.isalnum() for c in name) else fallback

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +26,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from fast_style.errors import FastStyleError, first_line
 from fast_style.io.files import atomic_output
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+ORIENTATION_TAG = 0x0112
 
 
 class ImageReadError(FastStyleError):
@@ -89,17 +93,47 @@ def _reading(path: str | os.PathLike) -> Iterator[None]:
         raise ImageReadError(f"{path}: not a readable image ({reason})") from exc
 
 
+def image_header(path: str | os.PathLike) -> tuple[tuple[int, int], int]:
+    """((width, height) after EXIF rotation, number of frames) from the file's header,
+    without decoding the pixels (cheap for any size); :class:`ImageReadError` if unreadable.
+
+    Pillow's decompression-bomb limit is lifted for this read only: callers compare the
+    size with their own documented limits and say so in their own words."""
+    with _pixel_limit(None), _reading(path), Image.open(path) as image:
+        width, height = image.size
+        if image.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8):  # rotated by 90 or 270 degrees
+            width, height = height, width
+        return (width, height), int(getattr(image, "n_frames", 1))
+
+
+@contextlib.contextmanager
+def _pixel_limit(limit: int | None) -> Iterator[None]:
+    """Pillow's decompression-bomb limit set to ``limit`` pixels (None: off) for a block
+    (its warning too: the caller enforces its own limit)."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = limit
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
 def has_alpha(image: Image.Image) -> bool:
     """True for modes with an alpha channel (RGBA, LA, PA, ...) and palettes with transparency."""
     return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info)
 
 
-def open_rgb_alpha(path: str | os.PathLike) -> tuple[Image.Image, Image.Image | None]:
+def open_rgb_alpha(path: str | os.PathLike, *, max_pixels: int | None = None) -> tuple[Image.Image, Image.Image | None]:
     """Like :func:`open_rgb`, and also the alpha channel (mode L) when the file has one.
 
     The RGB image is composited over white exactly as :func:`open_rgb` returns it.
+    ``max_pixels``: the caller's own limit (checked with :func:`image_header`), which
+    then replaces Pillow's decompression-bomb limit for this file.
     """
-    with _reading(path), Image.open(path) as image:
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else int(max_pixels)
+    with _pixel_limit(limit), _reading(path), Image.open(path) as image:
         image.load()
         image = ImageOps.exif_transpose(image)
         alpha = image.convert("RGBA").getchannel("A") if has_alpha(image) else None

@@ -11,9 +11,13 @@ Kinds, detected from the file's content, never its extension (:func:`detect_kind
                       :mod:`fast_style.io.runtimes` and have no PyTorch network.
 
 Nothing runs code while loading: torch files are read with ``torch.load(weights_only=True)``
-and safetensors files contain no code at all. The network's architecture is read from
-the tensors' shapes and key names (:func:`arch_of`), never trusted from metadata text,
-and a disagreeing ``arch`` in the metadata is an error.
+and safetensors files contain no code at all. TorchScript archives are programs (their
+code runs when loaded and called), so they are refused unless ``allow_torchscript=True``.
+The network's architecture is read from the tensors' shapes and key names
+(:func:`arch_of`), never trusted from metadata text, and a disagreeing ``arch`` in the
+metadata is an error. The network is sized (on the meta device, no memory) and checked
+against every tensor before it is built: at most :data:`MAX_PARAMETERS` parameters and
+:data:`MAX_RESIDUAL` residual blocks; weights that are NaN or infinite are refused.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ DEPLOYED_KINDS = ("onnx", "torchscript")
 # ModelProto field tags that may follow ir_version (field 1): producer_name .. functions.
 _ONNX_NEXT_TAGS = {0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2, 0xCA}
 _LIGHTNING_PREFIX = "transformer."
+MAX_PARAMETERS = 100_000_000  # the paper's network has 1.7 M; 100 M is 400 MB of float32 weights
+MAX_RESIDUAL = 64  # the paper uses 5
 
 
 @dataclass
@@ -169,10 +175,30 @@ def arch_of(state: dict[str, torch.Tensor], *, source: str) -> dict[str, object]
 
 
 def network_from_state(state: dict[str, torch.Tensor], *, source: str, claimed: dict | None = None) -> TransformerNet:
-    """A TransformerNet (eval mode) holding ``state``; ``claimed`` is the metadata's arch, checked."""
+    """A TransformerNet (eval mode) holding ``state``; ``claimed`` is the metadata's arch, checked.
+
+    The network the tensors describe is first built on the meta device (no memory) and
+    compared with them, so a file cannot make us allocate more than its own tensors."""
     arch = arch_of(state, source=source)
     if claimed and any(claimed.get(key) != value for key, value in arch.items() if key in claimed):
         raise CheckpointError(f"{source}: its metadata says arch {claimed}, but its tensors are {arch}")
+    if arch["num_residual"] > MAX_RESIDUAL:
+        raise CheckpointError(f"{source}: {arch['num_residual']} residual blocks, above the limit of {MAX_RESIDUAL}; "
+                              "not a style model this project can run")
+    with torch.device("meta"):
+        shape = TransformerNet(**arch).state_dict()
+    count = sum(t.numel() for k, t in shape.items() if not k.endswith("num_batches_tracked"))
+    if count > MAX_PARAMETERS:
+        raise CheckpointError(f"{source}: a network of {count / 1e6:.0f} M parameters, above the limit of "
+                              f"{MAX_PARAMETERS / 1e6:.0f} M; not a style model this project can run")
+    wrong = sorted(set(shape) ^ set(state)) or [k for k, t in shape.items() if tuple(state[k].shape) != tuple(t.shape)]
+    if wrong:
+        raise CheckpointError(f"{source}: weights do not fit TransformerNet {arch} (tensor {wrong[0]} "
+                              f"{'missing or unexpected' if wrong[0] not in shape or wrong[0] not in state else 'has the wrong shape'})")
+    broken = [k for k, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if broken:
+        raise CheckpointError(f"{source}: {len(broken)} weight tensor(s) hold NaN or infinite values ({broken[0]}); "
+                              "the model is broken (a diverged training run?)")
     model = TransformerNet(**arch)
     try:
         model.load_state_dict(state)
@@ -193,15 +219,22 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     return tensors, strings
 
 
-def open_model(path: str | os.PathLike, *, device: str = "cpu", threads: int | None = None) -> StyleModel:
+def open_model(
+    path: str | os.PathLike, *, device: str = "cpu", threads: int | None = None, allow_torchscript: bool = False
+) -> StyleModel:
     """Open any model file (see the module docstring) as a :class:`StyleModel`.
 
     ``device`` and ``threads`` apply to exported models' runtimes only; PyTorch
-    networks are returned on the CPU (move them where you like).
+    networks are returned on the CPU (move them where you like). ``allow_torchscript``:
+    open a TorchScript archive, which runs its code (refused otherwise).
     """
     path = Path(path)
     kind, payload = detect_kind(path)
     source = str(path)
+    if kind == "torchscript" and not allow_torchscript:
+        raise CheckpointError(
+            f"{path}: a TorchScript model is a program whose code runs when it is loaded; refused unless you trust "
+            "its source: pass allow_torchscript=true, or use the .safetensors / .onnx file instead")
     if kind in ("onnx", "torchscript"):
         if kind == "onnx":
             run, strings = onnx_runtime(path, device=device, threads=threads)

@@ -445,14 +445,16 @@ def test_size_one_is_a_one_pixel_image(tmp_path, model_file):
     assert Image.open(summary.done[0]).size == (1, 1)
 
 
-def test_animated_gifs_are_picked_up_and_the_first_frame_is_said(tmp_path, model_file, caplog):
+def test_gifs_are_picked_up_and_other_animations_say_first_frame(tmp_path, model_file, caplog):
     folder = tmp_path / "f"
     folder.mkdir()
-    frames = [random_photo(40, 30, seed=i).convert("P") for i in range(3)]
+    frames = [random_photo(40, 30, seed=i) for i in range(3)]
     frames[0].save(folder / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
-    random_photo(40, 30, seed=5).save(folder / "still.gif")
-    summary = fast_style.stylize(model_file, folder, output=str(tmp_path / "out"), format="png", progress=False)
+    frames[0].save(folder / "anim.png", save_all=True, append_images=frames[1:], duration=100)  # APNG
+    summary = fast_style.stylize(model_file, folder, output=str(tmp_path / "out"), format="webp", progress=False)
     assert summary.counts() == (2, 0, 0)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["anim.png", "still.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["anim.gif", "anim.webp"]
+    with Image.open(tmp_path / "out" / "anim.gif") as gif:
+        assert gif.n_frames == 3  # a GIF is stylized as an animation (tests/test_video.py)
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert warnings == [f"{folder / 'anim.gif'}: an animation of 3 frames; only its first frame is stylized"]
+    assert warnings == [f"{folder / 'anim.png'}: an animation of 3 frames; only its first frame is stylized"]

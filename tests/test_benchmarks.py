@@ -10,7 +10,7 @@ from conftest import run_entry
 def test_unknown_part_is_a_one_line_error(tmp_path):
     result = run_entry("scripts/benchmark.py", "part=nope", cwd=tmp_path, timeout=60)
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: unknown part 'nope'; choose inference, training, onnx or all"
+    assert result.stderr.strip() == "error: unknown part 'nope'; choose inference, training, onnx, video or all"
 
 
 @pytest.mark.slow
@@ -41,3 +41,22 @@ def test_flat_keys_reach_each_part_with_its_own_defaults():
         size_batches(["256"])
     with pytest.raises(BenchOptionError, match="part=all writes"):
         BenchmarkConfig(json="x.json").parts()
+
+
+@pytest.mark.slow
+def test_video_part_reports_frames_per_second_and_peak_memory(tmp_path):
+    import torch
+
+    from fast_style.io.model_files import save_style_model
+    from fast_style.nn.transformer import TransformerNet
+
+    torch.manual_seed(0)
+    model = save_style_model(TransformerNet(width=8, num_residual=1), tmp_path / "tiny.safetensors")
+    out = tmp_path / "video.json"
+    result = run_entry("scripts/benchmark.py", "part=video", f"ckpt={model}", "sizes=[64x36]", "seconds=[0.5,1]",
+                       f"json={out}", cwd=tmp_path, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| clip | frames | frames/s | peak memory |" in result.stdout and "peak memory of the 1 s clip" in result.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["size"], r["frames"], r["detail"]) for r in rows] == [("64x36", 15, "15 frames"), ("64x36", 30, "30 frames")]
+    assert all(r["fps"] > 0 and 100 < r["peak_mb"] < 8000 for r in rows)

@@ -8,6 +8,7 @@ Which keys each part reads (``part=all`` runs every part in turn):
     training     channels_last (auto: loss_net on CPU, true on CUDA; or loss_net), compile,
                  steps, warmup, batched, device, seed; sizes are SIZExBATCH (``[256x4,128x8]``)
     onnx         ckpt, threads (onnxruntime intra-op threads; None: its own choice)
+    video        ckpt, seed, seconds (clip lengths, default [5, 10, 20]); sizes are WIDTHxHEIGHT
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from typing import Any
 from fast_style.errors import FastStyleError
 from fast_style.inference.runner import DEFAULT_PIXEL_BUDGET
 
-PARTS = ("inference", "training", "onnx")
-DEFAULT_SIZES = {"inference": [256, 512, 1024, 2048], "training": ["256x4", "128x8"], "onnx": [256, 512, 1024]}
+PARTS = ("inference", "training", "onnx", "video")
+ALL_PARTS = ("inference", "training", "onnx")  # part=all: the side-by-side ratios; video only when named
+DEFAULT_SIZES = {"inference": [256, 512, 1024, 2048], "training": ["256x4", "128x8"], "onnx": [256, 512, 1024],
+                 "video": ["1280x720"]}
 
 
 class BenchOptionError(FastStyleError):
@@ -49,6 +52,7 @@ class BenchmarkConfig:
     device: str = "auto"
     seed: int = 0
     threads: int | None = None
+    seconds: list[float] | None = None
 
     def for_part(self, part: str) -> BenchmarkConfig:
         """These options for one ``part``: its default ``sizes`` and ``json`` where unset."""
@@ -61,4 +65,4 @@ class BenchmarkConfig:
         """One config per part to run (``all``: every part, each writing its own JSON)."""
         if self.part == "all" and self.json:
             raise BenchOptionError("json= names one file, but part=all writes benchmark-<part>.json for each part")
-        return [self.for_part(part) for part in (PARTS if self.part == "all" else [self.part])]
+        return [self.for_part(part) for part in (ALL_PARTS if self.part == "all" else [self.part])]

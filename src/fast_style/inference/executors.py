@@ -25,10 +25,22 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fast_style.devices import cluster_plugins
+from fast_style.errors import FastStyleError
+from fast_style.inference.clips import run_video
 from fast_style.inference.options import StylizeOptions
-from fast_style.inference.pipeline import Job, Loaded, Outcome, Runner, Summary, read, run_batch
+from fast_style.inference.pipeline import (
+    Job,
+    Loaded,
+    Outcome,
+    Runner,
+    Summary,
+    precheck,
+    read,
+    run_batch,
+)
 from fast_style.inference.runner import make_runner
 from fast_style.io.model_files import StyleModel
+from fast_style.io.video import is_video, probe_video
 
 STATUSES = ("done", "skipped", "failed")
 
@@ -56,8 +68,35 @@ def size_groups(items: Iterable[Loaded | Outcome], *, batch_size: int, needs_til
 
 
 def run_local(jobs: list[Job], runner: Runner, options: StylizeOptions, *, several: bool) -> Summary:
-    """Every job in this process. A single job's failure is raised as one line; with
-    several, failures are reported and counted and the run goes on."""
+    """Every job in this process: photos first, then videos one by one (a progress bar
+    over frames each). A single job's failure is raised as one line; with several,
+    failures are reported and counted and the run goes on."""
+    photos = [job for job in jobs if not is_video(job.source)]
+    summary = run_photos(photos, runner, options, several=several) if photos else Summary()
+    for job in jobs:
+        if is_video(job.source):
+            outcome = precheck(job, overwrite=bool(options.overwrite))
+            if outcome is None:
+                with progress_bar(probe_frames(job), enabled=bool(options.progress), label=job.source.name,
+                                  unit="frames") as advance:
+                    outcome = run_video(job, runner, options, advance=advance)
+            if not several and outcome.status != "done":
+                outcome.raise_error()
+            report(outcome)
+            summary.outcomes.append(outcome)
+    return summary
+
+
+def probe_frames(job: Job) -> int | None:
+    """The clip's frame count from its header, for the progress bar (None: unknown)."""
+    try:
+        return probe_video(job.source).frames
+    except FastStyleError:
+        return None  # run_video reports the problem
+
+
+def run_photos(jobs: list[Job], runner: Runner, options: StylizeOptions, *, several: bool) -> Summary:
+    """The photo jobs: read one by one, run in same-size groups (see the module docstring)."""
     summary = Summary()
     with progress_bar(len(jobs), enabled=several and bool(options.progress)) as advance:
         loaded = (read(job, options) for job in jobs)
@@ -73,10 +112,13 @@ def run_local(jobs: list[Job], runner: Runner, options: StylizeOptions, *, sever
 
 
 class progress_bar:
-    """A rich progress bar over files (stderr), or a no-op; entering gives ``advance()``."""
+    """A rich progress bar over files or frames (stderr), or a no-op; entering gives
+    ``advance()``. ``total`` None: a count without an end (a clip whose header has no
+    frame count)."""
 
-    def __init__(self, total: int, *, enabled: bool) -> None:
+    def __init__(self, total: int | None, *, enabled: bool, label: str = "stylizing", unit: str = "") -> None:
         self.total, self.enabled, self.bar = total, enabled, None
+        self.label, self.unit = label, unit
 
     def __enter__(self) -> Callable[[], None]:
         if not self.enabled:
@@ -90,10 +132,10 @@ class progress_bar:
             TimeRemainingColumn,
         )
 
-        self.bar = Progress(TextColumn("stylizing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            console=Console(stderr=True), transient=False)
+        self.bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TextColumn(self.unit),
+                            TimeRemainingColumn(), console=Console(stderr=True), transient=False)
         self.bar.__enter__()
-        task = self.bar.add_task("stylizing", total=self.total)
+        task = self.bar.add_task(self.label, total=self.total)
         return lambda: self.bar.advance(task)
 
     def __exit__(self, *exc: object) -> None:
@@ -179,6 +221,10 @@ def run_on_devices(jobs: list[Job], model: StyleModel, options: StylizeOptions) 
     ranks other than zero exit here)."""
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated.*")  # Lightning internals
     model.require_network(f"devices={options.devices}")
+    videos = [job.source for job in jobs if is_video(job.source)]
+    if videos:
+        raise FastStyleError(f"{videos[0]}: devices={options.devices} stylizes photos only; stylize videos with "
+                             "devices=1 (one process batches frames already)")
     counter = OutcomeCounter()
     trainer = pl.Trainer(
         accelerator=str(options.accelerator), devices=int(options.devices), strategy="ddp", logger=False,

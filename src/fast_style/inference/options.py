@@ -44,6 +44,10 @@ class StylizeOptions:
     stylized in ``tile_size`` tiles cross-faded over ``tile_blend`` px (0: never tile).
     ``progress``: a progress bar for folder and glob runs.
 
+    Video (clips and animated GIFs, frame by frame, audio copied): ``codec`` (auto:
+    H.264 for mp4/mov/mkv/avi, VP9 for webm, or an FFmpeg encoder name), ``crf``
+    (constant quality, lower is better: 18 is visually lossless for H.264).
+
     Limits (checked before any work on an image): ``max_pixels``: the largest image,
     as decoded and as stylized (after ``size``/``scale``), in pixels; above it a file is
     refused with one line. ``allow_torchscript``: open TorchScript models, which are
@@ -72,6 +76,8 @@ class StylizeOptions:
     accelerator: str = "auto"
     max_pixels: int = MAX_PIXELS
     allow_torchscript: bool = False
+    crf: int = 18
+    codec: str = "auto"
 
     @classmethod
     def of(cls, values: dict[str, Any]) -> StylizeOptions:
@@ -104,6 +110,8 @@ class StylizeOptions:
             raise OptionError(f"tile_size={self.tile_size}: must be a positive number of px (default {StylizeOptions.tile_size})")
         if int(self.max_pixels) < 1:
             raise OptionError(f"max_pixels={self.max_pixels}: must be a positive number of pixels (default {MAX_PIXELS})")
+        if not 0 <= int(self.crf) <= 63:
+            raise OptionError(f"crf={self.crf}: must be in 0..63 (lower is better; H.264 default here 18)")
         if int(self.devices) < 1:
             raise OptionError(f"devices={self.devices}: must be at least 1")
         if str(self.precision) not in PRECISIONS:

@@ -34,6 +34,7 @@ from PIL import Image
 from fast_style.errors import FastStyleError, first_line
 from fast_style.inference.colour import blend, preserve_color
 from fast_style.inference.options import StylizeOptions
+from fast_style.io.files import sweep_stale
 from fast_style.io.images import (
     IMAGE_EXTENSIONS,
     image_header,
@@ -43,8 +44,10 @@ from fast_style.io.images import (
     save_image,
     tensor_to_pil,
 )
+from fast_style.io.video import VIDEO_EXTENSIONS, is_video
 
 ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")
+MEDIA_EXTENSIONS = tuple(dict.fromkeys(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS))
 GLOB_CHARS = set("*?[")
 log = logging.getLogger(__name__)
 Runner = Callable[[torch.Tensor], torch.Tensor]  # (N, 3, H, W) in [0, 1] -> clamped float32 CPU
@@ -123,6 +126,23 @@ class Summary:
 # ---------------------------------------------------------------------------- planning
 
 
+def check_format(fmt: str) -> None:
+    """``format=``: an image format Pillow writes, or a video container."""
+    name = f".{str(fmt).lstrip('.').lower()}"
+    if name not in VIDEO_EXTENSIONS:
+        output_format(Path(f"x{name}"))
+
+
+def target_suffix(source: Path, fmt: str | None) -> str:
+    """The output's extension: ``format`` when it is of the source's kind (an image
+    format for photos, a video one for videos and GIFs), else the source's own; so one
+    ``format`` serves a folder that mixes photos and videos."""
+    if not fmt:
+        return source.suffix
+    wanted = f".{str(fmt).lstrip('.').lower()}"
+    return wanted if (wanted in VIDEO_EXTENSIONS) == is_video(source) else source.suffix
+
+
 def output_format(path: Path) -> str:
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None or fmt not in Image.SAVE:
@@ -140,9 +160,9 @@ def find_inputs(pattern: str, *, style: str) -> tuple[list[Path], Path | None, b
     if path.is_file():
         return [path], None, False
     if path.is_dir():
-        files = [p for p in images_below(path) if not _is_our_output(p, style)]
+        files = [p for p in images_below(path, extensions=MEDIA_EXTENSIONS) if not _is_our_output(p, style)]
         if not files:
-            raise InputError(f"{path}: folder contains no images ({', '.join(IMAGE_EXTENSIONS)})")
+            raise InputError(f"{path}: folder contains no images or videos ({', '.join(MEDIA_EXTENSIONS)})")
         return files, path, True
     if GLOB_CHARS & set(pattern):
         files = sorted(Path(p) for p in glob.glob(os.path.expanduser(pattern), recursive=True) if Path(p).is_file())
@@ -160,7 +180,7 @@ def plan_jobs(
     """(source, target) pairs; see the module docstring for the rules."""
 
     def suffix(src: Path) -> str:
-        return f".{fmt.lstrip('.')}" if fmt else src.suffix
+        return target_suffix(src, fmt)
 
     if output is None:
         return [Job(s, s.with_name(f"{s.stem}_{style}{suffix(s)}")) for s in sources]
@@ -172,13 +192,13 @@ def plan_jobs(
                 raise InputError(f"{out}: output folder does not exist; create it first")
             target = out / f"{src.stem}_{style}{suffix(src)}"
         else:
-            target = out.with_suffix(f".{fmt.lstrip('.')}") if fmt else out
+            target = out.with_suffix(target_suffix(src, fmt)) if fmt else out
             if not target.parent.is_dir():
                 raise InputError(f"{target}: folder {target.parent} does not exist; create it or choose another output")
         return [Job(src, target)]
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: is a file; with several inputs, output must be a folder")
-    if out.suffix.lower() in IMAGE_EXTENSIONS:
+    if out.suffix.lower() in MEDIA_EXTENSIONS:
         raise InputError(f"{out}: looks like a file name; with several inputs, output must be a folder")
     jobs = []
     for src in sources:
@@ -191,7 +211,7 @@ def plan(input: str, options: StylizeOptions, *, style: str) -> tuple[list[Job],
     """(jobs to run, several?, outcomes of jobs refused by planning) for an ``input`` and
     the options' ``output``/``format``; creates the output folder of a multi-file run."""
     if options.format is not None:
-        output_format(Path(f"x.{str(options.format).lstrip('.')}"))
+        check_format(options.format)
     sources, root, several = find_inputs(str(input), style=style)
     if several and options.output is not None and root is not None:
         sources = without_earlier_outputs(sources, root=root, output=Path(options.output).expanduser())
@@ -205,6 +225,9 @@ def plan(input: str, options: StylizeOptions, *, style: str) -> tuple[list[Job],
         except OSError as exc:
             raise InputError(f"output={folder}: cannot create this folder ({first_line(exc)}); choose a writable output") from exc
     jobs, refused = check_plan(jobs, sources=sources)
+    for folder in {job.target.parent for job in jobs}:
+        if folder.is_dir():
+            sweep_stale(folder)  # temporary outputs of an earlier run that was killed (SIGKILL)
     return jobs, several, refused
 
 

@@ -36,12 +36,13 @@ class ImageReadError(FastStyleError):
     """A file that is not a readable image."""
 
 
-def images_below(folder: str | os.PathLike) -> list[Path]:
-    """Image files below ``folder`` (recursive, sorted by path), hidden files and folders left out."""
+def images_below(folder: str | os.PathLike, *, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:
+    """Files with one of ``extensions`` below ``folder`` (recursive, sorted by path),
+    hidden files and folders left out."""
     folder = Path(folder)
     return sorted(
         p for p in folder.rglob("*")
-        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+        if p.suffix.lower() in extensions and p.is_file()
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
 

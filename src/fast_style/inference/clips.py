@@ -1,0 +1,71 @@
+"""One video job's way: a clip (or animated GIF) stylized frame by frame into a new file.
+
+Frames stream through :func:`fast_style.io.video.map_video` in batches of
+``batch_size``: each batch is resized (``size``/``scale``, the same rule as photos),
+run through the same runner as photos (precision, tiling), checked, finished
+(``preserve_color``, ``strength``) and encoded; the audio is copied. The limits of
+photos apply to each frame (``max_pixels``). A clip that is damaged or truncated fails
+with one line and leaves no output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fast_style.inference.options import StylizeOptions
+from fast_style.inference.pipeline import (
+    ImageTooLargeError,
+    Job,
+    Outcome,
+    Runner,
+    check_output,
+    failure,
+    finish,
+    precheck,
+    resized_size,
+)
+from fast_style.io.video import map_video, probe_video
+
+
+def frame_size(job: Job, options: StylizeOptions) -> tuple[int, int]:
+    """(width, height) of the output frames; :class:`ImageTooLargeError` above ``max_pixels``."""
+    info = probe_video(job.source)
+    out_w, out_h = resized_size(info.width, info.height, size=options.size, scale=options.scale)
+    limit = int(options.max_pixels)
+    for what, (w, h) in (("has frames of", (info.width, info.height)), ("would be stylized at", (out_w, out_h))):
+        if w * h > limit:
+            raise ImageTooLargeError(
+                f"{job.source}: {what} {w}x{h} px, above max_pixels={limit}; pass a smaller size= or scale=")
+    return out_w, out_h
+
+
+def stylize_frames(runner: Runner, frames: np.ndarray, size: tuple[int, int], options: StylizeOptions) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> stylized (N, h, w, 3) uint8 at ``size`` = (w, h)."""
+    photos = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)
+    if tuple(photos.shape[-2:]) != (size[1], size[0]):
+        photos = F.interpolate(photos, size=(size[1], size[0]), mode="bicubic", antialias=True,
+                               align_corners=False).clamp_(0, 1)
+    outputs = check_output(runner(photos), photos)
+    keep, strength = bool(options.preserve_color), float(options.strength)
+    finished = torch.stack([finish(y, x, keep_colour=keep, strength=strength) for y, x in zip(outputs, photos, strict=True)])
+    return finished.mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def run_video(job: Job, runner: Runner, options: StylizeOptions, *, advance=lambda: None) -> Outcome:
+    """Stylize one clip; the :class:`Outcome` says done (with the frame count), skipped or failed."""
+    ended = precheck(job, overwrite=bool(options.overwrite))
+    if ended is not None:
+        return ended
+    try:
+        size = frame_size(job, options)
+        job.target.parent.mkdir(parents=True, exist_ok=True)
+        frames = map_video(
+            job.source, job.target, lambda batch: stylize_frames(runner, batch, size, options),
+            out_size=size, batch_size=int(options.batch_size), codec=str(options.codec), crf=int(options.crf),
+            advance=advance,
+        )
+    except Exception as exc:  # noqa: BLE001 - one bad clip must not stop a folder run
+        return failure(job, exc)
+    return Outcome(job, "done", f"{frames} frames")

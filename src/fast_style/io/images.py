@@ -102,7 +102,10 @@ def image_header(path: str | os.PathLike) -> tuple[tuple[int, int], int]:
     size with their own documented limits and say so in their own words."""
     with _pixel_limit(None), _reading(path), Image.open(path) as image:
         width, height = image.size
-        if image.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8):  # rotated by 90 or 270 degrees
+        # Pillow's PNG getexif() decodes the whole image to look for an eXIf chunk after
+        # the pixels; one before them is already in info (and a late one is rare)
+        header_exif = image.format != "PNG" or "exif" in image.info
+        if header_exif and image.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8):  # rotated by 90 or 270 degrees
             width, height = height, width
         return (width, height), int(getattr(image, "n_frames", 1))
 

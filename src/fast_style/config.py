@@ -54,7 +54,8 @@ class ModelSchema:
 
 @dataclass
 class LossSchema:
-    """``loss/*.yaml``: taps with per-layer weights, and the three term weights."""
+    """``loss/*.yaml``: taps with per-layer weights, and the three term weights; ``temporal_weight``:
+    the flow-free temporal stability term (0: off; see fast_style.nn.temporal)."""
 
     content_layers: dict[str, float] = MISSING
     style_layers: dict[str, float] = MISSING
@@ -62,6 +63,7 @@ class LossSchema:
     style_weight: float = MISSING
     tv_weight: float = MISSING
     batched: bool = MISSING
+    temporal_weight: float = 0.0
 
 
 @dataclass

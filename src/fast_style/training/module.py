@@ -5,6 +5,14 @@ minimises ``PerceptualLoss(y, x)`` (content + style + TV, see ``fast_style.nn.lo
 with Adam over the transform net's parameters only. Logged every step:
 ``train/content``, ``train/style``, ``train/tv``, ``train/total``.
 
+With ``loss.temporal_weight`` w_t > 0 (default 0: off, and then nothing below runs)
+each step also makes a second view x2 of the batch by a known random motion W plus
+camera noise (``fast_style.nn.temporal``), stylizes it, and adds
+``L_t = w_t * mean over valid pixels of (T(x2) - W(T(x)))^2`` to the total, logged as
+``train/temporal``. Content, style and TV stay on the first view. With instance norm
+(per sample) both views go through the transform net as one batch of 2N; with batch
+norm, whose statistics would mix the views, in two passes.
+
 The frozen loss network is rebuilt from config on every start and left out of the
 ``.ckpt`` files (it is tens of MB and never changes); the style Grams are kept in
 them, so a resumed run continues against exactly the same targets.
@@ -32,6 +40,7 @@ import torch
 from fast_style.devices import native_bf16
 from fast_style.errors import FastStyleError
 from fast_style.nn.losses import PerceptualLoss
+from fast_style.nn.temporal import second_view, temporal_loss
 from fast_style.nn.transformer import TransformerNet, build_transformer
 
 LOSS_NET_PREFIX = "loss.loss_net."
@@ -44,7 +53,8 @@ class StyleTransferModule(pl.LightningModule):
 
     - ``model``: TransformerNet kwargs (width, num_residual, norm, upsample).
     - ``loss``: content_layers / style_layers ({tap: weight}), content_weight,
-      style_weight, tv_weight, batched (one VGG pass for output and content).
+      style_weight, tv_weight, batched (one VGG pass for output and content),
+      temporal_weight (optional, default 0: the temporal stability term, off).
     - ``loss_net``: VGGFeatures kwargs (arch, pretrained, weights, seed, pool).
     - ``style``: name, sha256, ... (kept for the exported model's metadata).
     - ``lr``: Adam learning rate; ``lr_schedule``: ``constant`` (the paper) or ``cosine``
@@ -70,6 +80,9 @@ class StyleTransferModule(pl.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["style_image"])
+        self.temporal_weight = float(loss.get("temporal_weight") or 0.0)
+        if self.temporal_weight < 0:
+            raise FastStyleError(f"loss.temporal_weight={self.temporal_weight}: must be 0 (term off) or more")
         self.transformer: TransformerNet = build_transformer(model)
         self.loss = PerceptualLoss.from_config(loss=loss, loss_net=loss_net, style_image=style_image)
         self.hparams["loss_net_source"] = self.loss.loss_net.source
@@ -95,9 +108,25 @@ class StyleTransferModule(pl.LightningModule):
         return self.transformer(self._layout(images))
 
     def step_losses(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Loss terms (scalar tensors) of one step on a content batch (N, 3, S, S) in [0, 1]."""
+        """Loss terms (scalar tensors) of one step on a content batch (N, 3, S, S) in [0, 1]:
+        content, style, tv, (temporal when ``loss.temporal_weight`` > 0) and their total."""
         batch = self._layout(batch)
-        return self.loss(self.transformer(batch), batch)
+        if not self.temporal_weight:
+            return self.loss(self.transformer(batch), batch)
+        view = second_view(batch)
+        first, second = self._stylize_views(batch, view.images)
+        losses = self.loss(first, batch)
+        temporal = self.temporal_weight * temporal_loss(second, first, view.theta, view.mask)
+        return {**{k: v for k, v in losses.items() if k != "total"}, "temporal": temporal,
+                "total": losses["total"] + temporal}
+
+    def _stylize_views(self, first: torch.Tensor, second: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(T(first), T(second)), both (N, 3, S, S): one pass over the 2N images when the
+        norm is per sample (instance norm: the same as two separate passes), else two."""
+        if self.transformer.config["norm"] != "instance":
+            return self.transformer(first), self.transformer(self._layout(second))
+        both = self.transformer(self._layout(torch.cat([first, second.to(first.dtype)])))
+        return both[: first.shape[0]], both[first.shape[0]:]
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         losses = self.step_losses(batch)

@@ -60,8 +60,8 @@ def check_optimisation(cfg: DictConfig) -> None:
     """``lr`` > 0, loss weights >= 0, ``trainer.max_steps`` >= 1 or -1 (stop by max_epochs)."""
     lr = cfg.get("lr")
     _require(_is_number(lr) and lr > 0, f"lr={lr}: the learning rate must be above 0 (the paper: 1e-3)")
-    for key in ("content_weight", "style_weight", "tv_weight"):
-        value = cfg.loss.get(key)
+    for key in ("content_weight", "style_weight", "tv_weight", "temporal_weight"):
+        value = cfg.loss.get(key, 0.0 if key == "temporal_weight" else None)  # the one optional weight
         _require(_is_number(value) and value >= 0, f"loss.{key}={value}: must be 0 (term off) or more")
     for group in ("content_layers", "style_layers"):
         for layer, value in (cfg.loss.get(group) or {}).items():

@@ -68,6 +68,10 @@ def test_evaluate_end_to_end_writes_table_json_and_grid(tiny_model, tmp_path, ca
     with Image.open(out / "grid.png") as grid:  # 4 columns (photo, ff, 2, 4) and 2 rows of 32 px cells
         assert grid.size == (4 * 36 + 4, 18 + 2 * 36 + 4)
     assert report["summary"] == saved["summary"]
+    flick = saved["summary"]["flicker"]  # the default 16-frame known-motion clip per photo
+    assert flick["stylized"] > 0 and flick["input"] > 0
+    assert flick["ratio"] == pytest.approx(sum(i["flicker"]["ratio"] for i in saved["images"]) / 2)
+    assert f"stylized {flick['stylized']:.2f}, input {flick['input']:.2f}" in table
     with pytest.raises(FastStyleError, match="exists; pass overwrite=true"):
         evaluate(cfg)
 

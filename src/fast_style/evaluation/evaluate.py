@@ -16,6 +16,10 @@ photos, the mean time per photo, and the feed-forward speed-up
 iteration count at which optimisation reaches the feed-forward total loss (Johnson et
 al. report the network matching 50 .. 100 L-BFGS iterations, hundreds of times faster).
 
+With ``flicker`` = T > 0 (frames), each photo also becomes a T-frame clip with a known
+camera move and noise, and the model's temporal warping error on it is reported next to
+the input's (:mod:`fast_style.evaluation.flicker`; 1/255 units, lower is steadier).
+
 Outputs (:func:`evaluate`): ``evaluation.json`` (everything, per photo), ``table.md``
 (the printed table) and ``grid.png`` (rows: photos; columns: photo | feed-forward |
 optimisation at each count).
@@ -36,6 +40,7 @@ from PIL import Image, ImageDraw
 
 from fast_style.devices import resolve_device
 from fast_style.errors import FastStyleError
+from fast_style.evaluation.flicker import flicker
 from fast_style.evaluation.optimize import LOSS_KEYS, build_loss, optimize_pixels, sync
 from fast_style.io.files import atomic_write_text, unique_path
 from fast_style.io.images import (
@@ -156,7 +161,11 @@ def summarize(per_image: list[dict[str, Any]], counts: Sequence[int]) -> dict[st
         mean = mean_of([image["optimization"][str(k)] for image in per_image])
         mean["speedup"] = mean["seconds"] / ff_seconds if ff_seconds > 0 else float("inf")
         methods[f"optimization_{k}"] = mean
-    return {"methods": methods, "reach_feed_forward": [image["reaches_feed_forward_at"] for image in per_image]}
+    summary = {"methods": methods, "reach_feed_forward": [image["reaches_feed_forward_at"] for image in per_image]}
+    if per_image and all("flicker" in image for image in per_image):
+        summary["flicker"] = {key: statistics.fmean(image["flicker"][key] for image in per_image)
+                              for key in ("stylized", "input", "ratio")}
+    return summary
 
 
 def _layers(layers: Mapping[str, float]) -> str:
@@ -190,6 +199,10 @@ def format_table(report: Mapping[str, Any]) -> str:
     top = max(report["iterations"])
     reach = ", ".join(str(k) if k is not None else f">{top}" for k in summary["reach_feed_forward"])
     lines += ["", f"Optimisation reaches the feed-forward total loss after: {reach} iterations (per photo)."]
+    if "flicker" in summary:
+        f = summary["flicker"]
+        lines += [f"Flicker (temporal warping error on a clip with known motion, 1/255): stylized {f['stylized']:.2f}, "
+                  f"input {f['input']:.2f}, ratio {f['ratio']:.2f}."]
     return "\n".join(lines)
 
 
@@ -297,6 +310,8 @@ def evaluate(cfg: DictConfig, *, config_dir: str | Path | None = None) -> dict[s
                 "optimization_evaluations": result.evaluations,
                 "optimization_totals": totals,
             })
+            if int(cfg.get("flicker") or 0):
+                per_image[-1]["flicker"] = flicker(model, photo, frames=int(cfg.flicker))
             grid_rows.append([photo.cpu(), stylized.cpu(), *(snapshots[k] for k in counts)])
 
     report = {

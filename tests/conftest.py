@@ -70,6 +70,21 @@ def style_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    """A tiny seeded style model (width 8, one residual block) named "wave"."""
+    import torch
+
+    from fast_style.io.metadata import StyleModelMetadata
+    from fast_style.io.model_files import save_style_model
+    from fast_style.nn.transformer import TransformerNet
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "wave.safetensors"
+    save_style_model(TransformerNet(width=8, num_residual=1), path, metadata=StyleModelMetadata(style_name="wave"))
+    return path
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not (SHARED_DATA / "content").is_dir():

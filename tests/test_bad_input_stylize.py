@@ -31,14 +31,6 @@ from fast_style.nn.transformer import TransformerNet
 from conftest import REPO, random_photo, run_entry
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "wave.safetensors"
-    save_style_model(TransformerNet(width=8, num_residual=1), path, metadata=StyleModelMetadata(style_name="wave"))
-    return path
-
-
 def one_error_line(result: subprocess.CompletedProcess, *needles: str) -> str:
     """The single ``error:`` line of a failed run (asserting there is nothing else on stderr)."""
     lines = result.stderr.strip().splitlines()

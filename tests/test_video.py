@@ -17,9 +17,7 @@ from PIL import Image
 
 import fast_style
 from fast_style.errors import FastStyleError
-from fast_style.io.metadata import StyleModelMetadata
-from fast_style.io.model_files import open_model, save_style_model
-from fast_style.nn.transformer import TransformerNet
+from fast_style.io.model_files import open_model
 
 from conftest import REPO, random_photo
 
@@ -80,14 +78,6 @@ def describe(path: Path) -> dict:
         info["audio"] = [bytes(p) for p in container.demux(audio=0) if p.dts is not None] if container.streams.audio else []
         info["audio_codec"] = [a.codec_context.name for a in container.streams.audio]
     return info
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "wave.safetensors"
-    save_style_model(TransformerNet(width=8, num_residual=1), path, metadata=StyleModelMetadata(style_name="wave"))
-    return path
 
 
 @pytest.mark.parametrize("ext", ["mp4", "mkv", "webm", "mov"])

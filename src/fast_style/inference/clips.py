@@ -16,7 +16,6 @@ import torch.nn.functional as F
 
 from fast_style.inference.options import StylizeOptions
 from fast_style.inference.pipeline import (
-    ImageTooLargeError,
     Job,
     Outcome,
     Runner,
@@ -24,21 +23,15 @@ from fast_style.inference.pipeline import (
     failure,
     finish,
     precheck,
-    resized_size,
+    stylized_size,
 )
 from fast_style.io.video import map_video, probe_video
 
 
 def frame_size(job: Job, options: StylizeOptions) -> tuple[int, int]:
-    """(width, height) of the output frames; :class:`ImageTooLargeError` above ``max_pixels``."""
+    """(width, height) of the output frames; ``ImageTooLargeError`` above ``max_pixels``."""
     info = probe_video(job.source)
-    out_w, out_h = resized_size(info.width, info.height, size=options.size, scale=options.scale)
-    limit = int(options.max_pixels)
-    for what, (w, h) in (("has frames of", (info.width, info.height)), ("would be stylized at", (out_w, out_h))):
-        if w * h > limit:
-            raise ImageTooLargeError(
-                f"{job.source}: {what} {w}x{h} px, above max_pixels={limit}; pass a smaller size= or scale=")
-    return out_w, out_h
+    return stylized_size(job.source, (info.width, info.height), options, what="has frames of")
 
 
 def stylize_frames(runner: Runner, frames: np.ndarray, size: tuple[int, int], options: StylizeOptions) -> np.ndarray:

@@ -289,17 +289,26 @@ def resized(image: Image.Image, *, size: int | None, scale: float | None) -> Ima
     return image if new == image.size else image.resize(new, Image.Resampling.LANCZOS)
 
 
+def stylized_size(path: str | os.PathLike, size: tuple[int, int], options: StylizeOptions, *,
+                  what: str = "is") -> tuple[int, int]:
+    """(width, height) of ``path``'s image (or frames) of ``size`` after ``size``/``scale``;
+    :class:`ImageTooLargeError` when either is above ``max_pixels``."""
+    width, height = size
+    out_w, out_h = resized_size(width, height, size=options.size, scale=options.scale)
+    limit = int(options.max_pixels)
+    for verb, (w, h) in ((what, (width, height)), ("would be stylized at", (out_w, out_h))):
+        if w * h > limit:
+            raise ImageTooLargeError(
+                f"{path}: {verb} {w}x{h} px ({w * h / 1e6:.0f} MP), above max_pixels={limit} "
+                f"({limit / 1e6:.0f} MP); pass a smaller size= or scale=, or raise max_pixels= if the memory is there")
+    return out_w, out_h
+
+
 def check_pixels(path: str | os.PathLike, options: StylizeOptions) -> None:
     """Refuse, from the header alone, an image whose decoded or stylized size is above
     ``max_pixels``; warn that only the first frame of an animation is stylized."""
-    (width, height), frames = image_header(path)
-    out_w, out_h = resized_size(width, height, size=options.size, scale=options.scale)
-    limit = int(options.max_pixels)
-    for what, (w, h) in (("is", (width, height)), ("would be stylized at", (out_w, out_h))):
-        if w * h > limit:
-            raise ImageTooLargeError(
-                f"{path}: {what} {w}x{h} px ({w * h / 1e6:.0f} MP), above max_pixels={limit} "
-                f"({limit / 1e6:.0f} MP); pass a smaller size= or scale=, or raise max_pixels= if the memory is there")
+    size, frames = image_header(path)
+    stylized_size(path, size, options)
     if frames > 1:
         log.warning("%s: an animation of %d frames; only its first frame is stylized", path, frames)
 

@@ -114,7 +114,9 @@ class _Moments:
         if n == 0:
             return
         var, mean = torch.var_mean(z.float(), dim=(0, 2, 3), correction=0)
-        var, mean = var.double().cpu(), mean.double().cpu()
+        # float64 on the activation's device: no host sync per tile (MPS has no float64)
+        keep = torch.device("cpu") if z.device.type == "mps" else z.device
+        var, mean = var.to(keep, torch.float64), mean.to(keep, torch.float64)
         total = self.n + n
         delta = mean - self.mean
         self.mean = self.mean + delta * (n / total)
@@ -127,10 +129,10 @@ class _Moments:
         var = (torch.as_tensor(self.m2, dtype=torch.float64) / self.n).clamp_min(0)
         a = torch.rsqrt(var + norm.eps)
         if norm.weight is not None:
-            a = a * norm.weight.detach().double().cpu()
+            a = a * norm.weight.detach().to(a.device, torch.float64)
         c = -mean * a
         if norm.bias is not None:
-            c = c + norm.bias.detach().double().cpu()
+            c = c + norm.bias.detach().to(c.device, torch.float64)
         return a.float(), c.float()
 
 

@@ -17,9 +17,10 @@ With this normalisation the content and style values equal those of
 pytorch/examples' fast_neural_style for the same VGG weights, so its weights
 (content 1e5, style 1e10 .. 1e11) are a known-good starting point.
 
-Precision: under mixed precision (``torch.autocast``, bf16) only the loss network's
-convolutions run in low precision; every Gram matrix and every loss term above is
-computed in fp32 with autocast switched off.
+Precision: under mixed precision (``torch.autocast``, bf16 or fp16) only the loss
+network's convolutions run in low precision; every Gram matrix and every loss term
+above is computed in at least fp32 with autocast switched off (``fast_style.nn.precision``:
+fp32 for bf16/fp16/fp32 features, fp64 when the module was moved to float64).
 """
 
 from __future__ import annotations
@@ -30,19 +31,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fast_style.nn.precision import at_least_fp32, full_dtype, full_precision
 from fast_style.nn.vgg import VGGFeatures
 
 
-def _fp32(device: torch.device):
-    """A context in which autocast is off, so that fp32 inputs give fp32 results."""
-    return torch.autocast(device_type=device.type, enabled=False)
-
-
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) -> (N, C, C): ``F F^T / (C H W)``, computed in fp32 (also under autocast)."""
+    """(N, C, H, W) -> (N, C, C): ``F F^T / (C H W)``, computed in at least fp32 (also under autocast)."""
     n, c, h, w = features.shape
-    with _fp32(features.device):
-        flat = features.reshape(n, c, h * w).float()
+    with full_precision(features.device):
+        flat = at_least_fp32(features.reshape(n, c, h * w))
         return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
 
 
@@ -50,7 +47,11 @@ def content_loss(
     output: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor], layer_weights: Mapping[str, float]
 ) -> torch.Tensor:
     """``sum_l a_l * mean((F_l(y) - F_l(x))^2)`` over the layers in ``layer_weights``."""
-    return sum(a * F.mse_loss(output[k].float(), target[k].float()) for k, a in layer_weights.items())
+    total = 0.0
+    for layer, a in layer_weights.items():
+        dtype = full_dtype(output[layer], target[layer])
+        total = total + a * F.mse_loss(output[layer].to(dtype), target[layer].to(dtype))
+    return total
 
 
 def style_loss(
@@ -60,13 +61,15 @@ def style_loss(
     total = 0.0
     for layer, b in layer_weights.items():
         gram = gram_matrix(output[layer])
-        total = total + b * F.mse_loss(gram, target_grams[layer].expand_as(gram))
+        target = target_grams[layer]
+        dtype = full_dtype(gram, target)
+        total = total + b * F.mse_loss(gram.to(dtype), target.to(dtype).expand_as(gram))
     return total
 
 
 def total_variation(images: torch.Tensor) -> torch.Tensor:
     """Mean squared difference of vertical plus horizontal neighbours, (N, C, H, W) -> scalar."""
-    images = images.float()
+    images = at_least_fp32(images)
     dy = images[..., 1:, :] - images[..., :-1, :]
     dx = images[..., :, 1:] - images[..., :, :-1]
     return dy.pow(2).mean() + dx.pow(2).mean()
@@ -154,7 +157,7 @@ class PerceptualLoss(nn.Module):
 
     def forward(self, output: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
         out_feats, content_feats = self.features(output, content)
-        with _fp32(output.device):
+        with full_precision(output.device):
             losses = {
                 "content": self.content_weight * content_loss(out_feats, content_feats, self.content_layers),
                 "style": self.style_weight * style_loss(out_feats, self.grams(), self.style_layers),

@@ -24,7 +24,11 @@ Transfer", and ReCoNet's output-level temporal loss, with the flow between two
 
   the mean squared difference over the pixels valid in both (the output of the
   second view at ``q`` and the moved output of the first are both defined exactly
-  where ``M = 1``), over the whole batch, computed in fp32 (also under autocast).
+  where ``M = 1``), over the whole batch, computed in at least fp32 (also under autocast).
+
+Precision: the motion and ``theta`` are fp32 and computed with autocast off (its matmul
+would otherwise round the shift to bf16 under ``bf16-mixed``); warps, noise and the loss
+run in at least fp32 (fp64 for fp64 images: ``fast_style.nn.precision``).
 
 A network that commutes with the warp (the identity, any pointwise colour map) has
 ``L_t = 0`` without noise; one that paints a pattern fixed to the frame does not.
@@ -39,6 +43,8 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+
+from fast_style.nn.precision import at_least_fp32, full_dtype, full_precision
 
 MAX_SHIFT_PX = 3.0  # per axis, sub-pixel (uniform)
 MAX_ROTATION_DEG = 1.0
@@ -71,13 +77,9 @@ class View(NamedTuple):
     mask: torch.Tensor
 
 
-def _fp32(device: torch.device):
-    return torch.autocast(device_type=device.type, enabled=False)
-
-
-def _uniform(shape: tuple[int, ...], bound: float, *, device, generator) -> torch.Tensor:
+def _uniform(shape: tuple[int, ...], bound: float, *, device, generator, dtype=torch.float32) -> torch.Tensor:
     """Uniform in [-bound, bound]."""
-    return (torch.rand(shape, device=device, generator=generator) * 2 - 1) * bound
+    return (torch.rand(shape, device=device, dtype=dtype, generator=generator) * 2 - 1) * bound
 
 
 def sample_motion(
@@ -104,32 +106,35 @@ def affine_theta(motion: Motion, size: tuple[int, int]) -> torch.Tensor:
     so ``theta = [D A D^-1 | D b]``.
     """
     h, w = size
-    rad = torch.deg2rad(motion.angle.float())
-    cos, sin = torch.cos(rad), torch.sin(rad)
-    inv_zoom = 1 / motion.zoom.float()
-    # A = R(-phi) / z, with R(phi) = [[cos, -sin], [sin, cos]]
-    a = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2) * inv_zoom[:, None, None]
-    b = -(a @ motion.shift.float()[:, :, None])  # (N, 2, 1)
-    d = torch.tensor([2 / w, 2 / h], device=a.device)
-    linear = a * d[None, :, None] / d[None, None, :]  # D A D^-1
-    return torch.cat([linear, b * d[None, :, None]], dim=2)
+    with full_precision(motion.angle.device):  # the matmul below would run in bf16 under autocast
+        rad = torch.deg2rad(motion.angle.float())
+        cos, sin = torch.cos(rad), torch.sin(rad)
+        inv_zoom = 1 / motion.zoom.float()
+        # A = R(-phi) / z, with R(phi) = [[cos, -sin], [sin, cos]]
+        a = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2) * inv_zoom[:, None, None]
+        b = -(a @ motion.shift.float()[:, :, None])  # (N, 2, 1)
+        d = torch.tensor([2 / w, 2 / h], device=a.device, dtype=a.dtype)
+        linear = a * d[None, :, None] / d[None, None, :]  # D A D^-1
+        return torch.cat([linear, b * d[None, :, None]], dim=2)
 
 
 def warp(images: torch.Tensor, theta: torch.Tensor, *, padding_mode: str = "border") -> torch.Tensor:
-    """(N, C, H, W) -> (N, C, H, W) fp32: ``W(x)(q) = x(A q + b)``, bilinear, align_corners=False.
+    """(N, C, H, W) -> (N, C, H, W) in at least fp32: ``W(x)(q) = x(A q + b)``, bilinear, align_corners=False.
 
-    The grid is fp32 in normalised coordinates: a still motion reproduces the image to
-    about ``max(H, W) * 2^-24`` per unit of local contrast (exactly at 32 px, 1.5e-5 at 256).
+    The grid is fp32 in normalised coordinates (fp64 for fp64 images): a still motion
+    reproduces the image to about ``max(H, W) * 2^-24`` per unit of local contrast
+    (exactly at 32 px, 1.5e-5 at 256).
     """
-    with _fp32(images.device):
-        grid = F.affine_grid(theta.float(), list(images.shape), align_corners=False)
-        return F.grid_sample(images.float(), grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
+    dtype = full_dtype(images)
+    with full_precision(images.device):
+        grid = F.affine_grid(theta.to(dtype), list(images.shape), align_corners=False)
+        return F.grid_sample(images.to(dtype), grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
 
 
 def valid_mask(theta: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(N, 1, H, W) fp32 mask: 1 where every bilinear tap of the warp lies inside the frame."""
-    ones = torch.ones(theta.shape[0], 1, *size, device=theta.device)
-    return (warp(ones, theta, padding_mode="zeros") >= 1 - MASK_TOLERANCE).float()
+    """(N, 1, H, W) mask in theta's dtype (fp32): 1 where every bilinear tap of the warp lies inside the frame."""
+    ones = torch.ones(theta.shape[0], 1, *size, device=theta.device, dtype=full_dtype(theta))
+    return (warp(ones, theta, padding_mode="zeros") >= 1 - MASK_TOLERANCE).to(ones.dtype)
 
 
 def camera_noise(
@@ -139,10 +144,11 @@ def camera_noise(
     noise_std: float = NOISE_STD,
     max_brightness: float = MAX_BRIGHTNESS,
 ) -> torch.Tensor:
-    """``clip(x + beta + sigma * eps, 0, 1)``: per-image offset beta, per-pixel eps ~ N(0, 1)."""
-    n = images.shape[0]
-    beta = _uniform((n, 1, 1, 1), max_brightness, device=images.device, generator=generator)
-    eps = torch.randn(images.shape, device=images.device, generator=generator)
+    """``clip(x + beta + sigma * eps, 0, 1)``: per-image offset beta, per-pixel eps ~ N(0, 1),
+    drawn in at least fp32 on the images' device."""
+    n, dtype = images.shape[0], full_dtype(images)
+    beta = _uniform((n, 1, 1, 1), max_brightness, device=images.device, generator=generator, dtype=dtype)
+    eps = torch.randn(images.shape, device=images.device, dtype=dtype, generator=generator)
     return (images + beta + noise_std * eps).clamp(0, 1)
 
 
@@ -167,16 +173,17 @@ def second_view(
 
 
 def temporal_loss(second: torch.Tensor, first: torch.Tensor, theta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``sum(M * (y2 - W(y1))^2) / (C * sum(M))``, a fp32 scalar (unweighted).
+    """``sum(M * (y2 - W(y1))^2) / (C * sum(M))``, a scalar in at least fp32 (unweighted).
 
     ``second`` = y2 = T(x2) and ``first`` = y1 = T(x), both (N, C, H, W); ``theta`` (N, 2, 3)
     the warp that made x2 from x; ``mask`` (N, 1, H, W) its validity. Gradients flow into
     both outputs.
     """
-    with _fp32(second.device):
-        diff = second.float() - warp(first, theta)
-        valid = mask.float().sum() * diff.shape[1]
-        return (diff.pow(2) * mask.float()).sum() / valid.clamp_min(1)
+    with full_precision(second.device):
+        diff = at_least_fp32(second) - warp(first, theta)
+        weights = mask.to(diff.dtype)
+        valid = weights.sum() * diff.shape[1]
+        return (diff.pow(2) * weights).sum() / valid.clamp_min(1)
 
 
 def flicker(transform: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, view: View) -> torch.Tensor:

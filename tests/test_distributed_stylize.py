@@ -2,7 +2,7 @@
 
 import pytest
 
-from fast_style.inference.executors import Shard
+from fast_style.inference.distributed import Shard
 from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import save_style_model
 from fast_style.nn.transformer import TransformerNet
@@ -44,7 +44,7 @@ def test_devices_run_honours_batch_size(tmp_path):
     """Each rank reads batch_size jobs at a time and runs same-size photos in one forward pass."""
     import torch
 
-    from fast_style.inference.executors import PredictJobs, job_loader
+    from fast_style.inference.distributed import PredictJobs, job_loader
     from fast_style.inference.options import StylizeOptions
     from fast_style.inference.pipeline import Job
     from fast_style.io.model_files import open_model

@@ -91,7 +91,7 @@ def main(options: BenchmarkConfig) -> int:
     try:
         import onnxruntime
     except ImportError:
-        print('error: onnxruntime is not installed; pip install -e ".[export]"', file=sys.stderr)
+        print('error: onnxruntime is not installed; pip install onnxruntime', file=sys.stderr)
         return 2
     if options.quick and not options.ckpt:
         torch.manual_seed(0)

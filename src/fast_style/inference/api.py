@@ -17,14 +17,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pytorch_lightning.utilities import rank_zero_only
 
-from fast_style.inference.executors import report, run_local, run_on_devices
+from fast_style.inference.choice import make_runner
+from fast_style.inference.executors import report, run_local
 from fast_style.inference.options import OptionError, StylizeOptions
 from fast_style.inference.pipeline import Summary, finish, load_photo, plan
-from fast_style.inference.runner import make_runner
 from fast_style.io.files import safe_name
 from fast_style.io.model_files import StyleModel, open_model
+
+
+def _rank() -> int:
+    """This process's global rank: 0 unless Lightning started it as one of several."""
+    if not any(key in os.environ for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")):
+        return 0
+    from pytorch_lightning.utilities import rank_zero_only
+
+    return rank_zero_only.rank
 
 
 def _open(model: StyleModel | str | os.PathLike, options: StylizeOptions) -> StyleModel:
@@ -54,11 +62,13 @@ def stylize(
     for outcome in refused:
         if not several:
             outcome.raise_error()
-        if rank_zero_only.rank == 0:  # with devices > 1 every process plans the same jobs
+        if _rank() == 0:  # with devices > 1 every process plans the same jobs
             report(outcome)
     if not jobs:
         summary = Summary()
     elif int(opts.devices) > 1:
+        from fast_style.inference.distributed import run_on_devices
+
         summary = run_on_devices(jobs, model, opts)
     else:
         summary = run_local(jobs, make_runner(model, opts), opts, several=several)

@@ -1,18 +1,16 @@
-"""Running a style model on image batches: device, precision, memory format, tiling.
-
-:func:`make_runner` turns an opened :class:`~fast_style.io.model_files.StyleModel` into
-a runner: a :class:`Stylizer` for a PyTorch network, a :class:`DeployedRunner` for an
-exported ONNX / TorchScript model. Both are called the same way.
+"""Running a style network on image batches: device, precision, memory format, tiling.
 
 :class:`Stylizer` wraps a network for inference. ``stylizer(batch)`` maps a
 (N, 3, H, W) float batch in [0, 1] (any device) to a (N, 3, H, W) float32 CPU batch,
 clamped to [0, 1]. Images above ``pixel_budget`` pixels go through the tiled path
 (:mod:`fast_style.inference.tiling`), whose output equals the untiled one up to rounding.
+:class:`DeployedRunner` puts an exported ONNX / TorchScript model behind the same call.
+Which runner a run gets (runtime, precision per device): :mod:`fast_style.inference.choice`.
 
 Precision: ``fp32`` keeps the model as trained; ``bf16``/``fp16`` cast weights and
-activations. ``auto`` is ``fp32`` everywhere: bf16 rounds each convolution's inputs to
-8 significant bits and the instance norms amplify that (figures: docs/results.md,
-"Precision"). The fast accurate path on a CPU is fp32 + ``channels_last`` + ``compile``.
+activations. bf16 rounds each convolution's inputs to 8 significant bits and the
+instance norms amplify that (figures: docs/results.md, "Precision"), so ``auto`` keeps a
+reduced precision only where it meets :mod:`fast_style.inference.precision`'s bound.
 """
 
 from __future__ import annotations
@@ -26,11 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fast_style.devices import resolve_device
 from fast_style.errors import FastStyleError
 from fast_style.inference.options import StylizeOptions
-from fast_style.inference.tiling import min_tile_size, tiled_forward
-from fast_style.io.model_files import StyleModel
+from fast_style.inference.tiling import tiled_forward
 from fast_style.nn.transformer import ReflectConv, TransformerNet
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -62,9 +58,10 @@ def padded_to_minimum(run: Callable[[torch.Tensor], torch.Tensor], batch: torch.
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype:
-    """``auto`` | ``fp32`` | ``bf16`` | ``fp16`` -> a torch dtype for ``device``."""
+    """``auto`` | ``fp32`` | ``bf16`` | ``fp16`` -> a torch dtype for ``device``; ``auto`` is
+    fp32 here (the calibrated choice of ``stylize.py`` is :mod:`fast_style.inference.choice`'s)."""
     if name in (None, "", "auto"):
-        return torch.float32  # within tolerance everywhere; bf16 is not (module docstring)
+        return torch.float32
     if name not in DTYPES:
         raise InferenceOptionError(f"precision={name}: choose auto, fp32, bf16 or fp16")
     if name == "fp16" and device.type == "cpu":
@@ -215,31 +212,3 @@ class DeployedRunner:
             )
         out = padded_to_minimum(self.run, batch.detach().to("cpu", torch.float32).contiguous())
         return out.float().clamp_(0, 1).cpu().contiguous()
-
-
-def make_runner(model: StyleModel, options: StylizeOptions) -> Stylizer | DeployedRunner:
-    """The runner for ``model`` with ``options`` (device, precision, channels_last,
-    compile, tiling). Exported models accept only ``precision`` auto/fp32 and no ``compile``."""
-    if model.deployed:
-        name = "ONNX" if model.kind == "onnx" else "TorchScript"
-        if str(options.precision) not in ("auto", "fp32"):
-            raise InferenceOptionError(
-                f"precision={options.precision}: exported {name} models run in fp32; use precision=auto or fp32")
-        if options.compile:
-            raise InferenceOptionError(f"compile=true does not apply to an exported {name} model; drop it")
-        return DeployedRunner(model.runtime, model.kind, int(options.pixel_budget or 0))
-    smallest = min_tile_size(model.network)
-    if int(options.pixel_budget or 0) and int(options.tile_size) < smallest:
-        raise InferenceOptionError(f"tile_size={options.tile_size}: below this model's receptive field, {smallest} px; use tile_size={max(smallest, StylizeOptions.tile_size)}")
-    device = resolve_device(str(options.device))
-    channels_last = str(options.channels_last).lower()
-    return Stylizer(
-        model.network,
-        device=device,
-        dtype=resolve_precision(str(options.precision), device),
-        channels_last=bool(options.compile) or device.type == "cuda" if channels_last == "auto" else channels_last == "true",
-        compile=bool(options.compile),
-        tile_size=int(options.tile_size),
-        tile_blend=int(options.tile_blend),
-        pixel_budget=int(options.pixel_budget or 0),
-    )

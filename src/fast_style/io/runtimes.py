@@ -23,7 +23,6 @@ from fast_style.errors import CheckpointError, FastStyleError, first_line
 from fast_style.io.metadata import ONNX_FORMAT, TORCHSCRIPT_FORMAT
 
 EXTRA_FILE = "fast_style.json"
-INSTALL_HINT = 'pip install -e ".[export]"'
 
 
 class RuntimeOptionError(FastStyleError):
@@ -31,11 +30,13 @@ class RuntimeOptionError(FastStyleError):
 
 
 def require(module: str, what: str):
-    """Import an optional dependency of the ``export`` extra, or say how to install it."""
+    """Import ``module`` (onnx and onnxruntime are dependencies; onnxscript comes with the
+    ``export`` extra), or say how to install it."""
     try:
         return __import__(module)
     except ImportError as exc:
-        raise FastStyleError(f"{what} needs the '{module}' package, which is not installed; {INSTALL_HINT}") from exc
+        hint = 'pip install -e ".[export]"' if module == "onnxscript" else f"pip install {module}"
+        raise FastStyleError(f"{what} needs the '{module}' package, which is not installed; {hint}") from exc
 
 
 def _providers(ort, device: str) -> list[str]:
@@ -51,16 +52,34 @@ def _providers(ort, device: str) -> list[str]:
     raise RuntimeOptionError(f"device={device}: ONNX models run on cpu or cuda (onnxruntime)")
 
 
-def onnx_runtime(path: Path, *, device: str = "auto", threads: int | None = None):
-    """(run function, string metadata) of an ONNX file written by ``scripts/export.py``."""
-    ort = require("onnxruntime", "running ONNX models")
+def _session(ort, model: str | bytes, *, providers: list[str], threads: int | None):
+    """An onnxruntime session of a file path or serialized model. ``threads``: intra-op
+    threads (None: onnxruntime's choice). Idle threads sleep instead of spinning, so
+    they do not take the cores from the image decoding and encoding between batches."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
     if threads:
         options.intra_op_num_threads = int(threads)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(model, sess_options=options, providers=providers)
+
+
+def _runner(session):
+    """``run``: (N, 3, H, W) float32 CPU tensor -> the model's float32 CPU output."""
+    name = session.get_inputs()[0].name
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(None, {name: x.numpy()})[0])
+
+    return run
+
+
+def onnx_runtime(path: Path, *, device: str = "auto", threads: int | None = None):
+    """(run function, string metadata) of an ONNX file written by ``scripts/export.py``."""
+    ort = require("onnxruntime", "running ONNX models")
     providers = _providers(ort, str(device))
     try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        session = _session(ort, str(path), providers=providers, threads=threads)
     except Exception as exc:  # noqa: BLE001 - truncated or corrupt protobuf, unsupported op ...: one line
         raise CheckpointError(f"{path}: not a readable ONNX model ({first_line(exc, limit=200)})") from exc
     metadata = dict(session.get_modelmeta().custom_metadata_map)
@@ -72,12 +91,14 @@ def onnx_runtime(path: Path, *, device: str = "auto", threads: int | None = None
     inputs = session.get_inputs()
     if len(inputs) != 1 or len(inputs[0].shape) != 4:
         raise CheckpointError(f"{path}: expected one (N, 3, H, W) input, found {[(i.name, i.shape) for i in inputs]}")
-    name = inputs[0].name
+    return _runner(session), metadata
 
-    def run(x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(session.run(None, {name: x.numpy()})[0])
 
-    return run, metadata
+def cpu_runtime(model: bytes, *, threads: int | None = None):
+    """The run function of a serialized ONNX model (this project's own in-memory export of
+    a PyTorch network) on onnxruntime's CPU provider."""
+    ort = require("onnxruntime", "running ONNX models")
+    return _runner(_session(ort, model, providers=["CPUExecutionProvider"], threads=threads))
 
 
 def torchscript_runtime(path: Path, *, device: str = "auto"):

@@ -1,0 +1,187 @@
+"""``stylize.py`` with its default options against a pytorch/examples-style eager loop, end to end.
+
+    python scripts/benchmark.py part=stylize [photos=8] [sizes=[1024]] [repeats=2] [per_photo=true] [quick=true]
+
+The paths are timed as whole processes, start-up included (Python, imports, loading
+the model), on the same folder of photos and the same weights:
+
+- reference: a loop like pytorch/examples' ``neural_style.py eval``, written here: load
+  the network from the model file into :class:`~fast_style.nn.transformer.TransformerNet`,
+  then for each photo open it with PIL, ``to_tensor``, ``model(x)`` under
+  ``torch.no_grad()`` in eager fp32, clamp and save a PNG; in one process for all the
+  photos, and (``per_photo``) in one process per photo, which is how pytorch/examples'
+  command line, taking one photo per call, is run on a folder;
+- fast: ``python stylize.py ckpt=<model> input=<folder> output=<folder> format=png``,
+  no speed option (``runtime``/``precision`` auto).
+
+Photos: ``photos`` JPEGs (quality 95) whose longer side is ``size``, made from the sample
+photos in ``../shared/data/content`` when present, else synthetic. The model is a seeded
+random paper-sized network (or ``ckpt``). The paths alternate ``repeats`` times; the
+table gives each run's wall time, the speed-up (median of the per-pair ratios) and the
+agreement of the outputs (PSNR, mean and max difference over all photos, 8-bit PNGs).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from fast_style.bench.inference import synthetic_photo
+from fast_style.bench.options import BenchmarkConfig
+from fast_style.io.images import images_below
+from fast_style.io.metadata import StyleModelMetadata
+from fast_style.io.model_files import save_style_model
+from fast_style.nn.transformer import TransformerNet
+
+REPO = Path(__file__).resolve().parents[3]
+SAMPLE_PHOTOS = REPO.parent / "shared" / "data" / "content"
+
+REFERENCE_LOOP = """
+import sys, time
+from pathlib import Path
+start = time.perf_counter()
+import torch
+from PIL import Image
+from torchvision.transforms.functional import to_pil_image, to_tensor
+from fast_style.io.model_files import open_model
+model = open_model(sys.argv[1]).require_network("the reference loop").eval()
+out = Path(sys.argv[2])
+for photo in map(Path, sys.argv[3:]):
+    x = to_tensor(Image.open(photo).convert("RGB")).unsqueeze(0)
+    with torch.no_grad():
+        y = model(x)
+    to_pil_image(y[0].clamp(0, 1)).save(out / (photo.stem + ".png"))
+"""
+
+
+def make_photos(folder: Path, *, count: int, size: int, seed: int) -> list[Path]:
+    """``count`` JPEGs with longer side ``size`` (sample photos, cycled, or synthetic)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = images_below(SAMPLE_PHOTOS) if SAMPLE_PHOTOS.is_dir() else []
+    paths = []
+    for i in range(count):
+        if sources:
+            image = Image.open(sources[i % len(sources)]).convert("RGB")
+            scale = size / max(image.size)
+            image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                                 Image.Resampling.LANCZOS)
+        else:
+            array = synthetic_photo(size * 3 // 4, size, seed=seed + i)[0].permute(1, 2, 0).numpy()
+            image = Image.fromarray((array * 255).round().astype(np.uint8))
+        path = folder / f"photo_{i:03d}.jpg"
+        image.save(path, quality=95)
+        paths.append(path)
+    return paths
+
+
+def timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])} ... failed: {done.stderr.strip()[-500:]}")
+    return seconds
+
+
+def agreement(reference: Path, fast: Path) -> dict:
+    """PSNR (dB; all photos' pixels together), mean and max |difference| in 1/255."""
+    squared, absolute, worst, count = 0.0, 0.0, 0, 0
+    for ref_path in sorted(reference.glob("*.png")):
+        a = np.asarray(Image.open(ref_path).convert("RGB"), dtype=np.int32)
+        b = np.asarray(Image.open(fast / ref_path.name).convert("RGB"), dtype=np.int32)
+        d = a - b
+        squared += float((d * d).sum())
+        absolute += float(np.abs(d).sum())
+        worst = max(worst, int(np.abs(d).max()))
+        count += d.size
+    mse = squared / count / 255**2
+    return {"psnr_db": float("inf") if mse == 0 else float(10 * np.log10(1 / mse)),
+            "mean_diff_255": absolute / count, "max_diff_255": worst}
+
+
+def compare(model_path: Path, photos: Path, work: Path, *, repeats: int, stylize_args: list[str],
+            per_photo: bool) -> dict:
+    """Alternating timed runs of the reference loop (one process), optionally the reference
+    as one process per photo (how pytorch/examples' CLI, which takes one photo, is run on a
+    folder), and stylize.py; the speed-ups are against the one-process loop."""
+    ref_out, per_out, fast_out = work / "reference", work / "per_photo", work / "fast"
+    files = [str(p) for p in sorted(photos.iterdir())]
+    reference = [[sys.executable, "-c", REFERENCE_LOOP, str(model_path), str(ref_out), *files]]
+    one_each = [[sys.executable, "-c", REFERENCE_LOOP, str(model_path), str(per_out), f] for f in files]
+    fast = [[sys.executable, str(REPO / "stylize.py"), f"ckpt={model_path}", f"input={photos}",
+             f"output={fast_out}", "format=png", "progress=false", *stylize_args]]
+    paths = [("reference", reference), ("fast", fast)] + ([("per_photo", one_each)] if per_photo else [])
+    runs = []
+    for i in range(repeats):
+        for folder in (ref_out, per_out, fast_out):
+            shutil.rmtree(folder, ignore_errors=True)
+        ref_out.mkdir(parents=True)
+        per_out.mkdir(parents=True)
+        # alternate the order, so that a change in machine load hits every path alike
+        order = paths if i % 2 == 0 else paths[::-1]
+        seconds = {name: sum(timed(cmd) for cmd in cmds) for name, cmds in order}
+        runs.append({**seconds, "speedup": seconds["reference"] / seconds["fast"]})
+        if per_photo:
+            runs[-1]["speedup_per_photo"] = seconds["per_photo"] / seconds["fast"]
+        print(f"  run {i + 1}: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
+              + f", x{runs[-1]['speedup']:.2f}", file=sys.stderr, flush=True)
+    return {"runs": runs, "speedup": statistics.median(r["speedup"] for r in runs), **agreement(ref_out, fast_out)}
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        f"Device: {result['device']} ({result['cpu_capability']}, {result['threads']} threads), torch {result['torch']}; "
+        f"{result['photos']} photos, longer side {result['size']} px; stylize.py {' '.join(result['stylize_args']) or '(defaults)'}",
+        "",
+        "| run | reference loop s | one process per photo s | stylize.py s | speed-up vs loop | vs per photo |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for i, r in enumerate(result["runs"], 1):
+        per = (f"{r['per_photo']:.1f} | ", f"{r['speedup_per_photo']:.2f}x") if "per_photo" in r else ("- | ", "-")
+        lines.append(f"| {i} | {r['reference']:.1f} | {per[0]}{r['fast']:.1f} | {r['speedup']:.2f}x | {per[1]} |")
+    lines += ["", f"Median speed-up {result['speedup']:.2f}x; outputs: PSNR {result['psnr_db']:.1f} dB, mean difference "
+                  f"{result['mean_diff_255']:.3f}/255, max {result['max_diff_255']}/255 (8-bit PNGs)"]
+    return "\n".join(lines)
+
+
+def main(options: BenchmarkConfig) -> int:
+    """Run the comparison, print the table, write ``options.json``; 0."""
+    size = 128 if options.quick else int(options.sizes[0])
+    count = 2 if options.quick else int(options.photos)
+    repeats = 1 if options.quick else int(options.repeats)
+    with tempfile.TemporaryDirectory(prefix="fast-style-e2e-") as tmp:
+        work = Path(tmp)
+        if options.ckpt:
+            model_path = Path(options.ckpt).resolve()
+        else:
+            torch.manual_seed(options.seed)
+            model_path = save_style_model(TransformerNet(), work / "random.safetensors",
+                                          metadata=StyleModelMetadata(style_name="random"))
+        make_photos(work / "photos", count=count, size=size, seed=options.seed)
+        stylize_args = [f"precision={options.precision}"] if options.precision != "auto" else []
+        result = {
+            "device": platform.processor() or platform.machine(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "photos": count,
+            "size": size,
+            "stylize_args": stylize_args,
+            **compare(model_path, work / "photos", work, repeats=repeats, stylize_args=stylize_args,
+                      per_photo=bool(options.per_photo) and not options.quick),
+        }
+    Path(options.json).write_text(json.dumps(result, indent=2))
+    print(markdown(result))
+    print(f"\n(JSON: {options.json})")
+    return 0

@@ -1,0 +1,202 @@
+"""Which runner ``stylize.py`` uses: the runtime and the precision, chosen per device.
+
+:func:`make_runner` turns an opened :class:`~fast_style.io.model_files.StyleModel` and
+the options into something called like a :class:`~fast_style.inference.runner.Stylizer`
+(``runner(batch, progress=...)``, ``runner.needs_tiling(h, w)``):
+
+- an exported ONNX / TorchScript file: a :class:`~fast_style.inference.runner.DeployedRunner`;
+- ``runtime=auto`` on a CPU, in fp32, without ``compile``: an :class:`OnnxStylizer`,
+  the network exported in memory (about 1.5 s for the paper's network) and run by
+  onnxruntime, which was 1.9-2.2x PyTorch's eager fp32 at 1024 px on 2 AVX2 cores and
+  agrees with it to float rounding (docs/results.md, "Stylizing end to end");
+  images above the pixel budget still go through PyTorch's tiled path;
+- ``precision=auto`` on a device with faster formats (CUDA, MPS, CPUs with native
+  bf16): a :class:`CalibratedStylizer`, which keeps the fastest precision whose output
+  meets the accuracy bound of :mod:`fast_style.inference.precision` on the first photo;
+- otherwise a :class:`~fast_style.inference.runner.Stylizer` as the options say.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from fast_style.devices import resolve_device
+from fast_style.errors import FastStyleError, first_line
+from fast_style.inference.options import RUNTIMES, StylizeOptions
+from fast_style.inference.precision import Agreement, auto_candidates, calibration_crop
+from fast_style.inference.runner import (
+    DTYPES,
+    DeployedRunner,
+    InferenceOptionError,
+    Stylizer,
+    padded_to_minimum,
+    resolve_precision,
+)
+from fast_style.inference.tiling import min_tile_size
+from fast_style.io.model_files import StyleModel
+
+log = logging.getLogger(__name__)
+
+# the in-memory export must agree with PyTorch to float rounding before it is used
+EXPORT_TOLERANCE = 1e-3
+EXPORT_CHECK_SHAPE = (1, 3, 37, 45)
+
+
+def notice(message: str) -> None:
+    """One line on stderr about a choice made for the user (the stylize CLI logs nothing else)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class OnnxStylizer:
+    """A PyTorch network run by onnxruntime on the CPU, with PyTorch's tiled path for
+    images above the pixel budget. Same interface and output as :class:`Stylizer`."""
+
+    run: Callable[[torch.Tensor], torch.Tensor]
+    tiled: Stylizer
+
+    def needs_tiling(self, height: int, width: int) -> bool:
+        return self.tiled.needs_tiling(height, width)
+
+    def __call__(self, batch: torch.Tensor, *, progress: Callable[[], None] | None = None) -> torch.Tensor:
+        if batch.dim() == 3:
+            batch = batch[None]
+        if self.needs_tiling(*batch.shape[-2:]):
+            return self.tiled(batch, progress=progress)
+        out = padded_to_minimum(self.run, batch.detach().to("cpu", torch.float32).contiguous())
+        return out.float().clamp_(0, 1).contiguous()
+
+
+def onnx_stylizer(network: torch.nn.Module, tiled: Stylizer) -> OnnxStylizer:
+    """``network`` exported in memory and opened in onnxruntime, checked against PyTorch on
+    a small odd-sized input (raises :class:`FastStyleError` when any of it fails), with
+    ``tiled`` for the images above the pixel budget."""
+    from fast_style.io.export import onnx_bytes
+    from fast_style.io.runtimes import cpu_runtime
+
+    run = cpu_runtime(onnx_bytes(network), threads=torch.get_num_threads())
+    probe = torch.rand(*EXPORT_CHECK_SHAPE, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        expected = network(probe)
+    difference = (run(probe) - expected).abs().max().item()
+    if not difference <= EXPORT_TOLERANCE:
+        raise FastStyleError(f"the ONNX export differs from PyTorch by {difference:.2e}")
+    return OnnxStylizer(run, tiled)
+
+
+@dataclass
+class CalibratedStylizer:
+    """``precision=auto`` where reduced precisions may be faster: on the first batch, each
+    candidate (fastest first) is compared with fp32 on a crop of the first photo, and
+    the first one within the accuracy bound is used for the whole run (fp32 if none)."""
+
+    make: Callable[[torch.dtype], Stylizer]
+    candidates: list[torch.dtype]
+    pixel_budget: int = 0
+    chosen: Stylizer | None = field(default=None, init=False)
+    agreement: Agreement | None = field(default=None, init=False)
+
+    def needs_tiling(self, height: int, width: int) -> bool:
+        return bool(self.pixel_budget) and height * width > self.pixel_budget
+
+    def __call__(self, batch: torch.Tensor, *, progress: Callable[[], None] | None = None) -> torch.Tensor:
+        if self.chosen is None:
+            self.chosen = self.choose(batch[None] if batch.dim() == 3 else batch)
+        return self.chosen(batch, progress=progress)
+
+    def choose(self, batch: torch.Tensor) -> Stylizer:
+        crop = calibration_crop(batch)
+        fp32 = self.make(torch.float32)
+        reference = fp32(crop)
+        for dtype in self.candidates:
+            if dtype == torch.float32:
+                break
+            stylizer = self.make(dtype)
+            agreement = Agreement.of(stylizer(crop), reference)
+            name = _name(dtype)
+            if agreement.within_bound:
+                self.agreement = agreement
+                notice(f"precision=auto: {name} on {fp32.device.type} ({agreement.line()} on the first photo)")
+                return stylizer
+            notice(f"precision=auto: not {name} ({agreement.line()}: below the bound); trying the next")
+        notice(f"precision=auto: fp32 on {fp32.device.type}")
+        return fp32
+
+
+def _name(dtype: torch.dtype) -> str:
+    return next(name for name, value in DTYPES.items() if value == dtype)
+
+
+def check_runtime(options: StylizeOptions) -> str:
+    runtime = str(options.runtime)
+    if runtime not in RUNTIMES:
+        raise InferenceOptionError(f"runtime={runtime}: choose {', '.join(RUNTIMES)}")
+    return runtime
+
+
+def make_runner(model: StyleModel, options: StylizeOptions) -> Stylizer | DeployedRunner | OnnxStylizer | CalibratedStylizer:
+    """The runner for ``model`` with ``options`` (see the module docstring). Exported models
+    accept only ``precision`` auto/fp32, no ``compile`` and no ``runtime=torch``."""
+    runtime = check_runtime(options)
+    if model.deployed:
+        name = "ONNX" if model.kind == "onnx" else "TorchScript"
+        if str(options.precision) not in ("auto", "fp32"):
+            raise InferenceOptionError(
+                f"precision={options.precision}: exported {name} models run in fp32; use precision=auto or fp32")
+        if options.compile:
+            raise InferenceOptionError(f"compile=true does not apply to an exported {name} model; drop it")
+        return DeployedRunner(model.runtime, model.kind, int(options.pixel_budget or 0))
+    smallest = min_tile_size(model.network)
+    if int(options.pixel_budget or 0) and int(options.tile_size) < smallest:
+        raise InferenceOptionError(f"tile_size={options.tile_size}: below this model's receptive field, {smallest} px; use tile_size={max(smallest, StylizeOptions.tile_size)}")
+    device = resolve_device(str(options.device))
+    channels_last = str(options.channels_last).lower()
+    precision = str(options.precision)
+
+    def make(dtype: torch.dtype) -> Stylizer:
+        return Stylizer(
+            model.network,
+            device=device,
+            dtype=dtype,
+            channels_last=bool(options.compile) or device.type == "cuda" if channels_last == "auto" else channels_last == "true",
+            compile=bool(options.compile),
+            tile_size=int(options.tile_size),
+            tile_blend=int(options.tile_blend),
+            pixel_budget=int(options.pixel_budget or 0),
+        )
+
+    candidates = auto_candidates(device) if precision in ("", "auto") else [resolve_precision(precision, device)]
+    if runtime == "onnx" or (runtime == "auto" and _onnx_fits(device, candidates, options)):
+        return _onnx_or_torch(model.network, make(torch.float32), required=runtime == "onnx", device=device, candidates=candidates)
+    if len(candidates) > 1 and not options.compile:
+        return CalibratedStylizer(make, candidates, int(options.pixel_budget or 0))
+    return make(candidates[0])
+
+
+def _onnx_fits(device: torch.device, candidates: list[torch.dtype], options: StylizeOptions) -> bool:
+    """``runtime=auto`` uses onnxruntime on a CPU in fp32 without torch-only options."""
+    from importlib.util import find_spec
+
+    torch_only = bool(options.compile) or str(options.channels_last).lower() != "auto"
+    return (device.type == "cpu" and candidates == [torch.float32] and not torch_only
+            and find_spec("onnx") is not None and find_spec("onnxruntime") is not None)
+
+
+def _onnx_or_torch(network: torch.nn.Module, stylizer: Stylizer, *, required: bool, device: torch.device,
+                   candidates: list[torch.dtype]) -> OnnxStylizer | Stylizer:
+    if required and (device.type != "cpu" or candidates != [torch.float32]):
+        raise InferenceOptionError("runtime=onnx runs in fp32 on the CPU; use device=cpu precision=auto, or runtime=torch")
+    if required and (stylizer.compile or stylizer.channels_last):
+        raise InferenceOptionError("runtime=onnx: compile and channels_last are PyTorch options; drop them, or use runtime=torch")
+    try:
+        return onnx_stylizer(network, stylizer)
+    except Exception as exc:  # noqa: BLE001 - any export or runtime failure: PyTorch still works
+        if required:
+            raise InferenceOptionError(f"runtime=onnx: {first_line(exc)}") from exc
+        notice(f"runtime=auto: onnxruntime not used ({first_line(exc)}); running in PyTorch")
+        return stylizer

@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: help install demo test test-fast lint bench clean
+.PHONY: help install demo test test-fast lint bench gpu-check clean
 
 help:
 	@echo "make demo       offline demo: trains a small style model, checks it on 2 held-out photos (~5.5 min on 2 CPU cores)"
@@ -11,6 +11,7 @@ help:
 	@echo "make test-fast  unit tests only (skips end-to-end subprocess tests)"
 	@echo "make lint       ruff"
 	@echo "make bench      scripts/benchmark.py part=all"
+	@echo "make gpu-check  scripts/gpu_check.py: training and stylize speed on a CUDA GPU (one line without one; docs/gpu.md)"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -34,6 +35,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) scripts/benchmark.py part=all
+
+gpu-check: $(STAMP)
+	$(PY) scripts/gpu_check.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

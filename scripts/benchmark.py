@@ -4,7 +4,8 @@
     python scripts/benchmark.py part=training [key=value ...]    # training steps (fast_style.bench.training)
     python scripts/benchmark.py part=onnx [key=value ...]        # PyTorch vs onnxruntime (fast_style.bench.onnx)
     python scripts/benchmark.py part=video [key=value ...]       # clips: frames/s and peak memory (fast_style.bench.video)
-    python scripts/benchmark.py [part=all] [quick=true]          # inference, training and onnx in turn
+    python scripts/benchmark.py part=data [key=value ...]        # photo folder vs shards, images/s (fast_style.bench.data)
+    python scripts/benchmark.py [part=all] [quick=true]          # inference, training, onnx and data in turn
 
     e.g. part=inference sizes=[1024,2048] big=false tiling=false
          part=training sizes=[256x4] steps=30 compile=true warmup=5

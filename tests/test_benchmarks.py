@@ -8,9 +8,12 @@ from conftest import run_entry
 
 
 def test_unknown_part_is_a_one_line_error(tmp_path):
+    from fast_style.bench.options import PARTS
+
     result = run_entry("scripts/benchmark.py", "part=nope", cwd=tmp_path, timeout=60)
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: unknown part 'nope'; choose inference, training, onnx, video or all"
+    assert PARTS[:5] == ("inference", "training", "onnx", "video", "data")
+    assert result.stderr.strip() == f"error: unknown part 'nope'; choose {', '.join(PARTS)} or all"
 
 
 @pytest.mark.slow
@@ -32,7 +35,7 @@ def test_flat_keys_reach_each_part_with_its_own_defaults():
 
     parts = BenchmarkConfig().parts()
     assert [(c.part, c.sizes, c.json) for c in parts] == [
-        (p, DEFAULT_SIZES[p], f"benchmark-{p}.json") for p in ("inference", "training", "onnx")]
+        (p, DEFAULT_SIZES[p], f"benchmark-{p}.json") for p in ("inference", "training", "onnx", "data")]
     (inference,) = BenchmarkConfig(part="inference", sizes=[1024, 2048], big=False, quick=True).parts()
     assert (inference.sizes, inference.big, inference.tiling, inference.quick) == ([1024, 2048], False, True, True)
     (training,) = BenchmarkConfig(part="training", sizes=["256x4"]).parts()
@@ -60,3 +63,19 @@ def test_video_part_reports_frames_per_second_and_peak_memory(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert [(r["size"], r["frames"], r["detail"]) for r in rows] == [("64x36", 15, "15 frames"), ("64x36", 30, "30 frames")]
     assert all(r["fps"] > 0 and 100 < r["peak_mb"] < 8000 for r in rows)
+
+
+def test_data_quick_compares_folder_and_shards(tmp_path, capsys):
+    from fast_style.bench import run
+    from fast_style.bench.options import BenchmarkConfig
+
+    out = tmp_path / "data.json"
+    assert run(BenchmarkConfig(part="data", quick=True, json=str(out))) == 0
+    assert "| size | source | images/s per worker | vs folder |" in capsys.readouterr().out
+    (result,) = json.loads(out.read_text())["results"]
+    sources = result["sources"]
+    assert list(sources) == ["folder", "jpeg", "raw"] and result["images"] == 16
+    assert all(s["images_per_s"] > 0 for s in sources.values()) and sources["folder"]["speedup"] == 1.0
+    # raw shards store every pixel; JPEG shards far fewer bytes
+    assert sources["raw"]["bytes_per_image"] > sources["jpeg"]["bytes_per_image"]
+    assert sources["raw"]["speedup"] > 1.0

@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from fast_style.devices import native_bf16
 from fast_style.errors import FastStyleError
 from fast_style.training.train import train
 
@@ -115,6 +116,8 @@ def test_train_py_end_to_end_then_resume(tmp_path, image_folder, style_file):
     assert list((tmp_path / "run1" / "tensorboard").glob("events.out.tfevents.*"))
     assert (tmp_path / "run1" / "samples" / "step_0000004.png").is_file()
     assert "Training finished" in first.stdout
+    chosen = "trainer.precision=bf16-mixed" if native_bf16(torch.device("cpu")) else "trainer.precision=32-true"
+    assert "fast path: CPU" in first.stdout + first.stderr and chosen in first.stdout + first.stderr
     curve = run_entry("scripts/loss_curve.py", f"run_dir={tmp_path / 'run1'}", cwd=tmp_path)
     assert curve.returncode == 0, curve.stderr
     assert "total:" in curve.stdout and "| step |" in curve.stdout, curve.stderr

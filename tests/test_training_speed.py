@@ -174,3 +174,34 @@ def test_benchmark_quick_writes_json(tmp_path, capsys):
     assert result["losses_agree"] and result["fast_steps_per_s"] > 0 and result["reference_steps_per_s"] > 0
     assert set(result["losses"]["fast"]) == {"content", "style", "tv", "total"}
     assert "| 32 px | 2 |" in capsys.readouterr().out
+
+
+def test_auto_trainer_is_the_default_and_resolves_per_device(monkeypatch):
+    from fast_style import devices
+    from fast_style.training.train import resolve_auto_path
+
+    cfg = compose_train([])
+    assert (cfg.trainer.precision, cfg.channels_last, cfg.trainer.accelerator) == ("auto", "auto", "auto")
+    cases = {  # (cuda bf16, cpu native bf16) -> device -> (precision, channels_last)
+        ("cuda", True, False): ("bf16-mixed", True),
+        ("cuda", False, False): ("16-mixed", True),
+        ("cpu", False, True): ("bf16-mixed", "loss_net"),
+        ("cpu", False, False): ("32-true", "loss_net"),
+        ("mps", False, False): ("32-true", False),
+    }
+    for (kind, cuda_bf16, cpu_bf16), expected in cases.items():
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, v=cuda_bf16, **k: v)
+        monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda v=cpu_bf16: v)
+        path = devices.training_path(torch.device(kind))
+        assert (path.precision, path.channels_last) == expected, kind
+        cfg = compose_train([f"trainer.accelerator={'gpu' if kind == 'cuda' else kind}"])
+        resolve_auto_path(cfg)
+        assert (cfg.trainer.precision, cfg.channels_last) == expected
+    # a value set by hand is kept, the other half still resolved
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    cfg = compose_train(["trainer.accelerator=cpu", "trainer.precision=32-true"])
+    resolve_auto_path(cfg)
+    assert (cfg.trainer.precision, cfg.channels_last) == ("32-true", "loss_net")
+    cfg = compose_train(["trainer=cpu"])  # explicit groups do not go through auto
+    resolve_auto_path(cfg)
+    assert (cfg.trainer.precision, cfg.channels_last) == ("bf16-mixed", "loss_net")

@@ -113,8 +113,8 @@ class TrainConfig:
     ``auto_resume``: without ckpt_path, resume from the run folder's
     ``checkpoints/last.ckpt`` (a requeued or re-run job); ``lr``: Adam learning rate
     (paper 1e-3); ``lr_schedule``: constant (paper) or cosine (to 0 at trainer.max_steps);
-    ``channels_last``: NHWC for both networks (true) or the loss
-    network only (loss_net); ``compile``: torch.compile both networks; ``check``:
+    ``channels_last``: NHWC for both networks (true), the loss network only (loss_net),
+    neither (false), or auto (the device's fast layout, ``fast_style.devices.training_path``); ``compile``: torch.compile both networks; ``check``:
     after training, check the model on held-out photos (:class:`CheckSchema`).
     """
 
@@ -124,7 +124,7 @@ class TrainConfig:
     auto_resume: bool = True
     lr: float = 1.0e-3
     lr_schedule: str = "constant"
-    channels_last: Any = False
+    channels_last: Any = "auto"
     compile: bool = False
     style: StyleSchema = field(default_factory=StyleSchema)
     model: ModelSchema = field(default_factory=ModelSchema)

@@ -3,6 +3,7 @@ training and inference."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -63,3 +64,46 @@ def cluster_plugins() -> list[Any]:
     from pytorch_lightning.plugins.environments import SLURMEnvironment
 
     return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
+
+
+@dataclass(frozen=True)
+class TrainingPath:
+    """What ``trainer=auto`` trains with on a device: Lightning's ``precision``, the
+    ``channels_last`` switch of :class:`~fast_style.training.module.StyleTransferModule`,
+    and why (one line for the log)."""
+
+    precision: str
+    channels_last: bool | str
+    reason: str
+
+
+def training_path(device: torch.device) -> TrainingPath:
+    """The fastest training set-up known for ``device`` (measured: docs/results.md, "Training speed").
+
+    - CUDA with bf16 (Ampere and later): bf16 autocast, NHWC for both networks (tensor cores);
+    - CUDA without bf16: fp16 autocast with Lightning's gradient scaler (``16-mixed``), NHWC;
+    - CPU with native bf16 (AVX512-BF16, AMX): bf16 autocast, NHWC for VGG only (the
+      transform net's instance norms copy NHWC tensors back to NCHW on CPUs);
+    - other CPUs: fp32 (emulated bf16 is several times slower), NHWC for VGG only;
+    - MPS and anything else: fp32, NCHW.
+    Grams and losses stay fp32 under autocast (:mod:`fast_style.nn.losses`).
+    """
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return TrainingPath("bf16-mixed", True, "CUDA GPU with bf16")
+        return TrainingPath("16-mixed", True, "CUDA GPU without bf16: fp16 autocast with gradient scaling")
+    if device.type == "cpu":
+        if cpu_has_native_bf16():
+            return TrainingPath("bf16-mixed", "loss_net", "CPU with native bf16 (AVX512-BF16 or AMX)")
+        return TrainingPath("32-true", "loss_net", "CPU without native bf16 (bf16 would be emulated, and slower)")
+    return TrainingPath("32-true", False, f"{device.type.upper()}: fp32")
+
+
+def accelerator_device(accelerator: str) -> torch.device:
+    """The device type Lightning's ``Trainer(accelerator=...)`` will train on."""
+    name = str(accelerator).lower()
+    if name in ("gpu", "cuda"):
+        return torch.device("cuda")
+    if name in ("cpu", "mps"):
+        return torch.device(name)
+    return resolve_device("auto")

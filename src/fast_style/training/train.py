@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from fast_style.devices import cluster_plugins
+from fast_style.devices import accelerator_device, cluster_plugins, training_path
 from fast_style.errors import FastStyleError
 from fast_style.io.files import atomic_write_text
 from fast_style.io.images import load_image
@@ -76,6 +76,24 @@ def _quiet_known_warnings() -> None:
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated.*")
 
 
+def resolve_auto_path(cfg: DictConfig) -> None:
+    """Replace ``trainer.precision=auto`` and ``channels_last=auto`` (``trainer=auto``, the
+    default) by the device's fast path (:func:`fast_style.devices.training_path`), in
+    place, and log the choice in one line; values set by hand are kept."""
+    auto_precision = str(cfg.trainer.get("precision")) == "auto"
+    auto_layout = str(cfg.get("channels_last")) == "auto"
+    if not (auto_precision or auto_layout):
+        return
+    device = accelerator_device(cfg.trainer.get("accelerator", "auto"))
+    path = training_path(device)
+    if auto_precision:
+        cfg.trainer.precision = path.precision
+    if auto_layout:
+        cfg.channels_last = path.channels_last
+    log.info("fast path: %s -> trainer.precision=%s, channels_last=%s%s", path.reason, cfg.trainer.precision,
+             str(cfg.channels_last).lower(), "" if auto_precision and auto_layout else " (partly set by hand)")
+
+
 FINISHED_MARKER = "finished.json"
 SIGTERM_EXIT = 128 + 15  # the shell's status for a process ended by SIGTERM
 
@@ -123,6 +141,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from it.
     """
     _quiet_known_warnings()
+    resolve_auto_path(cfg)
     check_train_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,8 @@
     python scripts/benchmark.py part=onnx [key=value ...]        # PyTorch vs onnxruntime (fast_style.bench.onnx)
     python scripts/benchmark.py part=video [key=value ...]       # clips: frames/s and peak memory (fast_style.bench.video)
     python scripts/benchmark.py part=data [key=value ...]        # photo folder vs shards, images/s (fast_style.bench.data)
+    python scripts/benchmark.py part=stylize [key=value ...]     # stylize.py end to end vs an eager loop (fast_style.bench.stylize)
+    python scripts/benchmark.py part=precision [key=value ...]   # bf16 / fp16 against fp32: PSNR (fast_style.bench.precision)
     python scripts/benchmark.py [part=all] [quick=true]          # inference, training, onnx and data in turn
 
     e.g. part=inference sizes=[1024,2048] big=false tiling=false

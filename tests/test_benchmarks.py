@@ -79,3 +79,29 @@ def test_data_quick_compares_folder_and_shards(tmp_path, capsys):
     # raw shards store every pixel; JPEG shards far fewer bytes
     assert sources["raw"]["bytes_per_image"] > sources["jpeg"]["bytes_per_image"]
     assert sources["raw"]["speedup"] > 1.0
+
+
+def test_precision_quick_reports_psnr_against_fp32(tmp_path, capsys):
+    from fast_style.bench import precision
+    from fast_style.bench.options import BenchmarkConfig
+
+    (config,) = BenchmarkConfig(part="precision", quick=True, json=str(tmp_path / "p.json")).parts()
+    assert precision.main(config) == 0
+    rows = json.loads((tmp_path / "p.json").read_text())["rows"]
+    assert [(r["precision"], r["size"]) for r in rows] == [("bf16", 64), ("fp16", 64)]
+    for r in rows:  # fp16 keeps 3 more mantissa bits than bf16
+        assert 20 < r["psnr_db"] < 100 and r["within_bound"] == (r["psnr_db"] >= 40 and r["mean_diff_255"] <= 1)
+    assert rows[1]["psnr_db"] > rows[0]["psnr_db"] + 6
+    assert "| random paper-sized | 64 | bf16 |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_stylize_part_times_stylize_py_against_the_eager_loop(tmp_path):
+    out = tmp_path / "e2e.json"
+    result = run_entry("scripts/benchmark.py", "part=stylize", "quick=true", f"json={out}", cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(out.read_text())
+    (run,) = data["runs"]
+    assert run["reference"] > 0 and run["fast"] > 0 and data["photos"] == 2 and data["size"] == 128
+    assert data["psnr_db"] >= 40 and data["max_diff_255"] <= 2  # onnxruntime vs eager PyTorch, 8-bit outputs
+    assert "| run | reference loop s |" in result.stdout

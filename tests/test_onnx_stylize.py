@@ -112,11 +112,15 @@ def test_corrupt_and_foreign_onnx_files_give_one_line(models, tmp_path):
         open_runner(_cfg(ckpt=str(foreign)))
 
 
-def test_missing_onnxruntime_names_the_extra(models, monkeypatch):
-    _, _, onnx = models
+def test_missing_onnxruntime_names_the_install_and_pytorch_models_still_run(models, monkeypatch):
+    net, ckpt, onnx = models
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails
-    with pytest.raises(FastStyleError, match=r'pip install -e "\.\[export\]"'):
+    with pytest.raises(FastStyleError, match="needs the 'onnxruntime' package, which is not installed; pip install onnxruntime"):
         open_runner(_cfg(ckpt=str(onnx)))
+    runner = open_runner({"ckpt": str(ckpt), "progress": False})  # runtime=auto: PyTorch without onnxruntime
+    x = torch.rand(1, 3, 20, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(runner(x), net(x).clamp(0, 1), atol=1e-5, rtol=0)
 
 
 def test_torchscript_models_run_too(models, tmp_path):

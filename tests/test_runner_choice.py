@@ -148,3 +148,21 @@ def test_calibrated_runner_is_used_where_the_device_has_candidates(model_file, m
     runner = make_runner(_model(model_file), StylizeOptions())
     assert isinstance(runner, CalibratedStylizer)
     assert isinstance(make_runner(_model(model_file), StylizeOptions(precision="fp32", runtime="torch")), Stylizer)
+
+
+def test_default_pixel_budget_grows_with_free_gpu_memory_only(monkeypatch):
+    from fast_style.inference.choice import device_pixel_budget
+
+    net = TransformerNet(width=32, num_residual=1)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    default = StylizeOptions()
+    assert device_pixel_budget(default, cpu, net) == StylizeOptions.pixel_budget
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (100 * 2**30, 140 * 2**30))
+    # half of 100 GiB at 300 bytes per pixel: ~179 MP, capped at max_pixels
+    assert device_pixel_budget(default, cuda, net) == StylizeOptions.max_pixels
+    assert device_pixel_budget(StylizeOptions(max_pixels=10**9), cuda, net) == int(50 * 2**30 / 300)
+    assert device_pixel_budget(StylizeOptions(max_pixels=10**9, batch_size=4), cuda, net) == int(50 * 2**30 / 1200)
+    assert device_pixel_budget(StylizeOptions(pixel_budget=1000), cuda, net) == 1000  # set by hand: kept
+    assert device_pixel_budget(StylizeOptions(pixel_budget=0), cuda, net) == 0
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2**30, 8 * 2**30))
+    assert device_pixel_budget(default, cuda, net) == StylizeOptions.pixel_budget  # never below the default

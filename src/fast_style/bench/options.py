@@ -9,6 +9,7 @@ Which keys each part reads (``part=all`` runs every part in turn):
                  steps, warmup, batched, device, seed; sizes are SIZExBATCH (``[256x4,128x8]``)
     onnx         ckpt, threads (onnxruntime intra-op threads; None: its own choice)
     video        ckpt, seed, seconds (clip lengths, default [5, 10, 20]); sizes are WIDTHxHEIGHT
+    precision    ckpt (besides the random paper-sized net); accuracy of bf16 / fp16 against fp32
     stylize      ckpt, seed, photos (how many), repeats, per_photo; sizes[0] is the photos' longer side
     data         images (generated 640x480 photos), rounds, seed; sizes are crop = data.resize sizes
 """
@@ -22,11 +23,11 @@ from typing import Any
 from fast_style.errors import FastStyleError
 from fast_style.inference.runner import DEFAULT_PIXEL_BUDGET
 
-PARTS = ("inference", "training", "onnx", "video", "data", "stylize")
-# part=all: the side-by-side ratios (data takes ~30 s on 2 cores); video and stylize (minutes) only when named
+PARTS = ("inference", "training", "onnx", "video", "data", "stylize", "precision")
+# part=all: the side-by-side ratios (data takes ~30 s on 2 cores); video, stylize and precision (minutes) only when named
 ALL_PARTS = ("inference", "training", "onnx", "data")
 DEFAULT_SIZES = {"inference": [256, 512, 1024, 2048], "training": ["256x4", "128x8"], "onnx": [256, 512, 1024],
-                 "video": ["1280x720"], "data": [256], "stylize": [1024]}
+                 "video": ["1280x720"], "data": [256], "stylize": [1024], "precision": [1024]}
 
 
 class BenchOptionError(FastStyleError):

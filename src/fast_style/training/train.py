@@ -55,6 +55,9 @@ def load_style_tensor(path: Path, *, size: int | None) -> torch.Tensor:
 
 
 def build_module(cfg: DictConfig, style_image: torch.Tensor) -> StyleTransferModule:
+    """The module as configured; ``auto`` precision and layout are resolved first (in ``cfg``,
+    so that a Trainer instantiated from ``cfg.trainer`` afterwards gets the same choice)."""
+    resolve_auto_path(cfg)
     return StyleTransferModule(
         model=_plain(cfg.model),
         loss=_plain(cfg.loss),

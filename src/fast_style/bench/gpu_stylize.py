@@ -12,13 +12,15 @@ channels_last as its ``auto`` picks: on CUDA) around a seeded random paper-sized
     images/s = batch / seconds per call;  MP/s = images/s * W * H / 1e6
 
 ``+cudagraphs`` compiles the runner's network with ``mode="reduce-overhead"`` (one CUDA
-graph per input shape, replayed; the runner has no such option yet, so it is set here).
-``+tiled`` keeps the runner's default pixel budget: images above it take the tiled path,
+graph per input shape, replayed: ``Stylizer.compile_mode``). ``+tiled`` sets the pixel
+budget to the CPU default, 4.2 MP (on CUDA ``stylize.py``'s default grows with the free
+memory, so a 4K frame runs whole there): images above it take the tiled path,
 timed over ``tiled_steps`` calls with no warm-up (a tiled 4K image takes seconds).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -61,20 +63,19 @@ def build_runner(variant: Variant, network: TransformerNet, *, device: torch.dev
     if not isinstance(runner, Stylizer):
         raise TypeError(f"make_runner gave a {type(runner).__name__} for {variant.name}; gpu-check times a Stylizer")
     if variant.cudagraphs:
-        runner.compile = True  # no_grad rather than inference_mode around the compiled call
-        runner._forward = torch.compile(runner.model, mode="reduce-overhead", dynamic=False)
+        runner = dataclasses.replace(runner, compile=True, compile_mode="reduce-overhead")
+    if variant.tiled:
+        runner = dataclasses.replace(runner, pixel_budget=StylizeOptions.pixel_budget)
     return runner
 
 
-def network_call(runner: Stylizer, x: torch.Tensor, *, cudagraphs: bool):
+def network_call(runner: Stylizer, x: torch.Tensor):
     """The network alone on a prepared batch, as the runner runs it (its context, its
     compiled or eager forward)."""
 
     def call() -> torch.Tensor:
-        if cudagraphs:
-            torch.compiler.cudagraph_mark_step_begin()
-        with runner._context():
-            return runner._forward(x)
+        with runner.context():
+            return runner.forward(x)
 
     return call
 
@@ -102,7 +103,7 @@ def measure_variant(
             rows.append(row(variant, "host", (width, height), batch, timing))
             continue
         x = runner.prepare(host)
-        timing = time_calls(network_call(runner, x, cudagraphs=variant.cudagraphs), device=device,
+        timing = time_calls(network_call(runner, x), device=device,
                             warmup=warmup, steps=steps)
         rows.append(row(variant, "device", (width, height), batch, timing))
         del x

@@ -117,7 +117,9 @@ class Stylizer:
     width; ``pixel_budget``: images with more pixels than this are tiled (0: never).
     ``channels_last``: NHWC activations (fastest for oneDNN and tensor cores when the
     whole graph is compiled; in eager mode PyTorch's NHWC norms and pads are slower).
-    ``compile``: ``torch.compile`` with weight freezing (first call compiles, ~1 min).
+    ``compile``: ``torch.compile`` with weight freezing (first call compiles, ~1 min);
+    ``compile_mode``: its ``mode`` (``"reduce-overhead"``: each call replayed as one CUDA
+    graph, on CUDA only).
     ``fold_head``: run the last layer as a :class:`FoldedHead` (same result, faster on
     CPUs). The model is copied first when it is changed, so the caller's is untouched.
     """
@@ -127,6 +129,7 @@ class Stylizer:
     dtype: torch.dtype = torch.float32
     channels_last: bool = False
     compile: bool = False
+    compile_mode: str = "default"
     tile_size: int = StylizeOptions.tile_size
     tile_blend: int = StylizeOptions.tile_blend
     pixel_budget: int = StylizeOptions.pixel_budget
@@ -147,7 +150,7 @@ class Stylizer:
             import torch._inductor.config as inductor_config
 
             inductor_config.freezing = True
-            self._forward = torch.compile(model, dynamic=False)
+            self._forward = torch.compile(model, dynamic=False, mode=self.compile_mode)
 
     def prepare(self, batch: torch.Tensor) -> torch.Tensor:
         """Move a float batch to the model's device, dtype and memory format."""
@@ -182,8 +185,19 @@ class Stylizer:
                     for image in batch
                 ]
                 return outputs[0][None] if len(outputs) == 1 else torch.stack(outputs)
-            out = self._forward(self.prepare(batch))
+            out = self.forward(self.prepare(batch))
             return out.float().clamp_(0, 1).cpu().contiguous()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The network (compiled or eager) on a batch already prepared by :meth:`prepare`,
+        under the caller's grad mode; the unclamped output on the device."""
+        if self.compile and self.compile_mode == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # the previous graph's outputs may be overwritten
+        return self._forward(x)
+
+    def context(self) -> contextlib.AbstractContextManager:
+        """The grad mode calls run in: inference_mode, or no_grad for compiled code."""
+        return self._context()
 
 
 @dataclass

@@ -30,7 +30,7 @@ from fast_style.bench.timing import Timing, time_calls
 from fast_style.bench.variants import Variant
 from fast_style.inference.choice import make_runner
 from fast_style.inference.options import StylizeOptions
-from fast_style.inference.runner import Stylizer
+from fast_style.inference.runner import DTYPES, Stylizer, dtype_name
 from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import StyleModel
 from fast_style.nn.transformer import TransformerNet
@@ -125,7 +125,7 @@ def precision_agreement(network: TransformerNet, *, size: tuple[int, int], devic
     fp32 = Stylizer(network, device=device, pixel_budget=0)(x)
     rows = []
     for name in ("bf16", "fp16") if device.type == "cuda" else ("bf16",):
-        dtype = torch.bfloat16 if name == "bf16" else torch.float16
+        dtype = DTYPES[name]
         agreement = Agreement.of(Stylizer(network, device=device, dtype=dtype, pixel_budget=0)(x), fp32)
         rows.append({"precision": name, "psnr_db": agreement.psnr_db, "mean_diff_255": agreement.mean_diff * 255,
                      "within_bound": agreement.within_bound})
@@ -135,5 +135,4 @@ def precision_agreement(network: TransformerNet, *, size: tuple[int, int], devic
     runner = make_runner(model, options)
     runner(x)
     chosen = runner.chosen.dtype if isinstance(runner, CalibratedStylizer) else runner.dtype
-    names = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
-    return {"size": f"{width}x{height}", "rows": rows, "auto": names.get(chosen, str(chosen))}
+    return {"size": f"{width}x{height}", "rows": rows, "auto": dtype_name(chosen)}

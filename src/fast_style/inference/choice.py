@@ -30,12 +30,12 @@ from fast_style.errors import FastStyleError, first_line
 from fast_style.inference.options import RUNTIMES, StylizeOptions
 from fast_style.inference.precision import Agreement, auto_candidates, calibration_crop
 from fast_style.inference.runner import (
-    DTYPES,
     DeployedRunner,
     InferenceOptionError,
     Stylizer,
-    padded_to_minimum,
+    dtype_name,
     resolve_precision,
+    run_on_cpu,
 )
 from fast_style.inference.tiling import min_tile_size
 from fast_style.io.model_files import StyleModel
@@ -71,8 +71,7 @@ class OnnxStylizer:
             batch = batch[None]
         if self.needs_tiling(*batch.shape[-2:]):
             return self.tiled(batch, progress=progress)
-        out = padded_to_minimum(self.run, batch.detach().to("cpu", torch.float32).contiguous())
-        return out.float().clamp_(0, 1).contiguous()
+        return run_on_cpu(self.run, batch)
 
 
 def onnx_stylizer(network: torch.nn.Module, tiled: Stylizer) -> OnnxStylizer:
@@ -121,7 +120,7 @@ class CalibratedStylizer:
                 break
             stylizer = self.make(dtype)
             agreement = Agreement.of(stylizer(crop), reference)
-            name = _name(dtype)
+            name = dtype_name(dtype)
             if agreement.within_bound:
                 self.agreement = agreement
                 notice(f"precision=auto: {name} on {fp32.device.type} ({agreement.line()} on the first photo)")
@@ -129,10 +128,6 @@ class CalibratedStylizer:
             notice(f"precision=auto: not {name} ({agreement.line()}: below the bound); trying the next")
         notice(f"precision=auto: fp32 on {fp32.device.type}")
         return fp32
-
-
-def _name(dtype: torch.dtype) -> str:
-    return next(name for name, value in DTYPES.items() if value == dtype)
 
 
 def device_pixel_budget(options: StylizeOptions, device: torch.device, network: torch.nn.Module) -> int:

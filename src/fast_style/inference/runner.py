@@ -30,6 +30,11 @@ from fast_style.inference.tiling import tiled_forward
 from fast_style.nn.transformer import ReflectConv, TransformerNet
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """fp32 / bf16 / fp16: the option name of a dtype (its torch name for any other)."""
+    return next((name for name, value in DTYPES.items() if value == dtype), str(dtype).removeprefix("torch."))
 DEFAULT_PIXEL_BUDGET = StylizeOptions.pixel_budget
 
 
@@ -224,5 +229,12 @@ class DeployedRunner:
                 f"{'ONNX' if self.kind == 'onnx' else 'TorchScript'} model cannot be tiled: use a PyTorch "
                 "checkpoint (.safetensors/.ckpt/.pth) for huge images, or pass pixel_budget=0 to run it untiled"
             )
-        out = padded_to_minimum(self.run, batch.detach().to("cpu", torch.float32).contiguous())
-        return out.float().clamp_(0, 1).cpu().contiguous()
+        return run_on_cpu(self.run, batch)
+
+
+def run_on_cpu(run: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor) -> torch.Tensor:
+    """``run`` (a CPU runtime: onnxruntime, TorchScript) on a (N, 3, H, W) batch as a
+    contiguous float32 CPU tensor, small sides padded (:func:`padded_to_minimum`); the
+    output clamped to [0, 1], float32, on the CPU."""
+    out = padded_to_minimum(run, batch.detach().to("cpu", torch.float32).contiguous())
+    return out.float().clamp_(0, 1).cpu().contiguous()

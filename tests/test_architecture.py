@@ -15,7 +15,7 @@ from conftest import CONFIG_DIR, REPO
 PACKAGE = REPO / "src" / "fast_style"
 # bottom to top; a module may import its own layer's modules and any layer below
 LAYERS = [
-    {"errors", "devices"},
+    {"errors", "devices", "progress"},
     {"nn"},
     {"io"},
     {"training", "inference"},

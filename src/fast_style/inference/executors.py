@@ -26,6 +26,7 @@ from fast_style.inference.pipeline import (
     run_batch,
 )
 from fast_style.io.video import is_video, probe_video
+from fast_style.progress import progress
 
 STATUSES = ("done", "skipped", "failed")
 
@@ -62,8 +63,8 @@ def run_local(jobs: list[Job], runner: Runner, options: StylizeOptions, *, sever
         if is_video(job.source):
             outcome = precheck(job, overwrite=bool(options.overwrite))
             if outcome is None:
-                with progress_bar(probe_frames(job), enabled=bool(options.progress), label=job.source.name,
-                                  unit="frames") as advance:
+                with progress(probe_frames(job), enabled=bool(options.progress), label=job.source.name,
+                              unit="frames") as advance:
                     outcome = run_video(job, runner, options, advance=advance)
             if not several and outcome.status != "done":
                 outcome.raise_error()
@@ -83,7 +84,7 @@ def probe_frames(job: Job) -> int | None:
 def run_photos(jobs: list[Job], runner: Runner, options: StylizeOptions, *, several: bool) -> Summary:
     """The photo jobs: read one by one, run in same-size groups (see the module docstring)."""
     summary = Summary()
-    with progress_bar(len(jobs), enabled=several and bool(options.progress)) as advance:
+    with progress(len(jobs), label="stylizing", enabled=several and bool(options.progress)) as advance:
         loaded = (read(job, options) for job in jobs)
         groups = size_groups(loaded, batch_size=int(options.batch_size), needs_tiling=runner.needs_tiling)
         for group in groups:
@@ -94,35 +95,3 @@ def run_photos(jobs: list[Job], runner: Runner, options: StylizeOptions, *, seve
                 summary.outcomes.append(outcome)
                 advance()
     return summary
-
-
-class progress_bar:
-    """A rich progress bar over files or frames (stderr), or a no-op; entering gives
-    ``advance()``. ``total`` None: a count without an end (a clip whose header has no
-    frame count)."""
-
-    def __init__(self, total: int | None, *, enabled: bool, label: str = "stylizing", unit: str = "") -> None:
-        self.total, self.enabled, self.bar = total, enabled, None
-        self.label, self.unit = label, unit
-
-    def __enter__(self) -> Callable[[], None]:
-        if not self.enabled:
-            return lambda: None
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TextColumn(self.unit),
-                            TimeRemainingColumn(), console=Console(stderr=True), transient=False)
-        self.bar.__enter__()
-        task = self.bar.add_task(self.label, total=self.total)
-        return lambda: self.bar.advance(task)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)

@@ -27,7 +27,7 @@ from pathlib import Path
 from fast_style.errors import FastStyleError, first_line
 from fast_style.io.files import atomic_write_text
 from fast_style.io.images import IMAGE_EXTENSIONS
-from fast_style.training.progress import progress
+from fast_style.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def check_headers(root: Path, listing: dict[str, tuple[int, int]], *, cache: boo
         if len(todo) >= 1000:
             log.info("checking %d image headers under %s%s", len(todo), root,
                      f" ({len(result)} known from {where})" if result else "")
-        with progress(len(todo), label="checking image headers", enabled=show_progress and len(todo) >= 1000) as advance:
+        with progress(len(todo), label="checking image headers", enabled=show_progress and len(todo) >= 1000, logger=log) as advance:
             for key, size, mtime in todo:
                 result[key] = readable_header(root / key)
                 fresh[key] = [size, mtime, result[key]]

@@ -28,9 +28,9 @@ from omegaconf import MISSING
 from fast_style.errors import first_line
 from fast_style.io.files import atomic_write_text, sweep_stale
 from fast_style.io.images import ImageReadError, open_rgb
+from fast_style.progress import progress
 from fast_style.training.crops import resize_shorter
 from fast_style.training.index import NoImagesError, scan_images
-from fast_style.training.progress import progress
 from fast_style.training.shards import (
     MANIFEST,
     PLAN,
@@ -188,7 +188,7 @@ def prepare_shards(*, root: str | os.PathLike, settings: ShardSettings, output: 
     workers = max(1, min(workers or len(os.sched_getaffinity(0)), len(jobs) or 1))
     label = f"preparing {len(jobs)} photos ({settings.describe()})"
     log.info("%s into %s with %d worker(s)", label, folder, workers)
-    with progress(len(jobs), label="preparing shards", enabled=show_progress) as advance, _mapper(workers) as imap:
+    with progress(len(jobs), label="preparing shards", enabled=show_progress, logger=log) as advance, _mapper(workers) as imap:
         results = imap(_encode_one, jobs)
         for i in todo:
             size = min(settings.shard_size, len(sources) - i * settings.shard_size)

@@ -15,7 +15,7 @@ the model), on the same folder of photos and the same weights:
   no speed option (``runtime``/``precision`` auto).
 
 Photos: ``photos`` JPEGs (quality 95) whose longer side is ``size``, made from the sample
-photos in ``../shared/data/content`` when present, else synthetic. The model is a seeded
+photos of the data benchmark (``../shared/data/content``, else scikit-image's), else synthetic. The model is a seeded
 random paper-sized network (or ``ckpt``). The paths alternate ``repeats`` times; the
 table gives each run's wall time, the speed-up (median of the per-pair ratios) and the
 agreement of the outputs (PSNR, mean and max difference over all photos, 8-bit PNGs).
@@ -37,15 +37,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fast_style.bench.data import source_photos
 from fast_style.bench.inference import synthetic_photo
-from fast_style.bench.options import BenchmarkConfig
-from fast_style.io.images import images_below
+from fast_style.bench.options import BenchmarkConfig, BenchOptionError
 from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import save_style_model
 from fast_style.nn.transformer import TransformerNet
 
 REPO = Path(__file__).resolve().parents[3]
-SAMPLE_PHOTOS = REPO.parent / "shared" / "data" / "content"
 
 REFERENCE_LOOP = """
 import sys, time
@@ -66,13 +65,17 @@ for photo in map(Path, sys.argv[3:]):
 
 
 def make_photos(folder: Path, *, count: int, size: int, seed: int) -> list[Path]:
-    """``count`` JPEGs with longer side ``size`` (sample photos, cycled, or synthetic)."""
+    """``count`` JPEGs with longer side ``size``: the benchmark's sample photos
+    (:func:`fast_style.bench.data.source_photos`), cycled, or synthetic ones without them."""
     folder.mkdir(parents=True, exist_ok=True)
-    sources = images_below(SAMPLE_PHOTOS) if SAMPLE_PHOTOS.is_dir() else []
+    try:
+        sources = source_photos()
+    except BenchOptionError:
+        sources = []
     paths = []
     for i in range(count):
         if sources:
-            image = Image.open(sources[i % len(sources)]).convert("RGB")
+            image = sources[i % len(sources)]
             scale = size / max(image.size)
             image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
                                  Image.Resampling.LANCZOS)

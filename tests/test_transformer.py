@@ -1,7 +1,8 @@
 import pytest
 import torch
+from torch import nn
 
-from fast_style.nn.transformer import TransformerNet, build_transformer
+from fast_style.nn.transformer import ConditionalInstanceNorm2d, TransformerNet, build_transformer
 
 
 @pytest.mark.parametrize("norm,upsample", [("instance", "nearest"), ("batch", "transposed")])
@@ -88,3 +89,72 @@ def test_without_input_skip_the_default_initialisation_is_unchanged():
     for key, value in a.state_dict().items():
         if not key.startswith("head."):
             assert torch.equal(value, b.state_dict()[key]), key
+
+
+# --------------------------------------------------------------- several styles (conditional instance norm)
+
+
+def _multi(num_styles: int = 3, seed: int = 0) -> TransformerNet:
+    torch.manual_seed(seed)
+    net = TransformerNet(width=8, num_residual=1, num_styles=num_styles)
+    for module in net.modules():
+        if isinstance(module, ConditionalInstanceNorm2d):  # distinct styles, not the ones/zeros start
+            nn.init.normal_(module.weight, 1.0, 0.3)
+            nn.init.normal_(module.bias, 0.0, 0.3)
+    return net.eval()
+
+
+def _one_style(net: TransformerNet, weights: torch.Tensor) -> TransformerNet:
+    """A one-style network whose norms hold ``weights @ rows`` of ``net``'s conditional norms."""
+    single = TransformerNet(width=8, num_residual=1).eval()
+    state = {k: (weights @ v if v.dim() == 2 and ".norm" in k else v) for k, v in net.state_dict().items()}
+    single.load_state_dict(state)
+    return single
+
+
+def test_conditional_norm_one_hot_is_that_style_alone_and_mixes_blend_its_parameters():
+    net, x = _multi(), torch.rand(2, 3, 37, 45)
+    for weights in (torch.tensor([0.0, 1.0, 0.0]), torch.tensor([0.7, 0.0, 0.3])):
+        expected = _one_style(net, weights)(x)
+        assert torch.allclose(net(x, weights), expected, atol=1e-5)
+        assert torch.allclose(net(x, weights.expand(2, 3)), expected, atol=1e-5)
+    # a mix of parameters is not a mix of outputs
+    mixed = net(x, torch.tensor([0.5, 0.5, 0.0]))
+    blended = (net(x, torch.tensor([1.0, 0.0, 0.0])) + net(x, torch.tensor([0.0, 1.0, 0.0]))) / 2
+    assert (mixed - blended).abs().max() > 1e-3
+
+
+def test_conditional_norm_style_map_per_pixel():
+    net, x = _multi(), torch.rand(1, 3, 40, 48)
+    style_map = torch.zeros(1, 3, 40, 48)
+    style_map[:, 2] = 1.0
+    assert torch.allclose(net(x, style_map), net(x, torch.tensor([0.0, 0.0, 1.0])), atol=1e-5)
+    x = torch.rand(1, 3, 40, 160)
+    halves = torch.zeros(1, 3, 40, 160)
+    halves[:, 0, :, :80], halves[:, 1, :, 80:] = 1.0, 1.0
+    out = net(x, halves)
+    left, right = net(x, torch.tensor([1.0, 0.0, 0.0])), net(x, torch.tensor([0.0, 1.0, 0.0]))
+    # far from the border each half is closer to its own style's whole-image result than to the other's
+    # (not equal: the norm statistics are the whole image's, and the other half changes them)
+    assert (out[..., :24] - left[..., :24]).abs().mean() < (out[..., :24] - right[..., :24]).abs().mean() * 0.6
+    assert (out[..., -24:] - right[..., -24:]).abs().mean() < (out[..., -24:] - left[..., -24:]).abs().mean() * 0.6
+
+
+def test_one_style_network_keeps_todays_tensors_and_config():
+    assert "num_styles" not in TransformerNet(width=8, num_residual=1).config
+    single = TransformerNet(width=8, num_residual=1, num_styles=1).state_dict()
+    multi = TransformerNet(width=8, num_residual=1, num_styles=4).state_dict()
+    assert single.keys() == multi.keys()
+    assert tuple(single["conv1.norm.weight"].shape) == (8,)
+    assert tuple(multi["conv1.norm.weight"].shape) == (4, 8)
+    assert build_transformer({"width": 8, "num_residual": 1, "num_styles": 4}).num_styles == 4
+
+
+def test_multi_style_network_refuses_missing_or_wrong_style_weights():
+    net, x = _multi(), torch.rand(1, 3, 16, 16)
+    with pytest.raises(ValueError, match="holds 3 styles"):
+        net(x)
+    with pytest.raises(ValueError, match="2 entries"):
+        net(x, torch.tensor([1.0, 0.0]))
+    with pytest.raises(ValueError, match="norm=instance"):
+        TransformerNet(width=8, num_residual=1, norm="batch", num_styles=2)

@@ -14,6 +14,8 @@ String keys as stored (JSON for the structured ones):
 ``loss``             JSON: the loss config group (layers and weights)
 ``loss_net``         which VGG weights trained it: "imagenet", "file:<path>", "random(seed=N)"
 ``loss_net_config``  JSON: VGGFeatures kwargs (arch, pool, ...)
+``styles``           JSON list of the style names of a multi-style network, in the order of
+                     its style weights (absent for a one-style model: ``style_name`` says it)
 ``steps``            training steps
 ``package_version``, ``created``, and for exports ``source_kind``, ``torch_version``,
 ``exporter``, ``input``, ``output``.
@@ -35,6 +37,7 @@ ONNX_FORMAT = "fast-style/onnx"
 TORCHSCRIPT_FORMAT = "fast-style/torchscript"
 FORMAT_VERSION = "1"
 _JSON_FIELDS = ("arch", "loss", "loss_net_config")
+_JSON_LISTS = ("styles",)
 
 
 def _now() -> str:
@@ -51,6 +54,7 @@ class StyleModelMetadata:
     loss: dict[str, Any] = field(default_factory=dict)
     loss_net: str = ""
     loss_net_config: dict[str, Any] = field(default_factory=dict)
+    styles: list[str] = field(default_factory=list)
     steps: int | None = None
     package_version: str = __version__
     created: str = field(default_factory=_now)
@@ -63,6 +67,7 @@ class StyleModelMetadata:
         style = hparams.get("style") or {}
         return cls(
             style_name=str(style.get("name") or ""),
+            styles=[str(name) for name in hparams.get("styles") or []],
             style_sha256=str(style.get("sha256") or ""),
             arch=dict(hparams.get("model") or {}),
             loss=dict(hparams.get("loss") or {}),
@@ -84,7 +89,13 @@ class StyleModelMetadata:
                 except (json.JSONDecodeError, TypeError, ValueError):
                     value = {}
                 value = value if isinstance(value, dict) else {}
-            values[key] = value if key in _JSON_FIELDS else str(value)
+            if key in _JSON_LISTS:
+                try:
+                    value = json.loads(value) if isinstance(value, str) else list(value)
+                except (json.JSONDecodeError, TypeError, ValueError):
+                    value = []
+                value = [str(v) for v in value] if isinstance(value, list) else []
+            values[key] = value if key in _JSON_FIELDS + _JSON_LISTS else str(value)
         steps = str(strings.get("steps", "")).strip()
         values["steps"] = int(steps) if steps.isdigit() else None
         extra = {k: str(v) for k, v in strings.items() if k not in known and k not in ("steps", "format", "format_version")}
@@ -95,8 +106,11 @@ class StyleModelMetadata:
         out = {"format": format, "format_version": FORMAT_VERSION}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name == "extra" or value in (None, "", {}):
+            if f.name == "extra" or value in (None, "", {}, []):
                 continue
-            out[f.name] = json.dumps(value, sort_keys=True) if f.name in _JSON_FIELDS else str(value)
+            if f.name in _JSON_FIELDS + _JSON_LISTS:
+                out[f.name] = json.dumps(value, sort_keys=True)
+            else:
+                out[f.name] = str(value)
         out.update(self.extra)
         return out

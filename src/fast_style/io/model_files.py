@@ -165,13 +165,17 @@ def arch_of(state: dict[str, torch.Tensor], *, source: str) -> dict[str, object]
     except (KeyError, AttributeError, IndexError) as exc:
         raise CheckpointError(f"{source}: no transform network weights (conv1.conv.conv.weight)") from exc
     blocks = {k.split(".")[1] for k in state if k.startswith("residuals.")}
-    return {
+    arch = {
         "width": width,
         "num_residual": len(blocks),
         "norm": "batch" if any(k.endswith("running_mean") for k in state) else "instance",
         "upsample": "nearest" if "up1.conv.conv.weight" in state else "transposed",
         "input_skip": "input_skip" in state,
     }
+    norm = state.get("conv1.norm.weight")
+    if isinstance(norm, torch.Tensor) and norm.dim() == 2:  # conditional instance norm: (styles, channels)
+        arch["num_styles"] = int(norm.shape[0])
+    return arch
 
 
 def network_from_state(state: dict[str, torch.Tensor], *, source: str, claimed: dict | None = None) -> TransformerNet:

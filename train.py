@@ -1,13 +1,16 @@
-"""Train a style model: ``python train.py style=starry_night [overrides...]``.
+"""Train a style model: ``python train.py style=starry_night [overrides...]``; several
+styles in one network: ``python train.py style=[starry_night,the_scream]``.
 
 A thin Hydra entry point; the work is in ``fast_style.training.train.train``, and the
 optional ``check`` on held-out photos in ``fast_style.evaluation.resemblance_check``.
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-from fast_style.cli import report_user_errors, run
+from fast_style.cli import report_user_errors, run, style_list_overrides
 from fast_style.config import TrainConfig, register_schemas
 
 register_schemas()
@@ -28,4 +31,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = style_list_overrides(sys.argv[1:])  # style=[a,b] -> style=multi styles=[a,b]
     run(main, schema=TrainConfig, sigterm=False)  # Lightning checkpoints on SIGTERM

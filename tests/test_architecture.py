@@ -141,7 +141,7 @@ def test_train_top_level_defaults_come_from_the_schema():
     groups = {"style", "model", "loss_net", "loss", "data", "trainer", "callbacks", "logger", "paths", "check"}
     scalars = [f for f in dataclasses.fields(TrainConfig) if f.name not in groups]
     assert {f.name for f in scalars} == {"task_name", "seed", "ckpt_path", "auto_resume", "lr", "lr_schedule",
-                                         "channels_last", "compile"}
+                                         "channels_last", "compile", "styles", "finetune_from"}
     assert composed.check is None
     for f in scalars:
         assert composed[f.name] == f.default, f.name

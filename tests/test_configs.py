@@ -22,8 +22,11 @@ def test_default_is_the_paper_recipe():
 
 @pytest.mark.parametrize("style", STYLES)
 def test_every_style_composes(style):
-    overrides = [f"style={style}"] + (["style.image=x.jpg"] if style == "custom" else [])
+    overrides = [f"style={style}"] + {"custom": ["style.image=x.jpg"], "multi": ["styles=[udnie,art/x.jpg]"]}.get(style, [])
     cfg = compose_train(overrides)
+    if style == "multi":  # several styles: the list names the paintings, the name joins theirs
+        assert cfg.style.name == "udnie+x" and not (cfg.style.file or cfg.style.image or cfg.style.procedural)
+        return
     assert cfg.style.name and (cfg.style.file or cfg.style.image or cfg.style.procedural)
     if cfg.style.file:
         assert cfg.style.url.startswith("https://") and len(cfg.style.sha256) == 64

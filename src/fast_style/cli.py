@@ -12,6 +12,9 @@
 
 Exit statuses: 0 success, 1 some inputs failed (stylize), 2 a user error, 130 Ctrl-C,
 143 SIGTERM.
+
+:func:`style_list_overrides` lets ``train.py style=[a,b]`` mean several styles (Hydra
+would merge the two style configs into one node, the last one winning silently).
 """
 
 from __future__ import annotations
@@ -57,6 +60,26 @@ def print_summary(summary, *, seconds: float) -> None:
     for path, why in summary.skipped:
         print(f"skipped {path}: {why}", file=sys.stderr)
     print(summary.line(seconds), flush=True)
+
+
+def style_list_overrides(args: list[str]) -> list[str]:
+    """train.py's command line with every ``style=[a,b,...]`` (a list of style options, or
+    a sweep of lists ``style=[a,b],[c,d]``) written as ``style=multi styles=[a,b,...]``,
+    and ``style=multi`` added to a ``styles=...`` given without any ``style=``.
+
+    Hydra reads a list of options of one config group as "merge them all into one node",
+    where the last one wins without a word; ``styles`` (:class:`fast_style.config.TrainConfig`)
+    is the list of styles of one network, and ``configs/style/multi.yaml`` names it.
+    Everything else is passed on unchanged."""
+    out: list[str] = []
+    for arg in args:
+        if arg.startswith("style=["):
+            out += ["style=multi", "styles=" + arg.removeprefix("style=")]
+        else:
+            out.append(arg)
+    if any(a.startswith("styles=") for a in out) and not any(a.startswith("style=") for a in out):
+        out.insert(0, "style=multi")
+    return out
 
 
 class Terminated(SystemExit):

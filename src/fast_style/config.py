@@ -13,10 +13,11 @@ presets whose keys the group schemas below check.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from fast_style.inference.options import StylizeOptions
 
@@ -116,6 +117,12 @@ class TrainConfig:
     ``channels_last``: NHWC for both networks (true), the loss network only (loss_net),
     neither (false), or auto (the device's fast layout, ``fast_style.devices.training_path``); ``compile``: torch.compile both networks; ``check``:
     after training, check the model on held-out photos (:class:`CheckSchema`).
+
+    ``styles``: train one network on several styles (``style=multi``; ``train.py`` turns
+    ``style=[a,b]`` into ``style=multi styles=[a,b]``), each a ``configs/style/<name>.yaml``
+    name or the path of an image; ``finetune_from``: a style model (any PyTorch kind) whose
+    network learns the new style(s) by their norm parameters alone, everything else frozen
+    (docs/training.md "Adding a style").
     """
 
     task_name: str = "train"
@@ -126,6 +133,8 @@ class TrainConfig:
     lr_schedule: str = "constant"
     channels_last: Any = "auto"
     compile: bool = False
+    styles: list[str] | None = None
+    finetune_from: str | None = None
     style: StyleSchema = field(default_factory=StyleSchema)
     model: ModelSchema = field(default_factory=ModelSchema)
     loss_net: LossNetSchema = field(default_factory=LossNetSchema)
@@ -141,9 +150,21 @@ class TrainConfig:
 SCHEMAS = {"stylize_schema": StylizeConfig, "export_schema": ExportConfig, "train_schema": TrainConfig}
 
 
+def styles_name(styles: Any) -> str:
+    """The name of a list of styles (``${styles_name:${styles}}`` in ``configs/style/multi.yaml``):
+    each entry's name (a style config's name, or an image path's stem) joined by ``+``, so
+    ``[starry_night, art/udnie.jpg]`` is ``starry_night+udnie``; ``multi`` while the list is unset."""
+    if not styles:
+        return "multi"
+    return "+".join(PurePath(str(entry)).stem for entry in styles)
+
+
 def register_schemas() -> ConfigStore:
-    """Put every schema into Hydra's ConfigStore (idempotent); entry points call it first."""
+    """Put every schema into Hydra's ConfigStore, and the resolvers the configs use into
+    OmegaConf (idempotent); entry points call it first."""
     store = ConfigStore.instance()
     for name, node in SCHEMAS.items():
         store.store(name=name, node=node)
+    if not OmegaConf.has_resolver("styles_name"):
+        OmegaConf.register_new_resolver("styles_name", styles_name)
     return store

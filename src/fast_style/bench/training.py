@@ -146,7 +146,7 @@ def measure(
                 times[name].append(time.perf_counter() - start)
     ref_s, fast_s = statistics.median(times["reference"]), statistics.median(times["fast"])
     ratios = [r / f for r, f in zip(times["reference"], times["fast"], strict=True)]
-    losses = {name: {k: float(v) for k, v in terms.items()} for name, terms in last.items()}
+    losses = {name: {k: float(v) for k, v in terms.items() if v.dim() == 0} for name, terms in last.items()}  # scalar terms
     rel = {k: abs(losses["fast"][k] - losses["reference"][k]) / max(abs(losses["reference"][k]), 1e-12)
            for k in losses["reference"]}
     tolerance = TOLERANCE.get(settings["precision"], TOLERANCE["bf16-mixed"])

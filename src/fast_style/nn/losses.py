@@ -9,6 +9,9 @@ Every formula of the project lives here. For a batch of N images and a VGG tap
   (``mean`` over N C H W elements; ``y`` the output, ``x`` the content photo).
 - Style loss:       ``L_s = w_s * sum_l b_l * mean((G(F_l(y)) - G(F_l(s)))^2)``
   (``mean`` over N C C elements; ``s`` the style image, its Grams broadcast over N).
+  With several styles s_1 .. s_S image n has its own style k_n: per image
+  ``L_s[n] = w_s * sum_l b_l * mean_cc((G(F_l(y_n)) - G(F_l(s_{k_n})))^2)`` and
+  ``L_s = mean_n L_s[n]`` (the same value as above when every k_n is the one style).
 - Total variation:  ``L_tv = w_tv * (mean((y[..., i+1, j] - y[..., i, j])^2)
   + mean((y[..., i, j+1] - y[..., i, j])^2))`` on the output in [0, 1].
 - Total:            ``L = L_c + L_s + L_tv``.
@@ -25,7 +28,7 @@ fp32 for bf16/fp16/fp32 features, fp64 when the module was moved to float64).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -54,17 +57,26 @@ def content_loss(
     return total
 
 
-def style_loss(
+def style_loss_per_image(
     output: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor], layer_weights: Mapping[str, float]
 ) -> torch.Tensor:
-    """``sum_l b_l * mean((G(F_l(y)) - G_l)^2)``; ``target_grams[l]`` is (1 or N, C, C)."""
+    """``sum_l b_l * mean_cc((G(F_l(y_n)) - G_l[n])^2)`` for each image n, shape (N,);
+    ``target_grams[l]`` is (1, C, C) (one target for every image) or (N, C, C) (one each)."""
     total = 0.0
     for layer, b in layer_weights.items():
         gram = gram_matrix(output[layer])
         target = target_grams[layer]
         dtype = full_dtype(gram, target)
-        total = total + b * F.mse_loss(gram.to(dtype), target.to(dtype).expand_as(gram))
+        total = total + b * (gram.to(dtype) - target.to(dtype)).pow(2).mean(dim=(1, 2))
     return total
+
+
+def style_loss(
+    output: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor], layer_weights: Mapping[str, float]
+) -> torch.Tensor:
+    """``sum_l b_l * mean((G(F_l(y)) - G_l)^2)``; ``target_grams[l]`` is (1 or N, C, C).
+    The mean over N C C elements is the mean over images of :func:`style_loss_per_image`."""
+    return style_loss_per_image(output, target_grams, layer_weights).mean()
 
 
 def total_variation(images: torch.Tensor) -> torch.Tensor:
@@ -76,16 +88,20 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
 
 
 class PerceptualLoss(nn.Module):
-    """Content + style + TV loss against one style image, with its Grams cached.
+    """Content + style + TV loss against one or several style images, with their Grams cached.
 
     ``content_layers`` / ``style_layers`` map tap names to per-layer weights.
-    The style image's Gram matrices are computed once in ``__init__`` and kept as
-    buffers ``style_grams.<layer>`` (they travel with ``.to(device)`` and DDP ranks).
+    ``style_image`` is one image (1, 3, H, W), or a sequence of S of them (each its own
+    size) for S styles. Their Gram matrices are computed once in ``__init__`` and kept
+    as buffers ``style_grams.<layer>`` of shape (S, C, C), row s for style s ((1, C, C)
+    for one style; they travel with ``.to(device)`` and DDP ranks).
 
-    ``forward(output, content)`` takes the transform net's output and the content
-    batch, both (N, 3, H, W) in [0, 1], and returns a dict of scalar tensors
-    ``content``, ``style``, ``tv`` (each already multiplied by its weight) and
-    ``total``.
+    ``forward(output, content, style_index=None)`` takes the transform net's output and
+    the content batch, both (N, 3, H, W) in [0, 1], and for several styles
+    ``style_index`` (N,) (long): the row of the style image n is compared with. It
+    returns a dict of tensors ``content``, ``style``, ``tv`` (scalars, each already
+    multiplied by its weight), ``total`` and ``style_per_image`` (N,): the weighted style
+    loss of each image, whose mean is ``style``.
 
     The content targets need only the content taps: by default they come from a
     separate no-grad pass that stops at the deepest content layer (relu2_2: about a
@@ -101,7 +117,7 @@ class PerceptualLoss(nn.Module):
         self,
         *,
         loss_net: VGGFeatures,
-        style_image: torch.Tensor,
+        style_image: torch.Tensor | Sequence[torch.Tensor],
         content_layers: Mapping[str, float],
         style_layers: Mapping[str, float],
         content_weight: float,
@@ -120,14 +136,22 @@ class PerceptualLoss(nn.Module):
         missing = (set(self.content_layers) | set(self.style_layers)) - set(loss_net.layers)
         if missing:
             raise ValueError(f"loss network does not tap {sorted(missing)}")
-        self.style_grams = nn.Module()
+        images = [style_image] if isinstance(style_image, torch.Tensor) else list(style_image)
+        if not images:
+            raise ValueError("no style image: give one (1, 3, H, W) tensor or a list of them")
+        grams: dict[str, list[torch.Tensor]] = {layer: [] for layer in self.style_layers}
         with torch.no_grad():
-            features = loss_net(style_image)
+            for image in images:  # one at a time: the images may differ in size, and memory stays that of one
+                features = loss_net(image)
+                for layer in self.style_layers:
+                    grams[layer].append(gram_matrix(features[layer]))
+        self.style_grams = nn.Module()
         for layer in self.style_layers:
-            self.style_grams.register_buffer(layer, gram_matrix(features[layer]))
+            self.style_grams.register_buffer(layer, torch.cat(grams[layer]))
 
     @classmethod
-    def from_config(cls, *, loss: Mapping, loss_net: Mapping, style_image: torch.Tensor) -> PerceptualLoss:
+    def from_config(cls, *, loss: Mapping, loss_net: Mapping,
+                    style_image: torch.Tensor | Sequence[torch.Tensor]) -> PerceptualLoss:
         """From the ``loss`` and ``loss_net`` config groups as plain dicts (the VGGFeatures too)."""
         vgg = VGGFeatures(layers=[*loss["content_layers"], *loss["style_layers"]], **dict(loss_net))
         return cls(loss_net=vgg, style_image=style_image, content_layers=loss["content_layers"],
@@ -135,7 +159,13 @@ class PerceptualLoss(nn.Module):
                    style_weight=loss["style_weight"], tv_weight=loss["tv_weight"], batched=bool(loss.get("batched")))
 
     def grams(self) -> dict[str, torch.Tensor]:
+        """The style targets, {layer: (S, C, C)}."""
         return {layer: getattr(self.style_grams, layer) for layer in self.style_layers}
+
+    @property
+    def num_styles(self) -> int:
+        """S, the number of style images the targets were computed from."""
+        return int(next(iter(self.grams().values())).shape[0])
 
     def features(self, output: torch.Tensor, content: torch.Tensor) -> tuple[dict, dict]:
         """(output features at every tap, content features at the content taps)."""
@@ -155,13 +185,23 @@ class PerceptualLoss(nn.Module):
             out_feats.update(net.taps(out_feats[split], deeper, after=split))
         return out_feats, content_feats
 
-    def forward(self, output: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, output: torch.Tensor, content: torch.Tensor,
+                style_index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The loss terms (class docstring); ``style_index`` (N,) picks each image's style
+        target, needed when there are several styles (one style: every image's)."""
+        grams = self.grams()
+        if style_index is not None:
+            grams = {layer: gram[style_index] for layer, gram in grams.items()}  # (N, C, C)
+        elif self.num_styles > 1:
+            raise ValueError(f"the loss holds {self.num_styles} style targets: pass style_index (N,)")
         out_feats, content_feats = self.features(output, content)
         with full_precision(output.device):
+            style_per_image = self.style_weight * style_loss_per_image(out_feats, grams, self.style_layers)
             losses = {
                 "content": self.content_weight * content_loss(out_feats, content_feats, self.content_layers),
-                "style": self.style_weight * style_loss(out_feats, self.grams(), self.style_layers),
+                "style": style_per_image.mean(),
                 "tv": self.tv_weight * total_variation(output),
             }
             losses["total"] = losses["content"] + losses["style"] + losses["tv"]
+        losses["style_per_image"] = style_per_image
         return losses

@@ -18,21 +18,28 @@ from fast_style.io.model_files import save_style_model
 log = logging.getLogger(__name__)
 
 
-def stylize_batch(module: pl.LightningModule, images: torch.Tensor) -> torch.Tensor:
-    """The transform net's output for ``images`` in eval mode, clamped to [0, 1]."""
+def stylize_batch(module: pl.LightningModule, images: torch.Tensor, style: int | None = None) -> torch.Tensor:
+    """The transform net's output for ``images`` in eval mode, clamped to [0, 1]; ``style``:
+    which of a multi-style network's styles (one-hot weights), None for a one-style network."""
     was_training = module.transformer.training
     module.transformer.eval()
     try:
         with torch.no_grad():
-            return module(images.to(module.device)).float().clamp(0, 1).cpu()
+            images = images.to(module.device)
+            weights = None
+            if style is not None:
+                weights = torch.zeros(module.transformer.num_styles, device=module.device)
+                weights[style] = 1.0
+            return module(images, weights).float().clamp(0, 1).cpu()
     finally:
         module.transformer.train(was_training)
 
 
 class StyleSamples(pl.Callback):
     """Every ``every_n_steps`` steps (and after the last) stylize the data module's fixed
-    sample photos and log a grid (top: photos, bottom: stylized) to TensorBoard as
-    ``samples`` and as ``<run>/samples/step_XXXXXXX.png``."""
+    sample photos and log a grid (top row: photos; below: stylized, one row per style of
+    the network, in its order) to TensorBoard as ``samples`` and as
+    ``<run>/samples/step_XXXXXXX.png``."""
 
     def __init__(self, *, every_n_steps: int = 500, dirname: str = "samples"):
         self.every_n_steps = every_n_steps
@@ -43,8 +50,9 @@ class StyleSamples(pl.Callback):
         samples = trainer.datamodule.sample_images() if trainer.datamodule is not None else None
         if samples is None or len(samples) == 0:
             return
-        stylized = stylize_batch(module, samples)
-        grid = make_grid(torch.cat([samples, stylized]), nrow=len(samples), padding=2, pad_value=1.0)
+        count = module.transformer.num_styles
+        rows = [stylize_batch(module, samples)] if count == 1 else [stylize_batch(module, samples, s) for s in range(count)]
+        grid = make_grid(torch.cat([samples, *rows]), nrow=len(samples), padding=2, pad_value=1.0)
         step = trainer.global_step
         for logger in trainer.loggers:
             experiment = getattr(logger, "experiment", None)

@@ -8,6 +8,11 @@ whose checksum does not match is an error, never silently used or replaced.
 ``image=path`` bypasses the lookup and the checksum. ``procedural=<kind>`` draws the
 image with the project's own code (the offline demo).
 
+Several styles (``styles=[a, b, ...]``, :func:`style_list`): each entry is the name of a
+style config, read from the ``style/`` folder of the run's config search path (the
+``configs`` folder), or the path of an image (an entry with a folder or a file suffix),
+named after its stem. Each then goes through :func:`resolve_style_image` as above.
+
 :func:`check_style_pixels` reads the image's size from its header (nothing is decoded)
 and refuses a style image that would reach the loss network with more than
 :data:`MAX_STYLE_MEGAPIXELS`: computing its Gram targets keeps several full-resolution
@@ -21,7 +26,10 @@ import logging
 import math
 import os
 import urllib.request
-from pathlib import Path
+from pathlib import Path, PurePath
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
 
 from fast_style.errors import FastStyleError
 from fast_style.io.images import ImageReadError, atomic_output, image_header
@@ -34,6 +42,12 @@ log = logging.getLogger(__name__)
 # 2828x2828 = 8 MP, so the style targets stay under about 8 GB (docs/training.md).
 MAX_STYLE_MEGAPIXELS = 8
 PAPER_STYLE_SIZE = 512
+# The style image size of an image path in ``styles`` when ``style.size`` is null (as style=custom)
+IMAGE_ENTRY_SIZE = 256
+# The keys of a style config that say which image, and how large
+STYLE_KEYS = ("name", "file", "url", "sha256", "image", "size", "procedural")
+# Style configs that are not a painting by themselves (an image path in the list replaces custom)
+NOT_NAMED_STYLES = ("multi", "custom")
 
 
 class StyleImageError(FastStyleError):
@@ -146,3 +160,71 @@ def check_style_pixels(path: str | os.PathLike, *, size: int | None) -> tuple[in
                               f"it must be at most {MAX_STYLE_MEGAPIXELS} MP; {fix}")
     raise StyleImageError(f"style.size={size} makes style image {path} {used[0]}x{used[1]} px ({megapixels:.0f} MP), "
                           f"more than {MAX_STYLE_MEGAPIXELS} MP; {fix}")
+
+
+# ------------------------------------------------------------------------ several styles
+
+
+def is_image_entry(entry: str) -> bool:
+    """Whether an entry of ``styles`` is the path of an image (it has a folder or a file
+    suffix: ``art/udnie.jpg``, ``udnie.jpg``) rather than a style config's name (``udnie``)."""
+    path = PurePath(os.path.expanduser(entry))
+    return len(path.parts) > 1 or bool(path.suffix)
+
+
+def style_config_dirs(cfg: DictConfig) -> list[Path]:
+    """The ``style/`` folders of the run's config search path: from ``cfg.hydra`` when the
+    config was composed with it (tests), else from the running Hydra app (``@hydra.main``)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if "hydra" in cfg:
+        sources = cfg.hydra.runtime.config_sources
+    elif HydraConfig.initialized():
+        sources = HydraConfig.get().runtime.config_sources
+    else:
+        sources = []
+    return [Path(source.path) / "style" for source in sources if source.schema == "file"]
+
+
+def known_styles(dirs: list[Path]) -> list[str]:
+    """Names of the style configs in ``dirs`` that can be listed in ``styles``."""
+    names = {p.stem for d in dirs if d.is_dir() for p in d.glob("*.yaml")}
+    return sorted(names - set(NOT_NAMED_STYLES))
+
+
+def named_style(name: str, dirs: list[Path]) -> dict[str, Any]:
+    """The style config ``<dir>/<name>.yaml`` as a plain dict, or one line naming the known styles."""
+    found = next((d / f"{name}.yaml" for d in dirs if (d / f"{name}.yaml").is_file()), None)
+    if found is None or name in NOT_NAMED_STYLES:
+        known = ", ".join(known_styles(dirs)) or f"none found (searched {', '.join(map(str, dirs)) or 'no config folder'})"
+        raise StyleImageError(f"styles: no style named {name!r}; use one of {known}, or the path of an image "
+                              "(e.g. art/painting.jpg)")
+    values = OmegaConf.to_container(OmegaConf.load(found), resolve=True)
+    return {key: values.get(key) for key in STYLE_KEYS}
+
+
+def style_list(cfg: DictConfig) -> list[dict[str, Any]]:
+    """The styles a run trains, in order, each a style-config dict (keys :data:`STYLE_KEYS`).
+
+    ``styles`` unset: the one ``style`` group, as today. Else one dict per entry: a named
+    style's config, or ``{"name": stem, "image": path}`` for an image path; each is named
+    by its entry as written (the name ``${styles_name:...}`` joins for ``style.name``).
+    ``style.size``, when set, is every style image's size; null keeps each named style's
+    own and gives image paths :data:`IMAGE_ENTRY_SIZE`."""
+    entries = cfg.get("styles")
+    if entries is None:
+        style = OmegaConf.to_container(cfg.style, resolve=True, throw_on_missing=True)
+        return [{key: style.get(key) for key in STYLE_KEYS}]
+    dirs = style_config_dirs(cfg)
+    size = cfg.style.get("size")
+    specs = []
+    for entry in map(str, entries):
+        if is_image_entry(entry):
+            if not Path(entry).expanduser().is_file():
+                raise StyleImageError(f"styles: {entry}: no such image file; give the path of a painting (jpg/png) "
+                                      f"or a style's name ({', '.join(known_styles(dirs))})")
+            spec = dict.fromkeys(STYLE_KEYS) | {"image": entry, "size": IMAGE_ENTRY_SIZE}
+        else:
+            spec = named_style(entry, dirs)
+        specs.append(spec | {"name": PurePath(entry).stem} | ({"size": size} if size is not None else {}))
+    return specs

@@ -1,10 +1,15 @@
 """``train(cfg)``: everything ``python train.py`` does, given a composed Hydra config.
 
 Order matters for failing fast: the options' ranges first (:mod:`.validation`), then
-the style image (its size read from the header), the training images, the checkpoint
-to resume from (verified, :mod:`.checkpoints`) and the loss network's weights are all
-checked before the Trainer starts, so a bad value, path or download ends in seconds
-with one line, not after minutes of set-up.
+the style images (their sizes read from the headers), the model to add styles to
+(``finetune_from``, :mod:`.finetune`), the training images, the checkpoint to resume
+from (verified, :mod:`.checkpoints`) and the loss network's weights are all checked
+before the Trainer starts, so a bad value, path or download ends in seconds with one
+line, not after minutes of set-up.
+
+Styles: ``styles`` unset is the one ``style`` of today; a list of S > 1 styles trains one
+network with S styles (``model.num_styles``); a list of one is the one-style model.
+``finetune_from`` adds the listed styles (or the one ``style``) to a trained network.
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from fast_style.devices import accelerator_device, cluster_plugins, training_path
-from fast_style.errors import FastStyleError
+from fast_style.errors import CheckpointError, FastStyleError
 from fast_style.io.files import atomic_write_text
 from fast_style.io.images import load_image
 from fast_style.training.callbacks import ExportStyleModel, StyleSamples
 from fast_style.training.checkpoints import Checkpoint, check_fits, choose_checkpoint
+from fast_style.training.finetune import Base, copy_base, grown_arch, log_arch_choice, open_base
 from fast_style.training.module import LOSS_NET_PREFIX, StyleTransferModule
-from fast_style.training.styles import check_style_pixels, resolve_style_image
+from fast_style.training.styles import check_style_pixels, resolve_style_image, style_list
 from fast_style.training.validation import check_train_config
 
 log = logging.getLogger(__name__)
@@ -54,21 +60,58 @@ def load_style_tensor(path: Path, *, size: int | None) -> torch.Tensor:
     return load_image(path, max_size=size).unsqueeze(0)
 
 
-def build_module(cfg: DictConfig, style_image: torch.Tensor) -> StyleTransferModule:
+SINGLE_STYLE_KEYS = ("name", "file", "sha256", "image", "size")  # what a one-style model's hparams keep
+
+
+def build_module(cfg: DictConfig, style_image: torch.Tensor | list[torch.Tensor], *,
+                 specs: list[dict[str, Any]] | None = None, base: Base | None = None) -> StyleTransferModule:
     """The module as configured; ``auto`` precision and layout are resolved first (in ``cfg``,
-    so that a Trainer instantiated from ``cfg.trainer`` afterwards gets the same choice)."""
+    so that a Trainer instantiated from ``cfg.trainer`` afterwards gets the same choice).
+
+    ``specs`` (:func:`fast_style.training.styles.style_list`; default: the ``style`` group)
+    are the styles trained, one image each in ``style_image``. More than one: a network
+    with that many styles. ``base`` (``finetune_from``): the file's network grown by the
+    new styles, its tensors copied in, only the new styles trained."""
     resolve_auto_path(cfg)
-    return StyleTransferModule(
-        model=_plain(cfg.model),
+    specs = specs or style_list(cfg)
+    model, names = _plain(cfg.model), [spec["name"] for spec in specs]
+    style = {k: v for k, v in specs[0].items() if k in SINGLE_STYLE_KEYS}
+    frozen = 0
+    if base is not None:
+        log_arch_choice(base, model)
+        model, names, frozen = grown_arch(base, len(names)), [*base.names, *names], len(base.names)
+    elif len(names) > 1:
+        model = {**model, "num_styles": len(names)}
+    if len(names) > 1:
+        style = {"name": cfg.style.name}
+    module = StyleTransferModule(
+        model=model,
         loss=_plain(cfg.loss),
         loss_net=_plain(cfg.loss_net),
-        style={k: v for k, v in _plain(cfg.style).items() if k in ("name", "file", "sha256", "image", "size")},
+        style=style,
         style_image=style_image,
+        styles=names if len(names) > 1 else None,
+        frozen_styles=frozen,
+        schedule_seed=cfg.get("seed") or 0,
         lr=cfg.lr,
         lr_schedule=cfg.lr_schedule,
         channels_last=cfg.channels_last,
         compile=cfg.get("compile", False),
     )
+    if base is not None:
+        copy_base(module.transformer, base.network)
+        module.hparams["finetune_from"] = str(base.path)
+    return module
+
+
+def load_style_images(cfg: DictConfig, specs: list[dict[str, Any]]) -> list[torch.Tensor]:
+    """Each style's image (1, 3, H, W), found, downloaded and verified as its config says."""
+    images = []
+    for spec in specs:
+        path = resolve_style_image(style_dir=cfg.paths.style_dir, **spec)
+        images.append(load_style_tensor(path, size=spec.get("size")))
+        log.info("style %s: %s (%dx%d)", spec["name"], path, images[-1].shape[-1], images[-1].shape[-2])
+    return images
 
 
 def _quiet_known_warnings() -> None:
@@ -111,9 +154,15 @@ def select_checkpoint(cfg: DictConfig, output_dir: Path) -> Checkpoint | None:
 
 
 def check_resumable(checkpoint: Checkpoint, module: StyleTransferModule) -> None:
-    """One line unless ``checkpoint``'s tensors are exactly ``module``'s (loss network aside)."""
+    """One line unless ``checkpoint``'s tensors are exactly ``module``'s (loss network aside)
+    and, for several styles, it trained the same styles in the same order."""
     expected = {k: tuple(v.shape) for k, v in module.state_dict().items() if not k.startswith(LOSS_NET_PREFIX)}
     check_fits(checkpoint, expected, config={"model": module.hparams["model"], "loss": module.hparams["loss"]})
+    then, now = checkpoint.hparams.get("styles"), module.hparams.get("styles")
+    if (then or now) and list(then or []) != list(now or []):
+        raise CheckpointError(f"{checkpoint.path}: trained styles {', '.join(then or ['(one style)'])}, this run "
+                              f"{', '.join(now or ['(one style)'])}; resume with the same styles in the same order, "
+                              "or train in a new run folder")
 
 
 def log_batch_sizes(trainer: pl.Trainer, loggers: list[Any], per_device: int) -> dict[str, int]:
@@ -156,16 +205,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    style_path = resolve_style_image(style_dir=cfg.paths.style_dir, **_plain(cfg.style))
-    style_image = load_style_tensor(style_path, size=cfg.style.get("size"))
-    log.info("style %s: %s (%dx%d)", cfg.style.name, style_path, style_image.shape[-1], style_image.shape[-2])
+    specs = style_list(cfg)
+    images = load_style_images(cfg, specs)
+    base = None
+    if cfg.get("finetune_from"):
+        base = open_base(cfg.finetune_from, new_names=[spec["name"] for spec in specs])
+        log.info("adding %s to %s (%s): their norm parameters alone are trained", ", ".join(s["name"] for s in specs),
+                 base.path, ", ".join(base.names))
+        if cfg.style.name == "+".join(spec["name"] for spec in specs):  # not named by hand: name all the styles
+            cfg.style.name = "+".join([*base.names, *(spec["name"] for spec in specs)])
 
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
     resume = select_checkpoint(cfg, output_dir)
 
-    module = build_module(cfg, style_image)
+    module = build_module(cfg, images, specs=specs, base=base)
     if resume is not None:
         check_resumable(resume, module)
     loss_net = module.hparams["loss_net_source"]

@@ -8,9 +8,10 @@ loss network or the Trainer are touched.
 
 from __future__ import annotations
 
+from pathlib import Path, PurePath
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from fast_style.errors import FastStyleError
 
@@ -79,9 +80,45 @@ def check_style(style: DictConfig) -> None:
              "the paper uses 256-512")
 
 
+def _picks_one_painting(style: DictConfig) -> bool:
+    """Whether the ``style`` group names a painting itself (any style but ``multi``)."""
+    return any(OmegaConf.is_missing(style, key) or style.get(key) for key in ("file", "image", "procedural"))
+
+
+def check_styles(cfg: DictConfig) -> None:
+    """``styles``: unset, or a list of distinct style names / image paths, with ``style=multi``
+    (which needs it); several styles need ``model.norm=instance`` (unless ``finetune_from``,
+    whose file decides) and no ``check``; ``finetune_from`` an existing file."""
+    styles, style = cfg.get("styles"), cfg.style
+    if styles is None:
+        _require(_picks_one_painting(style), "style=multi needs the list of styles: styles=[starry_night,the_scream] "
+                                             "(or write style=[starry_night,the_scream])")
+    else:
+        example = "e.g. style=[starry_night,the_scream] (style config names or image paths)"
+        _require(len(styles) >= 1, f"styles=[]: list at least one style, {example}")
+        _require(all(isinstance(s, str) and s.strip() for s in styles), f"styles={list(styles)}: every entry must "
+                                                                       f"be a style's name or an image path, {example}")
+        names = [PurePath(s).stem for s in styles]
+        twice = next((n for n in names if names.count(n) > 1), None)
+        _require(twice is None, f"styles={list(styles)}: {twice} is listed twice; list each style once")
+        _require(not _picks_one_painting(style),
+                 f"styles={list(styles)} lists the styles, but style={style.get('name')} picks one painting; use "
+                 "style=multi with styles (in an experiment config: '- override /style: multi'), or leave styles unset")
+        _require(len(styles) == 1 or cfg.model.get("norm") == "instance" or bool(cfg.get("finetune_from")),
+                 f"model.norm={cfg.model.get('norm')}: several styles need model.norm=instance (the styles live in "
+                 "the instance norms' scale and shift), e.g. model=transformer")
+    source = cfg.get("finetune_from")
+    _require(source is None or Path(str(source)).expanduser().is_file(),
+             f"finetune_from={source}: no such file; give the style model to add styles to (.safetensors, .ckpt, .pth)")
+    several = source is not None or (styles is not None and len(styles) > 1)
+    _require(not (several and cfg.get("check")), "check=...: the held-out check measures a one-style model against "
+                                                 "its painting; set check=null to train several styles")
+
+
 def check_train_config(cfg: DictConfig) -> None:
     """Every range check of the training options; the first failure is a one-line
     :class:`FastStyleError` naming the option and a working value."""
     check_data(cfg.data)
     check_style(cfg.style)
+    check_styles(cfg)
     check_optimisation(cfg)

@@ -2,6 +2,9 @@
 
 A thin Hydra entry point; the work is in ``fast_style.inference.api.stylize``. Exit
 status: 0 when every image was written or skipped, 1 when some failed, 2 for a user error.
+
+``style=...`` is passed on as ``styles=...``: Hydra reads a bare ``style`` key as a choice
+in train.py's config group of that name (``configs/style/``), which stylizing does not use.
 """
 
 import sys
@@ -29,5 +32,21 @@ def main(cfg: DictConfig) -> None:
         sys.exit(1)
 
 
+def style_alias(argv: list[str]) -> list[str]:
+    """``argv`` with each ``style=X`` written ``styles=X``. Outside ``-m``, a bare mix
+    (``style=a:0.7,b:0.3``, its quotes eaten by the shell) is quoted for Hydra, which
+    would otherwise refuse the comma as a sweep; lists ``[a,b]`` are left as they are."""
+    multirun = any(arg in ("-m", "--multirun") for arg in argv)
+    out = []
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key in ("style", "styles"):
+            bare = "," in value and not set(value) & set("'\"[]{}()")
+            arg = f"styles='{value}'" if bare and not multirun else f"styles={value}"
+        out.append(arg)
+    return out
+
+
 if __name__ == "__main__":
+    sys.argv = style_alias(sys.argv)
     run(main, schema=StylizeConfig)

@@ -6,6 +6,7 @@
     summary = fast_style.stylize("checkpoints/starry_night.safetensors", "photos/", output="out/", size=1024)
     model = fast_style.open_model("mosaic.pth")              # any model file, kind detected by content
     (image,) = fast_style.stylize_images(model, ["photo.jpg"], strength=0.8)   # (3, H, W) in [0, 1]
+    fast_style.stylize("four.safetensors", "photo.jpg", style="starry_night:0.7,udnie:0.3")  # a mix
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Any
 
 import torch
 
-from fast_style.inference.choice import make_runner
+from fast_style.inference.choice import make_runner, notice, resolve_strength_space
 from fast_style.inference.executors import report, run_local
-from fast_style.inference.options import OptionError, StylizeOptions
+from fast_style.inference.mixing import StyleChoice, choose_styles
+from fast_style.inference.options import OptionError, StylizeOptions, with_aliases
 from fast_style.inference.pipeline import Summary, finish, load_photo, plan
 from fast_style.io.files import safe_name
 from fast_style.io.model_files import StyleModel, open_model
@@ -41,6 +43,13 @@ def _open(model: StyleModel | str | os.PathLike, options: StylizeOptions) -> Sty
     return open_model(model, device=str(options.device), allow_torchscript=bool(options.allow_torchscript))
 
 
+def _prepared(model: StyleModel, options: StylizeOptions) -> tuple[StylizeOptions, StyleChoice]:
+    """The options with ``strength_space`` resolved for ``model``, and the run's style
+    choice (one-line errors for a ``style``/``mask`` that does not fit the model)."""
+    styles = choose_styles(model, options)
+    return dataclasses.replace(options, strength_space=resolve_strength_space(model, options)), styles
+
+
 def stylize(
     model: StyleModel | str | os.PathLike, input: str | os.PathLike, *, options: StylizeOptions | None = None,
     **values: Any,
@@ -53,12 +62,15 @@ def stylize(
     input: a problem is raised as a one-line :class:`~fast_style.errors.FastStyleError`;
     several: bad files are reported on stderr, counted and skipped.
     """
-    opts = dataclasses.replace(options, **values) if options else StylizeOptions.of(values)
+    opts = dataclasses.replace(options, **with_aliases(values)) if options else StylizeOptions.of(values)
     opts.check()
     if input is None or str(input) in ("", "None"):
         raise OptionError("input must be set: a photo, a folder or a glob such as 'photos/*.jpg'")
     model = _open(model, opts)
-    jobs, several, refused = plan(str(input), opts, style=safe_name(str(opts.style_name or model.style_name)))
+    opts, styles = _prepared(model, opts)
+    if styles.line and _rank() == 0:
+        notice(styles.line)
+    jobs, several, refused = plan(str(input), opts, style=safe_name(str(opts.style_name or styles.label)))
     for outcome in refused:
         if not several:
             outcome.raise_error()
@@ -69,9 +81,9 @@ def stylize(
     elif int(opts.devices) > 1:
         from fast_style.inference.distributed import run_on_devices
 
-        summary = run_on_devices(jobs, model, opts)
+        summary = run_on_devices(jobs, model, opts, styles)
     else:
-        summary = run_local(jobs, make_runner(model, opts), opts, several=several)
+        summary = run_local(jobs, make_runner(model, opts, styles), opts, several=several)
     return summary.add(refused)
 
 
@@ -80,16 +92,18 @@ def stylize_images(
 ) -> list[torch.Tensor]:
     """Stylized (3, H, W) tensors in [0, 1] for image tensors ((3, H, W) in [0, 1]) or files.
 
-    ``size``/``scale`` apply to files; ``preserve_color``, ``strength`` and every
-    speed option apply to all.
+    ``size``/``scale`` apply to files; ``preserve_color``, ``strength``, ``style``,
+    ``mask`` and every speed option apply to all.
     """
     opts = StylizeOptions.of(options).check()
-    runner = make_runner(_open(model, opts), opts)
+    model = _open(model, opts)
+    opts, styles = _prepared(model, opts)
+    runner = make_runner(model, opts, styles)
     results = []
     for image in images:
         if isinstance(image, torch.Tensor):
             photo = image.detach().float().cpu()
         else:
             photo = load_photo(Path(image), opts)[0]
-        results.append(finish(runner(photo)[0], photo, keep_colour=bool(opts.preserve_color), strength=float(opts.strength)))
+        results.append(finish(runner(photo)[0], photo, keep_colour=bool(opts.preserve_color), strength=opts.pixel_strength))
     return results

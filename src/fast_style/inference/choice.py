@@ -14,6 +14,13 @@ the options into something called like a :class:`~fast_style.inference.runner.St
   bf16): a :class:`CalibratedStylizer`, which keeps the fastest precision whose output
   meets the accuracy bound of :mod:`fast_style.inference.precision` on the first photo;
 - otherwise a :class:`~fast_style.inference.runner.Stylizer` as the options say.
+
+Every runner applies the run's :class:`~fast_style.inference.mixing.StyleChoice` (the
+style weights of a multi-style model). A mask's per-pixel weights need PyTorch: with one,
+``runtime=auto`` does not export in memory, and exported files refuse it in one line.
+``strength_space`` (:func:`resolve_strength_space`): ``network`` scales an ``input_skip``
+model's head inside the runner (before clamping); ``pixel`` leaves the blend to
+:func:`fast_style.inference.pipeline.finish`.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import torch
 
 from fast_style.devices import resolve_device
 from fast_style.errors import FastStyleError, first_line
+from fast_style.inference.mixing import StyleChoice, choose_styles
 from fast_style.inference.options import RUNTIMES, StylizeOptions
 from fast_style.inference.precision import Agreement, auto_candidates, calibration_crop
 from fast_style.inference.runner import (
@@ -58,9 +66,10 @@ def notice(message: str) -> None:
 @dataclass
 class OnnxStylizer:
     """A PyTorch network run by onnxruntime on the CPU, with PyTorch's tiled path for
-    images above the pixel budget. Same interface and output as :class:`Stylizer`."""
+    images above the pixel budget. Same interface and output as :class:`Stylizer`, whose
+    style weights (one mix: (S,)) and network-space strength it applies."""
 
-    run: Callable[[torch.Tensor], torch.Tensor]
+    run: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
     tiled: Stylizer
 
     def needs_tiling(self, height: int, width: int) -> bool:
@@ -71,21 +80,25 @@ class OnnxStylizer:
             batch = batch[None]
         if self.needs_tiling(*batch.shape[-2:]):
             return self.tiled(batch, progress=progress)
-        return run_on_cpu(self.run, batch)
+        return run_on_cpu(lambda x, style: self.tiled.with_strength(self.run(x, style), x), batch,
+                          self.tiled.style_for(batch))
 
 
 def onnx_stylizer(network: torch.nn.Module, tiled: Stylizer) -> OnnxStylizer:
     """``network`` exported in memory and opened in onnxruntime, checked against PyTorch on
-    a small odd-sized input (raises :class:`FastStyleError` when any of it fails), with
-    ``tiled`` for the images above the pixel budget."""
+    a small odd-sized input (with a uniform mix for a multi-style network; raises
+    :class:`FastStyleError` when any of it fails), with ``tiled`` for the images above
+    the pixel budget."""
     from fast_style.io.export import onnx_bytes
     from fast_style.io.runtimes import cpu_runtime
 
     run = cpu_runtime(onnx_bytes(network), threads=torch.get_num_threads())
     probe = torch.rand(*EXPORT_CHECK_SHAPE, generator=torch.Generator().manual_seed(0))
+    count = network.num_styles
+    style = None if count == 1 else torch.full((count,), 1.0 / count)
     with torch.inference_mode():
-        expected = network(probe)
-    difference = (run(probe) - expected).abs().max().item()
+        expected = network(probe, style)
+    difference = (run(probe, style) - expected).abs().max().item()
     if not difference <= EXPORT_TOLERANCE:
         raise FastStyleError(f"the ONNX export differs from PyTorch by {difference:.2e}")
     return OnnxStylizer(run, tiled)
@@ -150,10 +163,43 @@ def check_runtime(options: StylizeOptions) -> str:
     return runtime
 
 
-def make_runner(model: StyleModel, options: StylizeOptions) -> Stylizer | DeployedRunner | OnnxStylizer | CalibratedStylizer:
-    """The runner for ``model`` with ``options`` (see the module docstring). Exported models
-    accept only ``precision`` auto/fp32, no ``compile`` and no ``runtime=torch``."""
+def resolve_strength_space(model: StyleModel, options: StylizeOptions) -> str:
+    """``network`` or ``pixel`` for ``options.strength_space`` and ``model``: ``auto`` is
+    network for a PyTorch model with ``input_skip`` (y = head + g * x, whose head can be
+    scaled: s * head + g * x), pixel otherwise (exported files, models without it).
+    ``network`` where it cannot apply is a one-line error."""
+    space = str(options.strength_space)
+    scalable = model.network is not None and model.network.input_skip is not None
+    if space == "auto":
+        return "network" if scalable else "pixel"
+    if space == "network" and model.network is None:
+        raise InferenceOptionError(
+            f"strength_space=network: {model.path.name} is an exported model, whose head cannot be scaled from "
+            "outside the graph; use strength_space=pixel (or auto), or the PyTorch model file it came from")
+    if space == "network" and not scalable:
+        raise InferenceOptionError(
+            f"strength_space=network: {model.path.name} has no input_skip (y = head + g * x), so its output "
+            "holds no photo to move towards; use strength_space=pixel (or auto)")
+    return space
+
+
+def network_strength(model: StyleModel, options: StylizeOptions) -> float:
+    """The strength the runner applies: ``options.strength`` when ``strength_space`` is
+    network (checked), else 1 (``pixel``, and ``auto`` not yet resolved, blend in ``finish``)."""
+    if str(options.strength_space) != "network":
+        return 1.0
+    resolve_strength_space(model, options)
+    return float(options.strength)
+
+
+def make_runner(model: StyleModel, options: StylizeOptions, styles: StyleChoice | None = None
+                ) -> Stylizer | DeployedRunner | OnnxStylizer | CalibratedStylizer:
+    """The runner for ``model`` with ``options`` (see the module docstring). ``styles``: the
+    run's style choice (None: read from ``options.styles``/``mask``). Exported models accept
+    only ``precision`` auto/fp32, no ``compile``, no ``runtime=torch`` and no mask."""
     runtime = check_runtime(options)
+    styles = styles if styles is not None else choose_styles(model, options)
+    strength = network_strength(model, options)
     if model.deployed:
         name = "ONNX" if model.kind == "onnx" else "TorchScript"
         if str(options.precision) not in ("auto", "fp32"):
@@ -161,7 +207,11 @@ def make_runner(model: StyleModel, options: StylizeOptions) -> Stylizer | Deploy
                 f"precision={options.precision}: exported {name} models run in fp32; use precision=auto or fp32")
         if options.compile:
             raise InferenceOptionError(f"compile=true does not apply to an exported {name} model; drop it")
-        return DeployedRunner(model.runtime, model.kind, int(options.pixel_budget or 0))
+        if styles.per_pixel:
+            raise InferenceOptionError(
+                f"mask={options.mask}: an exported {name} model takes one style-weight vector for the whole image, "
+                "not a per-pixel map; use the PyTorch model file (.safetensors/.ckpt) for masks")
+        return DeployedRunner(model.runtime, model.kind, int(options.pixel_budget or 0), styles.weights)
     smallest = min_tile_size(model.network)
     if int(options.pixel_budget or 0) and int(options.tile_size) < smallest:
         raise InferenceOptionError(f"tile_size={options.tile_size}: below this model's receptive field, {smallest} px; use tile_size={max(smallest, StylizeOptions.tile_size)}")
@@ -180,10 +230,14 @@ def make_runner(model: StyleModel, options: StylizeOptions) -> Stylizer | Deploy
             tile_size=int(options.tile_size),
             tile_blend=int(options.tile_blend),
             pixel_budget=pixel_budget,
+            styles=styles,
+            strength=strength,
         )
 
     candidates = auto_candidates(device) if precision in ("", "auto") else [resolve_precision(precision, device)]
-    if runtime == "onnx" or (runtime == "auto" and _onnx_fits(device, candidates, options)):
+    if runtime == "onnx" and styles.per_pixel:
+        raise InferenceOptionError("runtime=onnx: a mask's per-pixel styles run in PyTorch only; use runtime=auto or torch")
+    if runtime == "onnx" or (runtime == "auto" and not styles.per_pixel and _onnx_fits(device, candidates, options)):
         return _onnx_or_torch(model.network, make(torch.float32), required=runtime == "onnx", device=device, candidates=candidates)
     if len(candidates) > 1 and not options.compile:
         return CalibratedStylizer(make, candidates, pixel_budget)

@@ -41,7 +41,7 @@ def stylize_frames(runner: Runner, frames: np.ndarray, size: tuple[int, int], op
         photos = F.interpolate(photos, size=(size[1], size[0]), mode="bicubic", antialias=True,
                                align_corners=False).clamp_(0, 1)
     outputs = check_output(runner(photos), photos)
-    keep, strength = bool(options.preserve_color), float(options.strength)
+    keep, strength = bool(options.preserve_color), options.pixel_strength
     finished = torch.stack([finish(y, x, keep_colour=keep, strength=strength) for y, x in zip(outputs, photos, strict=True)])
     return finished.mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 

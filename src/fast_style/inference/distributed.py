@@ -22,6 +22,7 @@ from fast_style.devices import cluster_plugins
 from fast_style.errors import FastStyleError
 from fast_style.inference.choice import make_runner
 from fast_style.inference.executors import STATUSES, report, size_groups
+from fast_style.inference.mixing import StyleChoice
 from fast_style.inference.options import StylizeOptions
 from fast_style.inference.pipeline import Job, Loaded, Outcome, Summary, read, run_batch
 from fast_style.io.model_files import StyleModel
@@ -62,17 +63,18 @@ def job_loader(jobs: list[Job], options: StylizeOptions, *, rank: int, world: in
 
 
 class PredictJobs(pl.LightningModule):
-    """Runs steps 2-4 of the pipeline on each rank's device; the runner is built there."""
+    """Runs steps 2-4 of the pipeline on each rank's device; the runner is built there
+    (with the run's style choice)."""
 
-    def __init__(self, *, model: StyleModel, options: StylizeOptions):
+    def __init__(self, *, model: StyleModel, options: StylizeOptions, styles: StyleChoice | None = None):
         super().__init__()
         self.network = model.network
-        self.style_model, self.options, self.runner = model, options, None
+        self.style_model, self.options, self.styles, self.runner = model, options, styles, None
 
     def on_predict_start(self) -> None:
         from dataclasses import replace
 
-        self.runner = make_runner(self.style_model, replace(self.options, device=str(self.device)))
+        self.runner = make_runner(self.style_model, replace(self.options, device=str(self.device)), self.styles)
 
     def transfer_batch_to_device(self, batch: list, device: torch.device, dataloader_idx: int) -> list:
         return batch  # jobs are plain records; the runner moves each photo itself
@@ -98,9 +100,11 @@ class OutcomeCounter(BasePredictionWriter):
             self.counts[STATUSES.index(outcome.status)] += 1
 
 
-def run_on_devices(jobs: list[Job], model: StyleModel, options: StylizeOptions) -> Summary:
-    """Stylize ``jobs`` in ``options.devices`` processes; returns summed counts (on every rank;
-    ranks other than zero exit here)."""
+def run_on_devices(jobs: list[Job], model: StyleModel, options: StylizeOptions,
+                   styles: StyleChoice | None = None) -> Summary:
+    """Stylize ``jobs`` in ``options.devices`` processes with the style choice ``styles``
+    (None: read from the options); returns summed counts (on every rank; ranks other than
+    zero exit here)."""
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated.*")  # Lightning internals
     model.require_network(f"devices={options.devices}")
     videos = [job.source for job in jobs if is_video(job.source)]
@@ -114,7 +118,7 @@ def run_on_devices(jobs: list[Job], model: StyleModel, options: StylizeOptions) 
         enable_progress_bar=bool(options.progress), default_root_dir=".", plugins=cluster_plugins() or None,
     )
     loader = job_loader(jobs, options, rank=trainer.global_rank, world=trainer.world_size)
-    trainer.predict(PredictJobs(model=model, options=options), dataloaders=loader, return_predictions=False)
+    trainer.predict(PredictJobs(model=model, options=options, styles=styles), dataloaders=loader, return_predictions=False)
     totals = trainer.strategy.reduce(counter.counts.to(trainer.strategy.root_device), reduce_op="sum")
     done, skipped, failed = (int(v) for v in totals.cpu())
     if torch.distributed.is_available() and torch.distributed.is_initialized():

@@ -15,12 +15,22 @@ from fast_style.errors import FastStyleError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 RUNTIMES = ("auto", "torch", "onnx")
+STRENGTH_SPACES = ("auto", "network", "pixel")
 # 8192 x 8192: about 3 GB of float32 images (input, output) plus one tile's activations
 MAX_PIXELS = 8192 * 8192
 
 
 class OptionError(FastStyleError):
     """An option value that cannot be used."""
+
+
+def with_aliases(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with ``style`` renamed ``styles`` (see :class:`StylizeOptions`)."""
+    if "style" not in values:
+        return values
+    if "styles" in values:
+        raise OptionError("style= and styles= both set; they are one option, give it once")
+    return {("styles" if key == "style" else key): value for key, value in values.items()}
 
 
 @dataclass
@@ -35,7 +45,17 @@ class StylizeOptions:
 
     Images: ``size`` (longer side in px) or ``scale`` (a factor), not both;
     ``preserve_color`` (luminance-only transfer); ``strength`` (1: stylized, 0: the
-    photo, a linear blend between).
+    photo) in ``strength_space``: ``pixel`` blends the images, ``strength * stylized +
+    (1 - strength) * photo``; ``network`` scales the head of a model with ``input_skip``
+    (y = head + g * x becomes strength * head + g * x); ``auto`` (default): network where
+    the model has input_skip and runs in PyTorch (or the in-memory ONNX path), else pixel.
+
+    Styles of a multi-style model (:mod:`fast_style.inference.mixing`): ``styles`` (a
+    name or index; ``'a:0.7,b:0.3'`` mixes in the network, weights normalised to sum 1;
+    a list with ``mask``: one entry per mask colour, darkest first), ``mask`` (an image
+    whose colours mark the regions). ``style`` is accepted for ``styles`` (by
+    :meth:`of` and ``stylize.py``: Hydra reads a bare ``style=`` as a choice in train.py's
+    config group ``configs/style/``, so the field cannot be called that).
 
     Speed: ``device`` (auto: cuda, mps, cpu), ``precision`` (auto: the fastest of fp16,
     bf16, fp32 on this device whose output is within 40 dB PSNR / 1/255 mean of fp32 on
@@ -73,6 +93,9 @@ class StylizeOptions:
     quality: int = 95
     preserve_color: bool = False
     strength: float = 1.0
+    strength_space: str = "auto"
+    styles: Any = None
+    mask: str | None = None
     tile_size: int = 512
     tile_blend: int = 16
     pixel_budget: int = 4096 * 4096 // 4  # ~4.2 MP untiled: ~1.2 GB of fp32 activations for width 32
@@ -84,9 +107,17 @@ class StylizeOptions:
     crf: int = 18
     codec: str = "auto"
 
+    @property
+    def pixel_strength(self) -> float:
+        """The strength of the pixel blend in ``finish``: ``strength``, or 1 when the runner
+        applies it in the network (``strength_space=network``)."""
+        return 1.0 if str(self.strength_space) == "network" else float(self.strength)
+
     @classmethod
     def of(cls, values: dict[str, Any]) -> StylizeOptions:
-        """Options from keyword values; an unknown key is a one-line error naming the known ones."""
+        """Options from keyword values (``style`` for ``styles``); an unknown key is a one-line
+        error naming the known ones."""
+        values = with_aliases(values)
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(values) - set(names))
         if unknown:
@@ -121,6 +152,8 @@ class StylizeOptions:
             raise OptionError(f"devices={self.devices}: must be at least 1")
         if str(self.precision) not in PRECISIONS:
             raise OptionError(f"precision={self.precision}: choose {', '.join(PRECISIONS)}")
+        if str(self.strength_space) not in STRENGTH_SPACES:
+            raise OptionError(f"strength_space={self.strength_space}: choose {', '.join(STRENGTH_SPACES)}")
         if str(self.runtime) not in RUNTIMES:
             raise OptionError(f"runtime={self.runtime}: choose {', '.join(RUNTIMES)}")
         if str(self.channels_last).lower() not in ("auto", "true", "false"):

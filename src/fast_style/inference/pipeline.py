@@ -393,7 +393,7 @@ def run_batch(runner: Runner, items: Sequence[Loaded], options: StylizeOptions) 
     outcomes = []
     for item, out in zip(items, outputs, strict=True):
         try:
-            result = finish(out, item.photo, keep_colour=bool(options.preserve_color), strength=float(options.strength))
+            result = finish(out, item.photo, keep_colour=bool(options.preserve_color), strength=options.pixel_strength)
             write_output(result, item.alpha, item.job.target, quality=int(options.quality))
             outcomes.append(Outcome(item.job, "done"))
         except Exception as exc:  # noqa: BLE001

@@ -5,6 +5,10 @@
 clamped to [0, 1]. Images above ``pixel_budget`` pixels go through the tiled path
 (:mod:`fast_style.inference.tiling`), whose output equals the untiled one up to rounding.
 :class:`DeployedRunner` puts an exported ONNX / TorchScript model behind the same call.
+A multi-style model's style weights come from the runner's
+:class:`~fast_style.inference.mixing.StyleChoice`, per batch (a mask's map is resized to
+the batch's size); ``strength`` here is the network-space strength of ``input_skip``
+models (:meth:`~fast_style.nn.transformer.TransformerNet.scale_head`), 1 otherwise.
 Which runner a run gets (runtime, precision per device): :mod:`fast_style.inference.choice`.
 
 Precision: ``fp32`` keeps the model as trained; ``bf16``/``fp16`` cast weights and
@@ -25,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fast_style.errors import FastStyleError
+from fast_style.inference.mixing import StyleChoice
 from fast_style.inference.options import StylizeOptions
 from fast_style.inference.tiling import tiled_forward
 from fast_style.nn.transformer import ReflectConv, TransformerNet
@@ -49,16 +54,20 @@ class HugeImageError(FastStyleError):
 MIN_SIDE = 8  # the reflection pads need 5 px; a smaller side is padded to 8 px, then cropped back
 
 
-def padded_to_minimum(run: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor) -> torch.Tensor:
-    """``run(batch)`` for a batch with a side below :data:`MIN_SIDE` px (1x1, 3x2,
-    3x100000): the edge pixels are repeated up to that size, and the result is cropped
-    back to the input's size."""
+Run = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]  # (batch, style weights) -> output
+
+
+def padded_to_minimum(run: Run, batch: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+    """``run(batch, style)``, for a batch with a side below :data:`MIN_SIDE` px (1x1, 3x2,
+    3x100000) with the edge pixels repeated up to that size (a per-pixel style map
+    (N, S, H, W) likewise) and the result cropped back to the input's size."""
     height, width = batch.shape[-2:]
     if min(height, width) >= MIN_SIDE:
-        return run(batch)
-    pad_h, pad_w = max(0, MIN_SIDE - height), max(0, MIN_SIDE - width)
-    padded = F.pad(batch, (0, pad_w, 0, pad_h), mode="replicate")
-    out = run(padded)
+        return run(batch, style)
+    pad = (0, max(0, MIN_SIDE - width), 0, max(0, MIN_SIDE - height))
+    if style is not None and style.dim() == 4:
+        style = F.pad(style, pad, mode="replicate")
+    out = run(F.pad(batch, pad, mode="replicate"), style)
     return out[..., :height, :width] if out.dim() == 4 else out
 
 
@@ -127,6 +136,9 @@ class Stylizer:
     graph, on CUDA only).
     ``fold_head``: run the last layer as a :class:`FoldedHead` (same result, faster on
     CPUs). The model is copied first when it is changed, so the caller's is untouched.
+    ``styles``: which of a multi-style model's styles to apply (None: a one-style model);
+    ``strength``: s of :meth:`~fast_style.nn.transformer.TransformerNet.scale_head` (an
+    ``input_skip`` model; 1: its plain output).
     """
 
     model: TransformerNet
@@ -140,7 +152,9 @@ class Stylizer:
     pixel_budget: int = StylizeOptions.pixel_budget
     tile_cache_dir: str | None = None
     fold_head: bool = True
-    _forward: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, init=False, repr=False)
+    styles: StyleChoice | None = None
+    strength: float = 1.0
+    _forward: Run | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.fold_head and FoldedHead.fits(self.model.head):
@@ -168,12 +182,18 @@ class Stylizer:
     def _context(self) -> contextlib.AbstractContextManager:
         return torch.inference_mode() if not self.compile else torch.no_grad()
 
+    def style_for(self, batch: torch.Tensor) -> torch.Tensor | None:
+        """The style weights for a (N, 3, H, W) batch: None, (S,) or a map (N, S, H, W)."""
+        if self.styles is None:
+            return None
+        return self.styles.for_batch(batch.shape[0], *batch.shape[-2:])
+
     def __call__(self, batch: torch.Tensor, *, progress: Callable[[], None] | None = None) -> torch.Tensor:
         if batch.dim() == 3:
             batch = batch[None]
-        return padded_to_minimum(lambda x: self._run(x, progress), batch)
+        return padded_to_minimum(lambda x, style: self._run(x, style, progress), batch, self.style_for(batch))
 
-    def _run(self, batch: torch.Tensor, progress: Callable[[], None] | None) -> torch.Tensor:
+    def _run(self, batch: torch.Tensor, style: torch.Tensor | None, progress: Callable[[], None] | None) -> torch.Tensor:
         height, width = batch.shape[-2:]
         with self._context():
             if self.needs_tiling(height, width):
@@ -186,19 +206,27 @@ class Stylizer:
                         prepare=self.prepare,
                         cache_dir=self.tile_cache_dir,
                         progress=progress,
+                        style=style[i:i + 1] if style is not None and style.dim() == 4 else style,
+                        strength=self.strength,
                     )
-                    for image in batch
+                    for i, image in enumerate(batch)
                 ]
                 return outputs[0][None] if len(outputs) == 1 else torch.stack(outputs)
-            out = self.forward(self.prepare(batch))
+            x = self.prepare(batch)
+            out = self.with_strength(self.forward(x, None if style is None else style.to(self.device)), x)
             return out.float().clamp_(0, 1).cpu().contiguous()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         """The network (compiled or eager) on a batch already prepared by :meth:`prepare`,
-        under the caller's grad mode; the unclamped output on the device."""
+        with style weights ``style`` (a multi-style model), under the caller's grad mode; the
+        unclamped output on the device."""
         if self.compile and self.compile_mode == "reduce-overhead":
             torch.compiler.cudagraph_mark_step_begin()  # the previous graph's outputs may be overwritten
-        return self._forward(x)
+        return self._forward(x, style)
+
+    def with_strength(self, output: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The unclamped ``output`` of input ``x`` with the network-space ``strength`` applied."""
+        return output if self.strength == 1 else self.model.scale_head(output, x, self.strength)
 
     def context(self) -> contextlib.AbstractContextManager:
         """The grad mode calls run in: inference_mode, or no_grad for compiled code."""
@@ -209,11 +237,13 @@ class Stylizer:
 class DeployedRunner:
     """An exported model behind the :class:`Stylizer` interface: it runs whole, in fp32,
     on its runtime's device. It cannot be tiled (tiling needs each layer separately), so
-    an image above ``pixel_budget`` pixels is refused with :class:`HugeImageError`."""
+    an image above ``pixel_budget`` pixels is refused with :class:`HugeImageError`.
+    ``weights``: the style weights (S,) fed to a multi-style export (None: one style)."""
 
-    run: Callable[[torch.Tensor], torch.Tensor]
+    run: Run
     kind: str
     pixel_budget: int = 0
+    weights: torch.Tensor | None = None
 
     def needs_tiling(self, height: int, width: int) -> bool:
         """True above the budget (such a batch is flushed alone, then refused by ``__call__``)."""
@@ -229,12 +259,12 @@ class DeployedRunner:
                 f"{'ONNX' if self.kind == 'onnx' else 'TorchScript'} model cannot be tiled: use a PyTorch "
                 "checkpoint (.safetensors/.ckpt/.pth) for huge images, or pass pixel_budget=0 to run it untiled"
             )
-        return run_on_cpu(self.run, batch)
+        return run_on_cpu(self.run, batch, self.weights)
 
 
-def run_on_cpu(run: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor) -> torch.Tensor:
-    """``run`` (a CPU runtime: onnxruntime, TorchScript) on a (N, 3, H, W) batch as a
-    contiguous float32 CPU tensor, small sides padded (:func:`padded_to_minimum`); the
+def run_on_cpu(run: Run, batch: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+    """``run(batch, style)`` (a CPU runtime: onnxruntime, TorchScript) on a (N, 3, H, W) batch
+    as a contiguous float32 CPU tensor, small sides padded (:func:`padded_to_minimum`); the
     output clamped to [0, 1], float32, on the CPU."""
-    out = padded_to_minimum(run, batch.detach().to("cpu", torch.float32).contiguous())
+    out = padded_to_minimum(run, batch.detach().to("cpu", torch.float32).contiguous(), style)
     return out.float().clamp_(0, 1).cpu().contiguous()

@@ -5,12 +5,16 @@
 ``ckpt`` is any model file :func:`fast_style.io.model_files.open_model` opens with a
 PyTorch network. The exported network takes and returns float32 RGB in [0, 1], (N, 3,
 H, W), with N, H and W dynamic and the output the input's size (odd sizes too); it is
-not clamped. ONNX: ``torch.onnx.export(dynamo=True)``, falling back to the
+not clamped. A network of S > 1 styles takes a second input, ``style_weights``: float32
+(S,), the weights over the styles listed in the metadata's ``styles`` (one-hot picks one,
+non-negative weights summing to 1 mix them), used for the whole batch; a one-style
+network has the one input, as always. ONNX: ``torch.onnx.export(dynamo=True)``, falling back to the
 TorchScript-based exporter (``exporter=legacy`` forces it); metadata in
 ``metadata_props``. TorchScript: ``torch.jit.trace``, metadata in the extra file
 ``fast_style.json``. Before a file appears it is opened again and compared with the
-PyTorch model on two sizes (one odd, one a batch of 2): a difference above
-:data:`TOLERANCE` is an error and nothing is written. Files are written atomically; an
+PyTorch model on two sizes (one odd, one a batch of 2), for a multi-style network with
+several weight vectors (the first and the last style alone, and a mix): a difference
+above :data:`TOLERANCE` is an error and nothing is written. Files are written atomically; an
 existing file is kept and a numbered name used unless ``overwrite``.
 """
 
@@ -37,6 +41,7 @@ from fast_style.nn.transformer import TransformerNet
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
 INPUT_NAME = "image"
+STYLE_INPUT_NAME = "style_weights"
 OUTPUT_NAME = "stylized"
 TOLERANCE = 1e-4
 # (N, C, H, W) of the verification inputs: one odd size, one batch of 2.
@@ -71,13 +76,17 @@ def exportable(model: TransformerNet) -> nn.Module:
     return model.eval().requires_grad_(False).float()
 
 
-def export_metadata(metadata: StyleModelMetadata, *, source_kind: str) -> StyleModelMetadata:
+def export_metadata(metadata: StyleModelMetadata, *, source_kind: str, num_styles: int = 1) -> StyleModelMetadata:
     """The source's metadata plus what an exported file adds (versions, I/O description)."""
+    inputs = f"{INPUT_NAME}: float32 RGB in [0, 1], (N, 3, H, W), any N, H, W"
+    if num_styles > 1:
+        inputs += (f"; {STYLE_INPUT_NAME}: float32 ({num_styles},), weights over the styles in 'styles' order "
+                   "(one-hot: one style; non-negative, summing to 1: a mix), for the whole batch")
     return dataclasses.replace(metadata, extra={
         **metadata.extra,
         "torch_version": torch.__version__.split("+")[0],
         "source_kind": source_kind,
-        "input": f"{INPUT_NAME}: float32 RGB in [0, 1], (N, 3, H, W), any N, H, W",
+        "input": inputs,
         "output": f"{OUTPUT_NAME}: float32 RGB, (N, 3, H, W), same size; clamp to [0, 1]",
     })
 
@@ -90,16 +99,24 @@ def _quiet():
         yield
 
 
-def _example(module: nn.Module) -> torch.Tensor:
-    """A 64x64 tracing input (the exported sizes are dynamic; this one only drives the trace)."""
-    return torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+def _example(module: TransformerNet) -> tuple[torch.Tensor, ...]:
+    """The tracing inputs: a 64x64 image (the exported sizes are dynamic; this one only
+    drives the trace) and, for S > 1 styles, the uniform style weights (S,)."""
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    count = module.num_styles
+    return (image,) if count == 1 else (image, torch.full((count,), 1.0 / count))
 
 
-def _onnx_dynamo(module: nn.Module, path: Path, meta: dict[str, str], opset: int | None) -> None:
+def _input_names(module: TransformerNet) -> list[str]:
+    return [INPUT_NAME] if module.num_styles == 1 else [INPUT_NAME, STYLE_INPUT_NAME]
+
+
+def _onnx_dynamo(module: TransformerNet, path: Path, meta: dict[str, str], opset: int | None) -> None:
+    image_axes = {0: "batch", 2: "height", 3: "width"}
     program = torch.onnx.export(
-        module, (_example(module),), None, dynamo=True, verbose=False, opset_version=opset,
-        input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], external_data=False,
-        dynamic_shapes=({0: "batch", 2: "height", 3: "width"},),
+        module, _example(module), None, dynamo=True, verbose=False, opset_version=opset,
+        input_names=_input_names(module), output_names=[OUTPUT_NAME], external_data=False,
+        dynamic_shapes=(image_axes,) if module.num_styles == 1 else (image_axes, None),
     )
     for key, value in meta.items():
         program.model.metadata_props[key] = value
@@ -107,16 +124,18 @@ def _onnx_dynamo(module: nn.Module, path: Path, meta: dict[str, str], opset: int
 
 
 def onnx_bytes(model: TransformerNet, *, opset: int | None = None) -> bytes:
-    """``model`` as an in-memory ONNX model with dynamic N, H and W, from the
-    TorchScript-based exporter: about 1.5 s for the paper's network on 2 CPU cores, so
-    that ``stylize.py`` can run a PyTorch checkpoint in onnxruntime (``runtime=auto``)."""
+    """``model`` as an in-memory ONNX model with dynamic N, H and W (and the style-weight
+    input of a multi-style model), from the TorchScript-based exporter: about 1.5 s for
+    the paper's network on 2 CPU cores, so that ``stylize.py`` can run a PyTorch
+    checkpoint in onnxruntime (``runtime=auto``)."""
     require("onnx", "ONNX export")
     axes = {0: "batch", 2: "height", 3: "width"}
     buffer = io.BytesIO()
     with _quiet():
         torch.onnx.export(
-            exportable(model), (_example(model),), buffer, dynamo=False, opset_version=opset or 18,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
+            exportable(model), _example(model), buffer, dynamo=False, opset_version=opset or 18,
+            input_names=_input_names(model), output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
         )
     return buffer.getvalue()
 
@@ -177,26 +196,42 @@ def verification_inputs(shapes=VERIFY_SHAPES) -> list[torch.Tensor]:
     return [torch.rand(shape, generator=generator) for shape in shapes]
 
 
-def max_difference(model: TransformerNet, run, inputs: list[torch.Tensor]) -> float:
-    """Max |run(x) - model(x)| over ``inputs`` (fp32, unclamped); checks output shapes."""
+def verification_styles(num_styles: int) -> list[torch.Tensor | None]:
+    """Style weights the check runs with: None for one style; else the first and the last
+    style alone (one-hot) and an uneven mix, w_s = (s + 1) / sum(1..S)."""
+    if num_styles == 1:
+        return [None]
+    eye = torch.eye(num_styles)
+    mix = torch.arange(1, num_styles + 1, dtype=torch.float32)
+    return [eye[0], eye[-1], mix / mix.sum()]
+
+
+def max_difference(model: TransformerNet, run, inputs: list[torch.Tensor],
+                   styles: list[torch.Tensor | None] = (None,)) -> float:
+    """Max |run(x, w) - model(x, w)| over ``inputs`` and style weights ``styles`` (fp32,
+    unclamped); checks output shapes."""
     worst = 0.0
     model = model.eval().float()
     for x in inputs:
-        with torch.no_grad():
-            expected = model(x)
-        got = run(x)
-        if tuple(got.shape) != tuple(expected.shape):
-            raise ExportError(
-                f"exported model returned shape {tuple(got.shape)} for input {tuple(x.shape)}; expected {tuple(expected.shape)}"
-            )
-        worst = max(worst, (got.float() - expected).abs().max().item())
+        for style in styles:
+            with torch.no_grad():
+                expected = model(x, style)
+            got = run(x) if style is None else run(x, style)
+            if tuple(got.shape) != tuple(expected.shape):
+                raise ExportError(f"exported model returned shape {tuple(got.shape)} for input {tuple(x.shape)}; "
+                                  f"expected {tuple(expected.shape)}")
+            worst = max(worst, (got.float() - expected).abs().max().item())
     return worst
 
 
 def verify(path: Path, fmt: str, model: TransformerNet, *, shapes=VERIFY_SHAPES, tolerance: float = TOLERANCE) -> float:
-    """Max difference between the exported file and ``model``; ExportError above ``tolerance``."""
+    """Max difference between the exported file and ``model`` (every weight vector of
+    :func:`verification_styles`); ExportError above ``tolerance``."""
     run = open_model(path, device="cpu", allow_torchscript=True).runtime
-    worst = max_difference(model, run, verification_inputs(shapes))
+    if run.num_styles != model.num_styles:
+        raise ExportError(f"exported {fmt} model takes {run.num_styles} style weight(s), the network holds "
+                          f"{model.num_styles} styles; nothing was written")
+    worst = max_difference(model, run, verification_inputs(shapes), verification_styles(model.num_styles))
     if not worst <= tolerance:
         raise ExportError(
             f"exported {fmt} model differs from PyTorch by {worst:.3g} (> {tolerance:g}) on sizes "
@@ -241,7 +276,8 @@ def export_model(
     if fmt == "safetensors":
         save_style_model(model, target, metadata=dataclasses.replace(source.metadata, style_name=style))
         return ExportResult(target, fmt)
-    metadata = dataclasses.replace(export_metadata(source.metadata, source_kind=source.kind), style_name=style)
+    metadata = dataclasses.replace(export_metadata(source.metadata, source_kind=source.kind,
+                                                   num_styles=model.num_styles), style_name=style)
     meta = metadata.to_strings(format=ONNX_FORMAT if fmt == "onnx" else TORCHSCRIPT_FORMAT)
     with atomic_output(target, suffix=FORMATS[fmt]) as tmp:
         if fmt == "onnx":

@@ -26,7 +26,6 @@ import dataclasses
 import os
 import struct
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +37,7 @@ from fast_style.errors import CheckpointError, FastStyleError, first_line
 from fast_style.io.files import atomic_output
 from fast_style.io.metadata import STYLE_MODEL_FORMAT, StyleModelMetadata
 from fast_style.io.pytorch_examples import from_examples, is_examples_state
-from fast_style.io.runtimes import onnx_runtime, torchscript_runtime
+from fast_style.io.runtimes import Runtime, onnx_runtime, torchscript_runtime
 from fast_style.nn.transformer import TransformerNet
 
 KINDS = ("style-model", "lightning", "pytorch-examples", "state-dict", "onnx", "torchscript")
@@ -56,14 +55,15 @@ class StyleModel:
 
     ``network`` is a TransformerNet in eval mode for the PyTorch kinds, None for
     exported ones; ``runtime`` runs an exported one ((N, 3, H, W) float32 CPU in
-    [0, 1] -> unclamped float32 CPU), None otherwise.
+    [0, 1], and style weights (S,) for a multi-style model -> unclamped float32 CPU;
+    :class:`~fast_style.io.runtimes.Runtime`), None otherwise.
     """
 
     path: Path
     kind: str
     metadata: StyleModelMetadata
     network: TransformerNet | None = None
-    runtime: Callable[[torch.Tensor], torch.Tensor] | None = None
+    runtime: Runtime | None = None
 
     @property
     def style_name(self) -> str:
@@ -74,6 +74,13 @@ class StyleModel:
     @property
     def deployed(self) -> bool:
         return self.kind in DEPLOYED_KINDS
+
+    @property
+    def num_styles(self) -> int:
+        """How many styles the model holds (S of its (S, C) norm parameters; 1 for a one-style model)."""
+        if self.network is not None:
+            return self.network.num_styles
+        return self.runtime.num_styles if self.runtime is not None else 1
 
     def require_network(self, purpose: str) -> TransformerNet:
         """The PyTorch network, or a one-line error saying why ``purpose`` needs one."""

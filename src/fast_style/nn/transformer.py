@@ -27,7 +27,9 @@ per-channel gain g (tensor ``input_skip``, shape (3,), starts at 1), and starts 
 head at zero, so that a new network passes the photo through exactly and training only
 has to learn the change (global residual learning, as in Kim et al. 2016, VDSR). Files
 without the ``input_skip`` tensor are networks without it (every model written before it
-existed), and load as such.
+existed), and load as such. Such a network can also be run part of the way:
+:meth:`TransformerNet.scale_head` scales the head's part, s * head + g * x (stylizing's
+``strength`` in the network's space).
 
 ``num_styles=S > 1`` makes one network hold S styles (Dumoulin, Shlens and Kudlur 2017,
 "A Learned Representation for Artistic Style"): every instance norm becomes a
@@ -331,6 +333,17 @@ class TransformerNet(nn.Module):
         if self.input_skip is None:
             return head_output
         return head_output + self.input_skip.view(1, 3, 1, 1).to(head_output.dtype) * x
+
+    def scale_head(self, output: torch.Tensor, x: torch.Tensor, strength: float) -> torch.Tensor:
+        """An ``input_skip`` network's output with its head's part scaled by s = ``strength``:
+        for y = head + g * x, ``s * head + g * x = s * y + (1 - s) * g * x``, the photo (times the
+        learnt gain g) at s = 0 and the style at s = 1. ``output`` y and ``x`` are (N, 3, H, W)."""
+        if self.input_skip is None:
+            raise ValueError("scale_head needs a network with input_skip (y = head + g * x)")
+        if strength == 1:
+            return output
+        gain = self.input_skip.view(1, 3, 1, 1).to(output.device, output.dtype)
+        return torch.lerp(gain * x.to(output.dtype), output, float(strength))
 
 
 def build_transformer(config: dict) -> TransformerNet:

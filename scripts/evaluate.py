@@ -2,6 +2,7 @@
 
     python scripts/evaluate.py ckpt=checkpoints/<style>.safetensors images=<folder of photos>
         [num_images=4] [size=256] [iterations=[50,100,300]] [style=<name> | style=custom style.image=PATH]
+        [styles=<name or index>]   # a multi-style model: which of its styles
 
 For each photo: content, style, TV and total loss of the feed-forward output and of
 L-BFGS after each iteration count (started from the photo), under the loss the model

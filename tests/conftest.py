@@ -85,6 +85,31 @@ def model_file(tmp_path_factory) -> Path:
     return path
 
 
+def two_style_net(seed: int = 0):
+    """A tiny two-style TransformerNet whose norm rows differ (a fresh one holds two equal styles)."""
+    import torch
+
+    from fast_style.nn.transformer import ConditionalInstanceNorm2d, TransformerNet
+
+    torch.manual_seed(seed)
+    net = TransformerNet(width=8, num_residual=1, num_styles=2)
+    with torch.no_grad():
+        for norm in net.modules():
+            if isinstance(norm, ConditionalInstanceNorm2d):
+                norm.weight.normal_(1.0, 0.5)
+                norm.bias.normal_(0.0, 0.5)
+    return net.eval()
+
+
+def save_two_styles(path: Path, seed: int = 0, **metadata) -> Path:
+    """:func:`two_style_net` saved as a style model of styles "a" and "b" (named "a+b")."""
+    from fast_style.io.metadata import StyleModelMetadata
+    from fast_style.io.model_files import save_style_model
+
+    meta = StyleModelMetadata(styles=["a", "b"], style_name="a+b", **metadata)
+    return save_style_model(two_style_net(seed), path, metadata=meta)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not (SHARED_DATA / "content").is_dir():

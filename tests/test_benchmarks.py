@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import run_entry
+from conftest import run_entry, save_two_styles
 
 
 def test_unknown_part_is_a_one_line_error(tmp_path):
@@ -105,3 +105,94 @@ def test_stylize_part_times_stylize_py_against_the_eager_loop(tmp_path):
     assert run["reference"] > 0 and run["fast"] > 0 and data["photos"] == 2 and data["size"] == 128
     assert data["psnr_db"] >= 40 and data["max_diff_255"] <= 2  # onnxruntime vs eager PyTorch, 8-bit outputs
     assert "| run | reference loop s |" in result.stdout
+
+
+# ---------------------------------------------------------------------------- a multi-style ckpt
+
+
+@pytest.fixture
+def two_styles(tmp_path):
+    return save_two_styles(tmp_path / "two.safetensors")
+
+
+def test_a_multi_style_model_is_benchmarked_with_its_first_style_or_the_one_named(two_styles, model_file, capsys):
+    from fast_style.bench.inference import model_or_random, style_argument
+    from fast_style.bench.options import BenchmarkConfig, BenchOptionError
+    from fast_style.errors import FastStyleError
+
+    _, choice = model_or_random(str(two_styles))
+    assert (choice.label, choice.weights.tolist()) == ("a", [1.0, 0.0])
+    assert "two.safetensors holds 2 styles: benchmarking a (styles= picks another)" in capsys.readouterr().err
+    _, choice = model_or_random(str(two_styles), "b")
+    assert (choice.label, choice.weights.tolist()) == ("b", [0.0, 1.0])
+    assert model_or_random(str(model_file))[1].weights is None
+    # what the subprocess parts (stylize, video) pass on: stylize.py's styles= (an index), none for one style
+    assert (style_argument(two_styles, "b"), style_argument(two_styles, None), style_argument(model_file, None)) == (
+        "1", "0", "")
+    with pytest.raises(FastStyleError, match="^styles=c: no style 'c' in two.safetensors; its styles: a, b"):
+        model_or_random(str(two_styles), "c")
+    with pytest.raises(BenchOptionError, match="^styles=b picks a style of a multi-style model; give it with ckpt=<model>$"):
+        BenchmarkConfig(part="inference", styles="b").parts()
+
+
+def test_inference_part_runs_the_chosen_style_on_every_path(two_styles, tmp_path, capsys):
+    from fast_style.bench import inference
+    from fast_style.bench.options import BenchmarkConfig
+
+    (config,) = BenchmarkConfig(part="inference", quick=True, big=False, ckpt=str(two_styles), styles="b",
+                                json=str(tmp_path / "i.json")).parts()
+    assert inference.main(config) == 0
+    data = json.loads((tmp_path / "i.json").read_text())
+    assert data["style"] == "b" and all(row["max_diff_255"] <= 3 for row in data["sizes"])
+    assert data["tiling"]["max_diff_255"] <= 2
+    assert "; style b of a multi-style model" in capsys.readouterr().out
+    inference.child_run(40, 56, "fp32", str(two_styles), 32, 1000, "b")  # the 8K run's child process, tiny
+    child = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert child["tiled"] and child["output_shape"] == [1, 3, 40, 56]
+
+
+def test_precision_part_names_the_style_of_a_multi_style_model(two_styles, tmp_path, capsys):
+    from fast_style.bench import precision
+    from fast_style.bench.options import BenchmarkConfig
+
+    (config,) = BenchmarkConfig(part="precision", quick=True, ckpt=str(two_styles), styles="b",
+                                json=str(tmp_path / "p.json")).parts()
+    assert precision.main(config) == 0
+    rows = json.loads((tmp_path / "p.json").read_text())["rows"]
+    assert [r["model"] for r in rows[2:]] == ["two.safetensors (b)"] * 2
+    assert all(r["psnr_db"] > 20 for r in rows)
+
+
+def test_onnx_part_feeds_the_style_weights_to_the_export(two_styles, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from fast_style.bench import onnx
+    from fast_style.bench.options import BenchmarkConfig
+    from fast_style.io.export import export_model
+    from fast_style.io.model_files import save_style_model
+
+    def legacy_export(model, folder):  # the TorchScript-based exporter: a second here, the dynamo one ten
+        result = export_model(save_style_model(model, folder / "bench.safetensors"), "onnx", folder / "bench.onnx",
+                              exporter="legacy")
+        return result.path, result.max_diff, result.exporter
+
+    monkeypatch.setattr(onnx, "_export", legacy_export)
+    (config,) = BenchmarkConfig(part="onnx", quick=True, ckpt=str(two_styles), styles="b",
+                                json=str(tmp_path / "o.json")).parts()
+    assert onnx.main(config) == 0
+    data = json.loads((tmp_path / "o.json").read_text())
+    assert data["style"] == "b" and all(row["onnx_raw_max_diff"] < 1e-3 for row in data["sizes"])
+
+
+@pytest.mark.slow
+def test_stylize_and_video_parts_run_one_style_of_a_multi_style_model(two_styles, tmp_path):
+    out = tmp_path / "e2e.json"
+    result = run_entry("scripts/benchmark.py", "part=stylize", "quick=true", f"ckpt={two_styles}", "styles=b",
+                       f"json={out}", cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(out.read_text())["psnr_db"] >= 40  # the reference loop and stylize.py ran the same style
+    out = tmp_path / "video.json"
+    result = run_entry("scripts/benchmark.py", "part=video", f"ckpt={two_styles}", "sizes=[64x36]", "seconds=[0.5]",
+                       f"json={out}", cwd=tmp_path, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "benchmarking a (styles= picks another)" in result.stderr
+    assert [r["detail"] for r in json.loads(out.read_text())["rows"]] == ["15 frames"]

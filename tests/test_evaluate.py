@@ -17,11 +17,13 @@ from fast_style.evaluation.evaluate import (
     open_trained,
     style_config,
 )
+from fast_style.evaluation.flicker import flicker
+from fast_style.io.images import pil_to_tensor, square_image, tensor_to_pil
 from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import save_style_model
 from fast_style.nn.transformer import TransformerNet
 
-from conftest import CONFIG_DIR, TINY_LOSS, random_photo
+from conftest import CONFIG_DIR, TINY_LOSS, random_photo, save_two_styles, two_style_net
 
 
 def compose_evaluate(overrides: list[str]):
@@ -115,3 +117,54 @@ def test_style_is_found_by_the_model_style_name():
 
 def test_first_reaching():
     assert first_reaching([5.0, 4.0, 3.0, 2.5], 3.0) == 2 and first_reaching([5.0, 4.0], 1.0) is None
+
+
+# ---------------------------------------------------------------------------- a multi-style model
+
+
+@pytest.fixture
+def two_styles(tmp_path: Path) -> Path:
+    return save_two_styles(tmp_path / "two.safetensors", loss=TINY_LOSS, loss_net="random(seed=3)", steps=7)
+
+
+@pytest.mark.parametrize("styles, message", [
+    (None, r"^two.safetensors holds 2 styles \(a, b\): choose one with styles=a \(a name, or an index 0..1\)$"),
+    ("c", r"^styles=c: no style 'c' in two.safetensors; its styles: a, b \(or their indices 0..1\)$"),
+    ("'a:0.5,b:0.5'", "a mix; this measures one style at a time, e.g. styles=a"),
+    ("[a,b]", "give one style, by name or index"),
+    ("b", r"^no style config is named 'b' \(the model's style\)"),  # its painting: the style config named b
+])
+def test_a_multi_style_model_is_evaluated_one_named_style_at_a_time(two_styles, tmp_path, styles, message):
+    random_photo(40, 32, seed=1).save(tmp_path / "a.png")
+    cfg = compose_evaluate([f"ckpt={two_styles}", f"images={tmp_path}", *([f"styles={styles}"] if styles else [])])
+    with pytest.raises(FastStyleError, match=message) as caught:
+        evaluate(cfg, config_dir=CONFIG_DIR)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_one_style_model_takes_its_own_name_or_no_styles(tiny_model, tmp_path):
+    cfg = compose_evaluate([f"ckpt={tiny_model}", f"images={tmp_path}", "styles=other"])
+    with pytest.raises(FastStyleError, match="^styles=other: tiny.safetensors holds one style, my_painting; drop styles=$"):
+        evaluate(cfg)
+
+
+def test_the_chosen_style_runs_the_feed_forward_pass_and_the_flicker_clip(two_styles, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    random_photo(40, 32, seed=1).save(photos / "a.png")
+    random_photo(64, 48, seed=4).save(tmp_path / "painting.png")
+    out = tmp_path / "eval"
+    cfg = compose_evaluate([f"ckpt={two_styles}", f"images={photos}", "styles=1", "size=32", "iterations=[1]",
+                            "flicker=4", "style=custom", f"style.image={tmp_path / 'painting.png'}",
+                            f"output={out}", "progress=false"])
+    report = evaluate(cfg)
+    assert report["style_name"] == "b" and report["model_styles"] == ["a", "b"]
+    assert "(b of its styles a, b, 7 steps)" in capsys.readouterr().out
+    net, b = two_style_net(), torch.tensor([0.0, 1.0])
+    photo = square_image(photos / "a.png", 32)[None]
+    with torch.no_grad():
+        expected = net(photo, b).clamp(0, 1)
+    with Image.open(out / "grid.png") as grid:  # the feed-forward cell: row 0, column 1
+        cell = pil_to_tensor(grid.convert("RGB").crop((4 + 36, 22, 4 + 36 + 32, 22 + 32)))
+    assert (cell - pil_to_tensor(tensor_to_pil(expected[0]))).abs().max() <= 1 / 255 + 1e-6
+    assert report["images"][0]["flicker"] == pytest.approx(flicker(lambda x: net(x, b), photo, frames=4))

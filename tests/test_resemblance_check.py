@@ -6,13 +6,17 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
+from PIL import Image
 
+from fast_style.errors import FastStyleError
 from fast_style.evaluation.resemblance_check import Resemblance, check_resemblance
+from fast_style.io.images import pil_to_tensor, square_image, tensor_to_pil
 from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import save_style_model
 from fast_style.nn.transformer import TransformerNet
 
-from conftest import TINY_OVERRIDES, random_photo, run_entry
+from conftest import TINY_OVERRIDES, random_photo, run_entry, save_two_styles, two_style_net
 
 
 @pytest.fixture
@@ -96,3 +100,32 @@ def test_an_unreadable_photo_is_skipped_and_named_and_bad_options_are_one_line(t
     with pytest.raises(FastStyleError, match="check.max_colour_ratio=0"):
         check_resemblance(model_path=model, images=photos, style_image=style_file, output_dir=tmp_path / "o3",
                           max_colour_ratio=0)
+
+
+def test_one_style_of_a_multi_style_model_is_checked_with_its_weights(tmp_path, photos, style_file):
+    model = save_two_styles(tmp_path / "two.safetensors")
+    b = torch.tensor([0.0, 1.0])
+    results = check_resemblance(model_path=model, images=photos, style_image=style_file, output_dir=tmp_path / "b",
+                                size=64, style_weights=b)
+    with torch.no_grad():
+        expected = two_style_net()(square_image(photos / "photo_0.png", 64)[None], b)[0].clamp(0, 1)
+    written = tmp_path / "b" / "photo_0_b.png"
+    assert results[0].stylized == str(written)
+    with Image.open(written) as image:
+        assert (pil_to_tensor(image) - pil_to_tensor(tensor_to_pil(expected))).abs().max() <= 1 / 255 + 1e-6
+    assert json.loads((tmp_path / "b" / "resemblance.json").read_text())["style"] == "b"
+    other = check_resemblance(model_path=model, images=photos, style_image=style_file, output_dir=tmp_path / "a",
+                              size=64, style_weights=torch.tensor([1.0, 0.0]))
+    assert other[0].ssim != results[0].ssim and (tmp_path / "a" / "photo_0_a.png").is_file()
+
+
+@pytest.mark.parametrize("weights, message", [
+    (None, r"^two.safetensors holds 2 styles \(a, b\): the check needs style_weights of shape \(2,\), e.g. one-hot "
+           r"for a; got none$"),
+    (torch.ones(3), r"got shape \(3,\)$"),
+])
+def test_a_multi_style_model_without_fitting_weights_is_one_line(tmp_path, photos, style_file, weights, message):
+    model = save_two_styles(tmp_path / "two.safetensors")
+    with pytest.raises(FastStyleError, match=message):
+        check_resemblance(model_path=model, images=photos, style_image=style_file, output_dir=tmp_path / "out",
+                          size=64, style_weights=weights)

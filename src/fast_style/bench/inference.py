@@ -9,12 +9,14 @@ with the chosen precision (default ``auto``), memory format and optional
 and the max / mean absolute difference of the clamped outputs in 1/255 units. It also
 measures the peak RSS of an 8K (7680x4320) tiled run in a child process (``big``) and
 tiled vs untiled (fp32) at 2048x2048 with 512 px tiles (``tiling``). Without ``ckpt``
-the model is a seeded, randomly initialised paper-sized TransformerNet. Options:
-:class:`fast_style.bench.options.BenchmarkConfig`.
+the model is a seeded, randomly initialised paper-sized TransformerNet. A multi-style
+``ckpt`` runs one of its styles, on every path alike: ``styles=<name or index>``, else its
+first (:func:`bench_style`). Options: :class:`fast_style.bench.options.BenchmarkConfig`.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import platform
 import resource
@@ -28,9 +30,11 @@ import torch
 
 from fast_style.bench.options import BenchmarkConfig
 from fast_style.devices import cpu_has_native_bf16, resolve_device
+from fast_style.evaluation.one_style import one_style
+from fast_style.inference.mixing import StyleChoice
 from fast_style.inference.precision import psnr
 from fast_style.inference.runner import DTYPES, Stylizer, resolve_precision
-from fast_style.io.model_files import open_model
+from fast_style.io.model_files import StyleModel, open_model
 from fast_style.nn.transformer import TransformerNet
 
 
@@ -51,12 +55,31 @@ def synthetic_photo(height: int, width: int, *, seed: int = 0) -> torch.Tensor:
     return image
 
 
-def model_or_random(ckpt: str | None) -> TransformerNet:
-    """The network of the model file ``ckpt``, or without one a seeded random paper-sized net."""
+def bench_style(model: StyleModel, styles: str | None) -> StyleChoice:
+    """The style a benchmark runs ``model`` with: ``styles=`` (one name or index), else the
+    first of a multi-style model's styles (said on stderr)."""
+    choice = one_style(model, styles, first_by_default=True)
+    if choice.num_styles > 1 and styles in (None, ""):
+        print(f"{model.path.name} holds {choice.num_styles} styles: benchmarking {choice.label} (styles= picks another)",
+              file=sys.stderr, flush=True)
+    return choice
+
+
+def style_argument(ckpt: str | Path, styles: str | None) -> str:
+    """The ``styles=`` value that makes ``stylize.py`` run the style :func:`bench_style`
+    picks of the model file ``ckpt`` (its index), or "" for a one-style model."""
+    choice = bench_style(open_model(ckpt), styles)
+    return "" if choice.weights is None else str(int(choice.weights.argmax()))
+
+
+def model_or_random(ckpt: str | None, styles: str | None = None) -> tuple[TransformerNet, StyleChoice]:
+    """The network of the model file ``ckpt`` and its style (:func:`bench_style`), or without
+    one a seeded random paper-sized net (one style)."""
     if ckpt:
-        return open_model(ckpt).require_network("benchmarking")
+        model = open_model(ckpt)
+        return model.require_network("benchmarking"), bench_style(model, styles)
     torch.manual_seed(0)
-    return TransformerNet().eval()
+    return TransformerNet().eval(), StyleChoice()
 
 
 def diff255(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
@@ -64,10 +87,11 @@ def diff255(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
     return d.max().item(), d.mean().item()
 
 
-def reference(model: TransformerNet, x: torch.Tensor) -> torch.Tensor:
-    """The reference path: what a plain PyTorch user runs (eager fp32 NCHW, no_grad)."""
+def reference(model: TransformerNet, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+    """The reference path: what a plain PyTorch user runs (eager fp32 NCHW, no_grad), with
+    the style weights of a multi-style model."""
     with torch.no_grad():
-        return model(x)
+        return model(x, style)
 
 
 def interleaved(fns: list, repeats: int) -> tuple[list[float], list[torch.Tensor]]:
@@ -89,7 +113,9 @@ def compare_sizes(model: TransformerNet, stylizer: Stylizer, sizes: list[int]) -
     for size in sizes:
         x = synthetic_photo(size, size, seed=size)
         repeats = 5 if size <= 512 else (3 if size <= 1024 else 2)
-        (t_ref, t_fast), (ref, fast) = interleaved([lambda x=x: reference(model, x), lambda x=x: stylizer(x)], repeats)
+        style = stylizer.style_for(x)
+        (t_ref, t_fast), (ref, fast) = interleaved(
+            [lambda x=x, style=style: reference(model, x, style), lambda x=x: stylizer(x)], repeats)
         mp = size * size / 1e6
         worst, mean = diff255(ref, fast)
         rows.append({
@@ -102,11 +128,11 @@ def compare_sizes(model: TransformerNet, stylizer: Stylizer, sizes: list[int]) -
     return rows
 
 
-def tiled_vs_untiled(model: TransformerNet, *, size: int, tile: int) -> dict:
+def tiled_vs_untiled(model: TransformerNet, *, size: int, tile: int, styles: StyleChoice | None = None) -> dict:
     """fp32 eager, whole image vs tiles with whole-image statistics."""
     x = synthetic_photo(size, size, seed=7)
-    whole = Stylizer(model, pixel_budget=0)
-    tiled = Stylizer(model, pixel_budget=1, tile_size=tile)
+    whole = Stylizer(model, pixel_budget=0, styles=styles)
+    tiled = Stylizer(model, pixel_budget=1, tile_size=tile, styles=styles)
     start = time.perf_counter()
     a = whole(x)
     t_whole = time.perf_counter() - start
@@ -130,11 +156,13 @@ def peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def child_run(height: int, width: int, precision: str, ckpt: str | None, tile: int, budget: int) -> None:
+def child_run(height: int, width: int, precision: str, ckpt: str | None, tile: int, budget: int,
+              styles: str | None = None) -> None:
     """In a fresh process: stylize one synthetic image of the given size; print JSON."""
-    model = model_or_random(ckpt)
+    model, choice = model_or_random(ckpt, styles)
     device = resolve_device("cpu")
-    stylizer = Stylizer(model, device=device, dtype=resolve_precision(precision, device), tile_size=tile, pixel_budget=budget)
+    stylizer = Stylizer(model, device=device, dtype=resolve_precision(precision, device), tile_size=tile,
+                        pixel_budget=budget, styles=choice)
     x = synthetic_photo(height, width, seed=1)
     start = time.perf_counter()
     out = stylizer(x)
@@ -144,9 +172,10 @@ def child_run(height: int, width: int, precision: str, ckpt: str | None, tile: i
                       "peak_rss_mb": peak_kb / 1024, "output_shape": list(out.shape)}))
 
 
-def measure_rss(height: int, width: int, *, precision: str, ckpt: str | None, tile: int, budget: int) -> dict:
+def measure_rss(height: int, width: int, *, precision: str, ckpt: str | None, tile: int, budget: int,
+                styles: str | None = None) -> dict:
     """:func:`child_run` in a fresh Python process (so its peak RSS is the run's own)."""
-    call = f"child_run({height!r}, {width!r}, {precision!r}, {ckpt!r}, {tile!r}, {budget!r})"
+    call = f"child_run({height!r}, {width!r}, {precision!r}, {ckpt!r}, {tile!r}, {budget!r}, {styles!r})"
     cmd = [sys.executable, "-c", f"from fast_style.bench.inference import child_run; {call}"]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -157,7 +186,7 @@ def measure_rss(height: int, width: int, *, precision: str, ckpt: str | None, ti
 def markdown(result: dict) -> str:
     lines = [
         f"Device: {result['device']} ({result['cpu_capability']}, {result['threads']} threads), fast path: "
-        f"{result['fast_path']}",
+        f"{result['fast_path']}" + (f"; style {result['style']} of a multi-style model" if "style" in result else ""),
         "",
         "| size | reference ms | fast ms | reference MP/s | fast MP/s | speed-up | max diff (/255) | mean diff (/255) | PSNR dB |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -184,14 +213,14 @@ def main(options: BenchmarkConfig) -> int:
     """Run the benchmark, print the table, write ``options.json``; 0."""
     sizes = [64, 128] if options.quick else list(options.sizes)
     compile_ = (not options.quick) if options.compile is None else options.compile
-    model = model_or_random(options.ckpt)
+    model, choice = model_or_random(options.ckpt, options.styles)
     device = torch.device("cpu")
     # fp16 on the CPU too: stylize.py refuses it there (slow), but its accuracy is what CUDA's fp16 gives
     dtype = DTYPES["fp16"] if options.precision == "fp16" else resolve_precision(options.precision, device)
     channels_last = str(options.channels_last).lower()
     channels_last = compile_ if channels_last == "auto" else channels_last in ("true", "on")
-    fast_model = model_or_random(options.ckpt)
-    stylizer = Stylizer(fast_model, device=device, dtype=dtype, channels_last=channels_last, compile=compile_, pixel_budget=0)
+    stylizer = Stylizer(copy.deepcopy(model), device=device, dtype=dtype, channels_last=channels_last, compile=compile_,
+                        pixel_budget=0, styles=choice)
     fast_path = f"{str(dtype).removeprefix('torch.')}, {'channels_last' if channels_last else 'NCHW'}, " + (
         "torch.compile, no_grad" if compile_ else "eager, inference_mode")
     result = {
@@ -203,12 +232,15 @@ def main(options: BenchmarkConfig) -> int:
         "fast_path": fast_path,
         "sizes": compare_sizes(model, stylizer, sizes),
     }
+    if choice.num_styles > 1:
+        result["style"] = choice.label
     if options.tiling:
         size, tile = (256, 64) if options.quick else (2048, options.tile)
-        result["tiling"] = tiled_vs_untiled(model, size=size, tile=tile)
+        result["tiling"] = tiled_vs_untiled(model, size=size, tile=tile, styles=choice)
     if options.big:
         height, width, tile, budget = (288, 512, 128, 65536) if options.quick else (4320, 7680, options.tile, options.budget)
-        result["big"] = measure_rss(height, width, precision=options.precision, ckpt=options.ckpt, tile=tile, budget=budget)
+        result["big"] = measure_rss(height, width, precision=options.precision, ckpt=options.ckpt, tile=tile, budget=budget,
+                                    styles=options.styles)
     Path(options.json).write_text(json.dumps(result, indent=2))
     print(markdown(result))
     print(f"\n(JSON: {options.json})")

@@ -9,8 +9,9 @@ ONNX: the same model exported by :mod:`fast_style.io.export`
 optimisations on). For each size: ms per image (median of a few interleaved runs after a warm-up),
 megapixels/s, speed ratio against the reference and the max absolute difference to
 the reference in 1/255 units (clamped outputs). Without ``ckpt`` the model is a
-seeded random paper-sized TransformerNet (width 32, 5 residual blocks). Options:
-:class:`fast_style.bench.options.BenchmarkConfig`.
+seeded random paper-sized TransformerNet (width 32, 5 residual blocks). A multi-style
+``ckpt`` is exported with its ``style_weights`` input and every path runs the same one of
+its styles (``styles=``, else the first). Options: :class:`fast_style.bench.options.BenchmarkConfig`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from fast_style.bench.inference import (
     synthetic_photo,
 )
 from fast_style.bench.options import BenchmarkConfig
+from fast_style.inference.mixing import StyleChoice
 from fast_style.inference.runner import Stylizer, resolve_precision
 from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import open_model, save_style_model
@@ -46,16 +48,18 @@ def _export(model, folder: Path) -> tuple[Path, float, str]:
     return result.path, result.max_diff, result.exporter
 
 
-def measure(model, onnx_path: Path, sizes: list[int], *, precision: str, threads: int | None) -> list[dict]:
+def measure(model, onnx_path: Path, sizes: list[int], *, precision: str, threads: int | None,
+            styles: StyleChoice | None = None) -> list[dict]:
     run_onnx = open_model(onnx_path, device="cpu", threads=threads).runtime
     dtype = resolve_precision(precision, torch.device("cpu"))
-    stylizer = Stylizer(copy.deepcopy(model), dtype=dtype, pixel_budget=0)
+    stylizer = Stylizer(copy.deepcopy(model), dtype=dtype, pixel_budget=0, styles=styles)
+    style = None if styles is None else styles.weights
     rows = []
     for size in sizes:
         x = synthetic_photo(size, size, seed=size)
         repeats = 3 if size <= 512 else (2 if size <= 1024 else 1)
         (t_ref, t_fast, t_onnx), (ref, fast, out) = interleaved(
-            [lambda x=x: reference(model, x), lambda x=x: stylizer(x), lambda x=x: run_onnx(x)], repeats)
+            [lambda x=x: reference(model, x, style), lambda x=x: stylizer(x), lambda x=x: run_onnx(x, style)], repeats)
         mp = size * size / 1e6
         row = {"size": size, "mp": mp}
         for name, seconds, result in (("reference", t_ref, ref), ("fast", t_fast, fast), ("onnxruntime", t_onnx, out)):
@@ -72,7 +76,8 @@ def markdown(result: dict) -> str:
     lines = [
         f"Device: {result['device']} ({result['threads']} torch threads, onnxruntime {result['onnxruntime']}, "
         f"torch {result['torch']}); fast path: {result['fast_dtype']}; ONNX: {result['exporter']} exporter, fp32, "
-        f"export check max diff {result['export_max_diff']:.1e}",
+        f"export check max diff {result['export_max_diff']:.1e}"
+        + (f"; style {result['style']} of a multi-style model" if "style" in result else ""),
         "",
         "| size | path | ms / image | MP/s | vs reference | max diff (/255) |",
         "|---:|---|---:|---:|---:|---:|",
@@ -95,14 +100,14 @@ def main(options: BenchmarkConfig) -> int:
         return 2
     if options.quick and not options.ckpt:
         torch.manual_seed(0)
-        model = TransformerNet(width=8, num_residual=1).eval()
+        model, choice = TransformerNet(width=8, num_residual=1).eval(), StyleChoice()
     else:
-        model = model_or_random(options.ckpt)
+        model, choice = model_or_random(options.ckpt, options.styles)
     model = model.eval().requires_grad_(False)
     sizes = [64, 96] if options.quick else list(options.sizes)
     with tempfile.TemporaryDirectory(prefix="fast-style-onnx-") as tmp:
         onnx_path, export_diff, exporter = _export(model, Path(tmp))
-        rows = measure(model, onnx_path, sizes, precision=options.precision, threads=options.threads)
+        rows = measure(model, onnx_path, sizes, precision=options.precision, threads=options.threads, styles=choice)
     result = {
         "device": platform.processor() or platform.machine(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -114,6 +119,8 @@ def main(options: BenchmarkConfig) -> int:
         "export_max_diff": export_diff,
         "sizes": rows,
     }
+    if choice.num_styles > 1:
+        result["style"] = choice.label
     Path(options.json).write_text(json.dumps(result, indent=2))
     print(markdown(result))
     print(f"\n(JSON: {options.json})")

@@ -12,6 +12,9 @@ Which keys each part reads (``part=all`` runs every part in turn):
     precision    ckpt (besides the random paper-sized net); accuracy of bf16 / fp16 against fp32
     stylize      ckpt, seed, photos (how many), repeats, per_photo; sizes[0] is the photos' longer side
     data         images (generated 640x480 photos), rounds, seed; sizes are crop = data.resize sizes
+
+``styles``: which style of a multi-style ``ckpt`` the parts that run it (inference, onnx,
+video, precision, stylize) measure, one name or index (None: its first); it needs ``ckpt``.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class BenchmarkConfig:
     sizes: list[Any] | None = None
     precision: str = "auto"
     ckpt: str | None = None
+    styles: str | None = None
     channels_last: str = "auto"
     compile: bool | None = None
     tile: int = 512
@@ -67,6 +71,8 @@ class BenchmarkConfig:
         """These options for one ``part``: its default ``sizes`` and ``json`` where unset."""
         if part not in PARTS:
             raise BenchOptionError(f"unknown part {part!r}; choose {', '.join(PARTS)} or all")
+        if self.styles not in (None, "") and not self.ckpt:
+            raise BenchOptionError(f"styles={self.styles} picks a style of a multi-style model; give it with ckpt=<model>")
         sizes = list(self.sizes) if self.sizes else DEFAULT_SIZES[part]
         return dataclasses.replace(self, part=part, sizes=sizes, json=self.json or f"benchmark-{part}.json")
 

@@ -8,7 +8,8 @@ their PSNR, mean and max difference (clamped outputs, 1/255 units), with whether
 meet the bound (PSNR >= 40 dB, mean <= 1/255; :mod:`fast_style.inference.precision`).
 Accuracy only, no timing: on a CPU without native bf16 both formats are emulated and
 slow, but their rounding is the format's, which is what a GPU's fp16/bf16 also does
-(up to accumulation order).
+(up to accumulation order). A multi-style ``ckpt`` runs one of its styles (``styles=``,
+else the first), named in the model column.
 """
 
 from __future__ import annotations
@@ -21,17 +22,18 @@ import torch
 
 from fast_style.bench.inference import model_or_random, synthetic_photo
 from fast_style.bench.options import BenchmarkConfig
+from fast_style.inference.mixing import StyleChoice
 from fast_style.inference.precision import Agreement
 from fast_style.inference.runner import DTYPES, Stylizer
 
 
-def agreement_rows(name: str, network: torch.nn.Module, sizes: list[int]) -> list[dict]:
+def agreement_rows(name: str, network: torch.nn.Module, sizes: list[int], styles: StyleChoice | None = None) -> list[dict]:
     rows = []
     for size in sizes:
         x = synthetic_photo(size, size, seed=size)
-        fp32 = Stylizer(network, pixel_budget=0)(x)
+        fp32 = Stylizer(network, pixel_budget=0, styles=styles)(x)
         for precision in ("bf16", "fp16"):
-            out = Stylizer(network, dtype=DTYPES[precision], pixel_budget=0)(x)
+            out = Stylizer(network, dtype=DTYPES[precision], pixel_budget=0, styles=styles)(x)
             agreement = Agreement.of(out, fp32)
             worst = (out - fp32).abs().max().item() * 255
             rows.append({"model": name, "size": size, "precision": precision, "psnr_db": agreement.psnr_db,
@@ -52,10 +54,12 @@ def markdown(rows: list[dict]) -> str:
 def main(options: BenchmarkConfig) -> int:
     """Measure, print the table, write ``options.json``; 0."""
     sizes = [64] if options.quick else [int(s) for s in options.sizes]
-    models = [("random paper-sized", model_or_random(None))]
+    models = [("random paper-sized", *model_or_random(None))]
     if options.ckpt:
-        models.append((Path(options.ckpt).name, model_or_random(options.ckpt)))
-    rows = [row for name, network in models for row in agreement_rows(name, network, sizes)]
+        network, choice = model_or_random(options.ckpt, options.styles)
+        name = Path(options.ckpt).name + (f" ({choice.label})" if choice.num_styles > 1 else "")
+        models.append((name, network, choice))
+    rows = [row for name, network, choice in models for row in agreement_rows(name, network, sizes, choice)]
     Path(options.json).write_text(json.dumps({"rows": rows, "torch": torch.__version__}, indent=2))
     print(markdown(rows))
     print(f"\n(JSON: {options.json})")

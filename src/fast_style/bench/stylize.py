@@ -16,7 +16,8 @@ the model), on the same folder of photos and the same weights:
 
 Photos: ``photos`` JPEGs (quality 95) whose longer side is ``size``, made from the sample
 photos of the data benchmark (``../shared/data/content``, else scikit-image's), else synthetic. The model is a seeded
-random paper-sized network (or ``ckpt``). The paths alternate ``repeats`` times; the
+random paper-sized network (or ``ckpt``; a multi-style one runs one of its styles on both
+paths, ``styles=``, else the first). The paths alternate ``repeats`` times; the
 table gives each run's wall time, the speed-up (median of the per-pair ratios) and the
 agreement of the outputs (PSNR, mean and max difference over all photos, 8-bit PNGs).
 """
@@ -38,7 +39,7 @@ import torch
 from PIL import Image
 
 from fast_style.bench.data import source_photos
-from fast_style.bench.inference import synthetic_photo
+from fast_style.bench.inference import style_argument, synthetic_photo
 from fast_style.bench.options import BenchmarkConfig, BenchOptionError
 from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import save_style_model
@@ -56,10 +57,11 @@ from torchvision.transforms.functional import to_pil_image, to_tensor
 from fast_style.io.model_files import open_model
 model = open_model(sys.argv[1]).require_network("the reference loop").eval()
 out = Path(sys.argv[2])
-for photo in map(Path, sys.argv[3:]):
+style = torch.eye(model.num_styles)[int(sys.argv[3])] if sys.argv[3] else None
+for photo in map(Path, sys.argv[4:]):
     x = to_tensor(Image.open(photo).convert("RGB")).unsqueeze(0)
     with torch.no_grad():
-        y = model(x)
+        y = model(x, style)
     to_pil_image(y[0].clamp(0, 1)).save(out / (photo.stem + ".png"))
 """
 
@@ -114,16 +116,17 @@ def agreement(reference: Path, fast: Path) -> dict:
 
 
 def compare(model_path: Path, photos: Path, work: Path, *, repeats: int, stylize_args: list[str],
-            per_photo: bool) -> dict:
+            per_photo: bool, style: str = "") -> dict:
     """Alternating timed runs of the reference loop (one process), optionally the reference
     as one process per photo (how pytorch/examples' CLI, which takes one photo, is run on a
-    folder), and stylize.py; the speed-ups are against the one-process loop."""
+    folder), and stylize.py; the speed-ups are against the one-process loop. ``style``: the
+    index of a multi-style model's style both run ("" for a one-style model)."""
     ref_out, per_out, fast_out = work / "reference", work / "per_photo", work / "fast"
     files = [str(p) for p in sorted(photos.iterdir())]
-    reference = [[sys.executable, "-c", REFERENCE_LOOP, str(model_path), str(ref_out), *files]]
-    one_each = [[sys.executable, "-c", REFERENCE_LOOP, str(model_path), str(per_out), f] for f in files]
+    reference = [[sys.executable, "-c", REFERENCE_LOOP, str(model_path), str(ref_out), style, *files]]
+    one_each = [[sys.executable, "-c", REFERENCE_LOOP, str(model_path), str(per_out), style, f] for f in files]
     fast = [[sys.executable, str(REPO / "stylize.py"), f"ckpt={model_path}", f"input={photos}",
-             f"output={fast_out}", "format=png", "progress=false", *stylize_args]]
+             f"output={fast_out}", "format=png", "progress=false", *stylize_args, *([f"styles={style}"] if style else [])]]
     paths = [("reference", reference), ("fast", fast)] + ([("per_photo", one_each)] if per_photo else [])
     runs = []
     for i in range(repeats):
@@ -165,8 +168,10 @@ def main(options: BenchmarkConfig) -> int:
     repeats = 1 if options.quick else int(options.repeats)
     with tempfile.TemporaryDirectory(prefix="fast-style-e2e-") as tmp:
         work = Path(tmp)
+        style = ""
         if options.ckpt:
             model_path = Path(options.ckpt).resolve()
+            style = style_argument(model_path, options.styles)
         else:
             torch.manual_seed(options.seed)
             model_path = save_style_model(TransformerNet(), work / "random.safetensors",
@@ -182,7 +187,7 @@ def main(options: BenchmarkConfig) -> int:
             "size": size,
             "stylize_args": stylize_args,
             **compare(model_path, work / "photos", work, repeats=repeats, stylize_args=stylize_args,
-                      per_photo=bool(options.per_photo) and not options.quick),
+                      per_photo=bool(options.per_photo) and not options.quick, style=style),
         }
     Path(options.json).write_text(json.dumps(result, indent=2))
     print(markdown(result))

@@ -7,7 +7,8 @@ over a synthetic photo), then stylized with ``fast_style.stylize`` (``batch_size
 in a fresh child process, which reports its frames per second and its peak resident
 memory (``ru_maxrss``). Streaming means the peak must not grow with the length: the
 table gives each clip's peak and the ratio of the longest clip's to the shortest's.
-Without ``ckpt`` the model is a seeded, randomly initialised paper-sized TransformerNet.
+Without ``ckpt`` the model is a seeded, randomly initialised paper-sized TransformerNet;
+a multi-style ``ckpt`` runs one of its styles (``styles=``, else the first).
 ``quick=true``: 320x180 clips of 1, 2 and 4 s.
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fast_style.bench.inference import synthetic_photo
+from fast_style.bench.inference import style_argument, synthetic_photo
 from fast_style.bench.options import BenchmarkConfig, BenchOptionError
 from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import save_style_model
@@ -36,7 +37,7 @@ import json, resource, sys, time
 import fast_style
 start = time.perf_counter()
 summary = fast_style.stylize(sys.argv[1], sys.argv[2], output=sys.argv[3], batch_size=4, precision=sys.argv[4],
-                             progress=False)
+                             style=sys.argv[5] or None, progress=False)
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "counts": summary.counts(), "detail": summary.outcomes[0].detail,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -81,9 +82,10 @@ def _size(text: object) -> tuple[int, int]:
     return width, height
 
 
-def measure(model: Path, clip: Path, output: Path, precision: str) -> dict:
-    """Stylize ``clip`` in a fresh process: its seconds, counts and peak memory."""
-    result = subprocess.run([sys.executable, "-c", CHILD, str(model), str(clip), str(output), precision],
+def measure(model: Path, clip: Path, output: Path, precision: str, style: str = "") -> dict:
+    """Stylize ``clip`` in a fresh process (``style``: which of a multi-style model's styles,
+    "" for a one-style model): its seconds, counts and peak memory."""
+    result = subprocess.run([sys.executable, "-c", CHILD, str(model), str(clip), str(output), precision, style],
                             capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise BenchOptionError(f"stylizing {clip.name} failed: {result.stderr.strip().splitlines()[-1:]}")
@@ -96,8 +98,10 @@ def main(options: BenchmarkConfig) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="fast-style-bench-video-") as tmp:
         folder = Path(tmp)
+        style = ""
         if options.ckpt:
             model = Path(options.ckpt)
+            style = style_argument(model, options.styles)
         else:
             torch.manual_seed(options.seed)
             model = save_style_model(TransformerNet().eval(), folder / "paper.safetensors",
@@ -106,7 +110,7 @@ def main(options: BenchmarkConfig) -> int:
             for seconds in lengths:
                 clip = make_clip(folder / f"clip_{width}x{height}_{seconds:g}s.mp4", width=width, height=height,
                                  seconds=seconds)
-                got = measure(model, clip, folder / f"out_{clip.name}", options.precision)
+                got = measure(model, clip, folder / f"out_{clip.name}", options.precision, style)
                 frames = round(seconds * FPS)
                 rows.append({"size": f"{width}x{height}", "seconds": seconds, "frames": frames,
                              "fps": frames / got["seconds"], "peak_mb": got["peak_mb"], "detail": got["detail"]})

@@ -20,6 +20,10 @@ With ``flicker`` = T > 0 (frames), each photo also becomes a T-frame clip with a
 camera move and noise, and the model's temporal warping error on it is reported next to
 the input's (:mod:`fast_style.evaluation.flicker`; 1/255 units, lower is steadier).
 
+A multi-style model is measured one style at a time, ``styles=<name or index>``
+(:mod:`fast_style.evaluation.one_style`): T(x) and the flicker clip run with that style's
+weights, and the painting is the style config of that name unless ``style=`` gives one.
+
 Outputs (:func:`evaluate`): ``evaluation.json`` (everything, per photo), ``table.md``
 (the printed table) and ``grid.png`` (rows: photos; columns: photo | feed-forward |
 optimisation at each count).
@@ -30,7 +34,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +45,9 @@ from PIL import Image, ImageDraw
 from fast_style.devices import resolve_device
 from fast_style.errors import FastStyleError
 from fast_style.evaluation.flicker import flicker
+from fast_style.evaluation.one_style import one_style
 from fast_style.evaluation.optimize import LOSS_KEYS, build_loss, optimize_pixels, sync
+from fast_style.inference.mixing import style_names
 from fast_style.io.files import atomic_write_text, unique_path
 from fast_style.io.images import (
     IMAGE_EXTENSIONS,
@@ -52,7 +58,6 @@ from fast_style.io.images import (
 )
 from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import StyleModel, open_model
-from fast_style.nn.transformer import TransformerNet
 from fast_style.nn.vgg import weights_of_source
 from fast_style.training.styles import resolve_style_image
 
@@ -109,6 +114,8 @@ def style_config(*, cfg: DictConfig, style_name: str, config_dir: Path | None) -
     if config_dir is not None:
         for path in sorted((Path(config_dir) / "style").glob("*.yaml")):
             candidate = OmegaConf.load(path)
+            if OmegaConf.is_interpolation(candidate, "name"):  # style=multi: named after its list, no painting
+                continue
             if candidate.get("name") == style_name and not OmegaConf.is_missing(candidate, "image"):
                 return OmegaConf.to_container(candidate, resolve=True)
     raise EvaluationError(
@@ -131,7 +138,8 @@ def list_photos(folder: str | Path, *, limit: int | None) -> list[Path]:
     return photos[:limit] if limit else photos
 
 
-def time_feed_forward(model: TransformerNet, photo: torch.Tensor, *, repeats: int = 3) -> tuple[torch.Tensor, float]:
+def time_feed_forward(model: Callable[[torch.Tensor], torch.Tensor], photo: torch.Tensor, *,
+                      repeats: int = 3) -> tuple[torch.Tensor, float]:
     """(T(x) clamped to [0, 1], median wall time of ``repeats`` passes in seconds)."""
     times = []
     with torch.inference_mode():
@@ -176,8 +184,11 @@ def format_table(report: Mapping[str, Any]) -> str:
     """The printed (markdown) table of an evaluation report."""
     loss, net, summary = report["loss"], report["loss_net"], report["summary"]
     optimizer = {"lbfgs": "L-BFGS", "adam": "Adam"}.get(report["optimizer"], report["optimizer"])
+    style = report["style_name"]
+    if report.get("model_styles"):
+        style += f" of its styles {', '.join(report['model_styles'])}"
     lines = [
-        f"Style model {report['ckpt']} ({report['style_name']}, {report['steps']} steps) "
+        f"Style model {report['ckpt']} ({style}, {report['steps']} steps) "
         f"vs pixel optimisation ({optimizer}, started from the photo)",
         f"Loss network: {net['arch'].upper().replace('VGG', 'VGG-')} {net['source']}, {net['pool']} pooling"
         + "".join(f"; {note}" for note in net["notes"]),
@@ -265,7 +276,8 @@ def evaluate(cfg: DictConfig, *, config_dir: str | Path | None = None) -> dict[s
         raise EvaluationError(f"size={size}: too small for the loss network; use 32 or more")
     trained = open_trained(str(cfg.ckpt))
     model, record = trained.network, trained.metadata
-    style_name = trained.style_name
+    chosen = one_style(trained, cfg.get("styles"))
+    style_name = chosen.label
     photos = list_photos(str(cfg.images), limit=cfg.get("num_images"))
     net_kwargs, notes = loss_net_kwargs(metadata=record, overrides=OmegaConf.to_container(cfg.loss_net, resolve=True))
     style = style_config(cfg=cfg, style_name=style_name, config_dir=config_dir)
@@ -274,6 +286,11 @@ def evaluate(cfg: DictConfig, *, config_dir: str | Path | None = None) -> dict[s
 
     device = resolve_device(str(cfg.device))
     model = model.to(device)
+    weights = None if chosen.weights is None else chosen.weights.to(device)
+
+    def transform(x: torch.Tensor) -> torch.Tensor:
+        return model(x, weights)
+
     style_image = load_image(style_path, max_size=style.get("size")).unsqueeze(0)
     loss = build_loss(loss=record.loss, loss_net=net_kwargs, style_image=style_image, device=device)
     source = loss.loss_net.source
@@ -286,10 +303,11 @@ def evaluate(cfg: DictConfig, *, config_dir: str | Path | None = None) -> dict[s
         for index, path in enumerate(photos):
             photo = square_image(path, size).unsqueeze(0).to(device)
             if index == 0:
-                time_feed_forward(model, photo, repeats=1)  # warm-up
-            stylized, seconds = time_feed_forward(model, photo)
+                time_feed_forward(transform, photo, repeats=1)  # warm-up
+            stylized, seconds = time_feed_forward(transform, photo)
             with torch.no_grad():
-                ff_terms = {key: float(value) for key, value in loss(stylized, photo).items()}
+                ff_losses = loss(stylized, photo)
+                ff_terms = {key: float(ff_losses[key]) for key in LOSS_KEYS}
             snapshots: dict[int, torch.Tensor] = {}
             task = progress.add_task(f"{path.name} ({index + 1}/{len(photos)})", total=counts[-1])
 
@@ -311,12 +329,13 @@ def evaluate(cfg: DictConfig, *, config_dir: str | Path | None = None) -> dict[s
                 "optimization_totals": totals,
             })
             if int(cfg.get("flicker") or 0):
-                per_image[-1]["flicker"] = flicker(model, photo, frames=int(cfg.flicker))
+                per_image[-1]["flicker"] = flicker(transform, photo, frames=int(cfg.flicker))
             grid_rows.append([photo.cpu(), stylized.cpu(), *(snapshots[k] for k in counts)])
 
     report = {
         "ckpt": str(cfg.ckpt),
         "style_name": style_name,
+        **({"model_styles": style_names(trained)} if chosen.num_styles > 1 else {}),
         "steps": "" if record.steps is None else str(record.steps),
         "style_image": str(style_path),
         "loss": record.loss,

@@ -12,6 +12,8 @@ Both numbers are defined in :mod:`fast_style.evaluation.resemblance`. The check 
 each stylized photo, ``grid.png`` (rows: photos; columns: photo | stylized | painting)
 and ``resemblance.json`` into ``output_dir``, and prints a table. It reports; it does not
 fail a run, since what a model can reach depends on its loss network and steps.
+A multi-style model is checked with the style weights given (``style_weights`` (S,),
+e.g. one-hot for one of its styles: the painting is that style's).
 
     python train.py experiment=demo     # ends with this check on two held-out photos
 """
@@ -29,9 +31,10 @@ from omegaconf import OmegaConf
 from fast_style.errors import FastStyleError
 from fast_style.evaluation.evaluate import make_grid
 from fast_style.evaluation.resemblance import colour_distance, luminance_ssim
+from fast_style.inference.mixing import mix_label, style_names
 from fast_style.io.files import atomic_write_text
 from fast_style.io.images import images_below, save_image, square_image
-from fast_style.io.model_files import open_model
+from fast_style.io.model_files import StyleModel, open_model
 
 SSIM_WINDOW = 11
 MIN_SSIM = 0.5
@@ -59,10 +62,12 @@ class Resemblance:
         return self.colour_ratio <= max_ratio
 
 
-def measure(network: torch.nn.Module, photo: torch.Tensor, painting: torch.Tensor) -> tuple[torch.Tensor, float, float, float]:
-    """(stylized (3, H, W), SSIM to the photo, photo's and stylized colour distance to the painting)."""
+def measure(network: torch.nn.Module, photo: torch.Tensor, painting: torch.Tensor,
+            style: torch.Tensor | None = None) -> tuple[torch.Tensor, float, float, float]:
+    """(stylized (3, H, W), SSIM to the photo, photo's and stylized colour distance to the
+    painting); ``style``: the style weights (S,) of a multi-style network."""
     with torch.inference_mode():
-        stylized = network(photo[None])[0].clamp(0, 1)
+        stylized = network(photo[None], style)[0].clamp(0, 1)
     return stylized, luminance_ssim(photo, stylized), colour_distance(photo, painting), colour_distance(stylized, painting)
 
 
@@ -75,8 +80,10 @@ def check_resemblance(
     size: int = 256,
     min_ssim: float = MIN_SSIM,
     max_colour_ratio: float = MAX_COLOUR_RATIO,
+    style_weights: torch.Tensor | None = None,
 ) -> list[Resemblance]:
-    """Measure every photo in ``images`` (a folder or one file); write and print the results."""
+    """Measure every photo in ``images`` (a folder or one file); write and print the results.
+    ``style_weights`` (S,): which style of a multi-style model (needed there; one-hot for one style)."""
     if size < SSIM_WINDOW:
         raise FastStyleError(f"check.size={size}: the SSIM window needs at least {SSIM_WINDOW} px; use e.g. 256")
     if max_colour_ratio <= 0:
@@ -86,6 +93,7 @@ def check_resemblance(
         raise FastStyleError(f"{images}: no photos to check the model on")
     model = open_model(model_path)
     network = model.require_network("the resemblance check").float().eval()
+    label = style_label(model, style_weights)
     painting = square_image(style_image, size)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -96,15 +104,15 @@ def check_resemblance(
         except FastStyleError as exc:  # an unreadable photo is skipped and named, the others measured
             print(f"skipped {path}: {exc}", file=sys.stderr)
             continue
-        stylized, ssim, photo_colour, stylized_colour = measure(network, photo, painting)
-        written = save_image(stylized, output_dir / f"{path.stem}_{model.style_name}.png")
+        stylized, ssim, photo_colour, stylized_colour = measure(network, photo, painting, style_weights)
+        written = save_image(stylized, output_dir / f"{path.stem}_{label}.png")
         results.append(Resemblance(path.name, ssim, photo_colour, stylized_colour, str(written)))
         rows.append([photo, stylized, painting])
     if not results:
         raise FastStyleError(f"{images}: none of its photos could be read")
-    grid = save_image(make_grid(rows, ["photo", f"stylized ({model.style_name})", "painting"]), output_dir / "grid.png")
+    grid = save_image(make_grid(rows, ["photo", f"stylized ({label})", "painting"]), output_dir / "grid.png")
     report = {
-        "model": str(model_path), "size": size, "min_ssim": min_ssim, "max_colour_ratio": max_colour_ratio,
+        "model": str(model_path), "style": label, "size": size, "min_ssim": min_ssim, "max_colour_ratio": max_colour_ratio,
         "photos": [{**asdict(r), "colour_ratio": r.colour_ratio, "keeps_photo": r.keeps_photo(min_ssim),
                     "takes_palette": r.takes_palette(max_colour_ratio)} for r in results],
         "grid": str(grid),
@@ -112,6 +120,19 @@ def check_resemblance(
     atomic_write_text(output_dir / "resemblance.json", json.dumps(report, indent=2))
     print(format_table(results, size=size, min_ssim=min_ssim, max_colour_ratio=max_colour_ratio, grid=grid))
     return results
+
+
+def style_label(model: StyleModel, weights: torch.Tensor | None) -> str:
+    """The name of what ``weights`` pick of ``model``'s styles (file names, the grid); a
+    one-line error for a multi-style model without weights or weights of the wrong size."""
+    names = style_names(model)
+    if len(names) == 1:
+        return model.style_name
+    if weights is None or tuple(weights.shape) != (len(names),):
+        got = "none" if weights is None else f"shape {tuple(weights.shape)}"
+        raise FastStyleError(f"{model.path.name} holds {len(names)} styles ({', '.join(names)}): the check needs "
+                             f"style_weights of shape ({len(names)},), e.g. one-hot for {names[0]}; got {got}")
+    return mix_label(weights, names)
 
 
 def format_table(results: list[Resemblance], *, size: int, min_ssim: float, max_colour_ratio: float, grid: Path) -> str:

@@ -28,7 +28,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 class MultistyleStudyConfig:
     """Keys of the study (see the module docstring); ``held_out``: file stems of ``photos``
     kept out of training and scored; ``finetune_checkpoints``: how many checkpoints of
-    the fine-tune run are scored."""
+    the fine-tune run are scored; ``finetune_lr``: its learning rate (null: train.py's)."""
 
     output_dir: str = "logs/multistyle_study"
     photos: str = "../shared/data/content"
@@ -43,6 +43,7 @@ class MultistyleStudyConfig:
     model: str = "tiny"
     seed: int = 42
     finetune_checkpoints: int = 16
+    finetune_lr: float | None = None
     extra: list[str] = field(default_factory=list)
 
 
@@ -66,7 +67,8 @@ def main(cfg: DictConfig) -> None:
                                  steps=config.steps, size=config.size, batch_size=config.batch_size,
                                  model=config.model, seed=config.seed, extra=tuple(config.extra))
         report = run_study(settings, styles=config.styles, new_style=config.new_style, held_out=held_out,
-                           eval_size=config.eval_size, finetune_checkpoints=config.finetune_checkpoints)
+                           eval_size=config.eval_size, finetune_checkpoints=config.finetune_checkpoints,
+                           finetune_lr=config.finetune_lr)
         print(write_report(report, output_dir))
         print(f"\nwritten: {output_dir / 'study.json'}, {output_dir / 'table.md'}")
 

@@ -19,6 +19,7 @@ and style targets of training (:class:`StyleScorer`):
    ``steps / finetune_checkpoints`` steps are scored: the first step at which the new
    style's ``L_s`` reaches the one-style model's (goal: at most steps / 4), and the
    largest pixel difference of the old styles' images before and after (goal: 0).
+   ``finetune_lr`` sets the fine-tune's learning rate (default: train.py's).
 4. **Deploy.** The multi-style model exported to ONNX in memory (``style_weights`` input),
    run by onnxruntime on the held-out photos for each style alone and a mix: largest
    |ONNX - PyTorch| of the unclamped outputs (goal: at most 1e-4).
@@ -227,7 +228,7 @@ def periodic_checkpoints(run: dict[str, Any]) -> list[tuple[int, Path]]:
 
 
 def run_study(settings: StudySettings, *, styles: Sequence[str], new_style: str, held_out: Sequence[Path],
-              eval_size: int, finetune_checkpoints: int) -> dict[str, Any]:
+              eval_size: int, finetune_checkpoints: int, finetune_lr: float | None = None) -> dict[str, Any]:
     """Train the study's models and measure them (see the module docstring); returns the report."""
     if len(styles) < 2 or len(set(styles)) != len(styles) or new_style in styles:
         raise StudyError(f"styles={list(styles)} and new_style={new_style}: give at least two distinct styles "
@@ -271,8 +272,9 @@ def run_study(settings: StudySettings, *, styles: Sequence[str], new_style: str,
                         and monotone([m["loss_second"] for m in mixes], rising=False)}
 
     every = max(1, settings.steps // finetune_checkpoints)
-    tune = train_run(settings, f"finetune-{new_style}", [
-        f"finetune_from={multi_run['style_model']}", f"style=[{new_style}]",
+    lr = [] if finetune_lr is None else [f"lr={finetune_lr}"]
+    tune = train_run(settings, f"finetune-{new_style}" + (f"-lr{finetune_lr:g}" if lr else ""), [
+        f"finetune_from={multi_run['style_model']}", f"style=[{new_style}]", *lr,
         f"callbacks.model_checkpoint.every_n_train_steps={every}", "callbacks.model_checkpoint.save_top_k=-1"])
     target = scorer.score(stylize(single_nets[new_style], photos), new_style)
     curve = []
@@ -283,7 +285,7 @@ def run_study(settings: StudySettings, *, styles: Sequence[str], new_style: str,
     reached = next((point["step"] for point in curve if point["loss"] <= target), None)
     old_diff = max(max_pixel_difference(stylize(tuned, photos, one_hot(i, len(styles) + 1)),
                                         stylize(multi, photos, one_hot(i, len(styles)))) for i in range(len(styles)))
-    report["finetune"] = {"single_loss": target, "curve": curve, "reached_at": reached, "steps": settings.steps,
+    report["finetune"] = {"lr": finetune_lr, "single_loss": target, "curve": curve, "reached_at": reached, "steps": settings.steps,
                           "old_styles_max_diff": old_diff, "styles_after": open_model(tune["style_model"]).metadata.styles}
     report["mask"] = mask_halves(multi, photos, first, second)
     report["onnx_max_diff"] = onnx_difference(multi, photos)
@@ -332,7 +334,7 @@ def tables(report: dict[str, Any]) -> str:
     lines += ["", f"monotone: {mix['monotone']}", ""]
     tune = report["finetune"]
     reached = "never" if tune["reached_at"] is None else f"{tune['reached_at'] / tune['steps']:.2f} of the steps"
-    lines += [f"fine-tuning {report['new_style']}: one-style model L_s {tune['single_loss']:.4g} after {tune['steps']} steps; "
+    lines += [f"fine-tuning {report['new_style']} (lr {tune.get('lr') or 'as trained'}): one-style model L_s {tune['single_loss']:.4g} after {tune['steps']} steps; "
               f"reached at step {tune['reached_at']} ({reached}); "
               f"old styles' max pixel change {tune['old_styles_max_diff']:.0f}/255; styles {tune['styles_after']}", ""]
     lines += ["| step | L_s |", "|---:|---:|"] + [f"| {p['step']} | {p['loss']:.4g} |" for p in tune["curve"]]

@@ -96,7 +96,7 @@ def test_tables_show_every_figure_of_the_report():
         "mixing": {"first": "a", "second": "b", "monotone": True, "weights": [
             {"a": 0.0, "loss_first": 1.0, "loss_second": 3.0, "max_diff_to_first_alone": 0.0},
             {"a": 0.5, "loss_first": 2.0, "loss_second": 2.0, "max_diff_to_first_alone": 41.0}]},
-        "finetune": {"single_loss": 2.5, "reached_at": 100, "steps": 400, "old_styles_max_diff": 0.0,
+        "finetune": {"lr": 0.01, "single_loss": 2.5, "reached_at": 100, "steps": 400, "old_styles_max_diff": 0.0,
                      "styles_after": ["a", "b", "d"], "curve": [{"step": 50, "loss": 3.1}, {"step": 100, "loss": 2.4}]},
         "mask": {"left_own": 0.01, "left_other": 0.2, "right_own": 0.02, "right_other": 0.3},
         "onnx_max_diff": 3.2e-6,
@@ -106,7 +106,7 @@ def test_tables_show_every_figure_of_the_report():
                  "parameters: four-style 1,700,000, four one-style models 6,800,000 (0.25x)",
                  "| weight of b | L_s vs a | L_s vs b | max diff to a alone (1/255) |",
                  "| 0.00 | 1 | 3 | 0 |", "| 0.50 | 2 | 2 | 41 |", "monotone: True",
-                 "fine-tuning d: one-style model L_s 2.5 after 400 steps; reached at step 100 (0.25 of the steps); "
+                 "fine-tuning d (lr 0.01): one-style model L_s 2.5 after 400 steps; reached at step 100 (0.25 of the steps); "
                  "old styles' max pixel change 0/255; styles ['a', 'b', 'd']",
                  "| 50 | 3.1 |", "| 100 | 2.4 |",
                  "left own 0.0100 / other 0.2000; right own 0.0200 / other 0.3000",

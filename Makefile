@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(PY) train.py experiment=demo
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=20
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"

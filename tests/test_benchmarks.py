@@ -103,7 +103,9 @@ def test_stylize_part_times_stylize_py_against_the_eager_loop(tmp_path):
     data = json.loads(out.read_text())
     (run,) = data["runs"]
     assert run["reference"] > 0 and run["fast"] > 0 and data["photos"] == 2 and data["size"] == 128
-    assert data["psnr_db"] >= 40 and data["max_diff_255"] <= 2  # onnxruntime vs eager PyTorch, 8-bit outputs
+    assert data["psnr_db"] >= 40  # the accuracy bound of precision=auto
+    if not any(note.startswith("precision=auto: bf16") for note in data["stylize_notes"]):
+        assert data["max_diff_255"] <= 2  # fp32 (onnxruntime) vs eager PyTorch: float rounding, 8-bit outputs
     assert "| run | reference loop s |" in result.stdout
 
 

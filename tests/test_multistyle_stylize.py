@@ -58,9 +58,10 @@ def files(tmp_path_factory):
 
 
 def _run(model, files, **options) -> torch.Tensor:
-    """The photo p.png stylized in memory (PyTorch unless ``runtime`` says otherwise: the
-    in-memory ONNX export costs a second per call)."""
-    (image,) = stylize_images(model, [files / "p.png"], **{"runtime": "torch", **options})
+    """The photo p.png stylized in memory, in fp32 (the formulas below are exact there;
+    ``precision=auto`` would pick bf16 on a CPU that has it), PyTorch unless ``runtime``
+    says otherwise (the in-memory ONNX export costs a second per call)."""
+    (image,) = stylize_images(model, [files / "p.png"], **{"runtime": "torch", "precision": "fp32", **options})
     return image
 
 

@@ -117,7 +117,8 @@ def test_missing_onnxruntime_names_the_install_and_pytorch_models_still_run(mode
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails
     with pytest.raises(FastStyleError, match="needs the 'onnxruntime' package, which is not installed; pip install onnxruntime"):
         open_runner(_cfg(ckpt=str(onnx)))
-    runner = open_runner({"ckpt": str(ckpt), "progress": False})  # runtime=auto: PyTorch without onnxruntime
+    # runtime=auto: PyTorch without onnxruntime (fp32: the bf16 a CPU may pick is checked elsewhere)
+    runner = open_runner({"ckpt": str(ckpt), "progress": False, "precision": "fp32"})
     x = torch.rand(1, 3, 20, 24)
     with torch.no_grad():
         torch.testing.assert_close(runner(x), net(x).clamp(0, 1), atol=1e-5, rtol=0)

@@ -66,6 +66,19 @@ def _model(model_file):
     return open_model(model_file)
 
 
+@pytest.fixture
+def cpu_without_native_bf16(monkeypatch):
+    """The choice as made on a CPU without AVX512-BF16/AMX, whatever this one has."""
+    monkeypatch.setattr(choice, "auto_candidates", lambda device: [torch.float32])
+
+
+@pytest.fixture
+def cpu_with_native_bf16(monkeypatch):
+    """The choice as made on a CPU with native bf16 (bf16 is emulated where it is not)."""
+    monkeypatch.setattr(choice, "auto_candidates", lambda device: [torch.bfloat16, torch.float32])
+
+
+@pytest.mark.usefixtures("cpu_without_native_bf16")
 def test_default_cpu_runner_is_onnxruntime_and_matches_pytorch(model_file):
     runner = make_runner(_model(model_file), StylizeOptions())
     assert isinstance(runner, OnnxStylizer)
@@ -77,6 +90,7 @@ def test_default_cpu_runner_is_onnxruntime_and_matches_pytorch(model_file):
         assert (runner(x) - torch_runner(x)).abs().max().item() < 1e-4
 
 
+@pytest.mark.usefixtures("cpu_without_native_bf16")
 def test_onnx_runner_tiles_huge_images_in_pytorch(model_file):
     options = StylizeOptions(pixel_budget=64 * 64, tile_size=32, tile_blend=4)
     runner = make_runner(_model(model_file), options)
@@ -90,6 +104,7 @@ def test_onnx_runner_tiles_huge_images_in_pytorch(model_file):
     assert (tiled - untiled).abs().max().item() < 1e-3
 
 
+@pytest.mark.usefixtures("cpu_without_native_bf16")
 def test_torch_only_options_keep_pytorch_and_conflict_with_runtime_onnx(model_file):
     assert isinstance(make_runner(_model(model_file), StylizeOptions(channels_last=True)), Stylizer)
     assert isinstance(make_runner(_model(model_file), StylizeOptions(precision="bf16")), Stylizer)
@@ -101,6 +116,7 @@ def test_torch_only_options_keep_pytorch_and_conflict_with_runtime_onnx(model_fi
         StylizeOptions(runtime="tensorrt").check()
 
 
+@pytest.mark.usefixtures("cpu_without_native_bf16")
 def test_a_failed_export_falls_back_to_pytorch_with_one_line(model_file, monkeypatch, capsys):
     def broken(*args, **kwargs):
         raise FastStyleError("exporter exploded")
@@ -143,11 +159,33 @@ def test_calibration_falls_back_to_fp32_for_a_random_paper_sized_network(capsys)
     assert capsys.readouterr().err == ""
 
 
-def test_calibrated_runner_is_used_where_the_device_has_candidates(model_file, monkeypatch):
-    monkeypatch.setattr(choice, "auto_candidates", lambda device: [torch.bfloat16, torch.float32])
+@pytest.mark.usefixtures("cpu_with_native_bf16")
+def test_calibrated_runner_is_used_where_the_device_has_candidates(model_file):
     runner = make_runner(_model(model_file), StylizeOptions())
     assert isinstance(runner, CalibratedStylizer)
     assert isinstance(make_runner(_model(model_file), StylizeOptions(precision="fp32", runtime="torch")), Stylizer)
+    assert isinstance(make_runner(_model(model_file), StylizeOptions(precision="fp32")), OnnxStylizer)
+    assert isinstance(make_runner(_model(model_file), StylizeOptions(runtime="onnx")), OnnxStylizer)  # auto: fp32
+    assert isinstance(make_runner(_model(model_file), StylizeOptions(precision="bf16")), Stylizer)
+
+
+@pytest.mark.usefixtures("cpu_with_native_bf16")
+def test_with_native_bf16_a_model_that_fails_the_bound_runs_fp32_in_onnxruntime(tmp_path, capsys):
+    from fast_style.io.model_files import save_style_model
+
+    torch.manual_seed(0)
+    net = TransformerNet().eval()  # random and paper-sized: bf16 misses the bound (as in the test above)
+    save_style_model(net, tmp_path / "paper.safetensors")
+    runner = make_runner(_model(tmp_path / "paper.safetensors"), StylizeOptions())
+    x = photo(96, 96)
+    out = runner(x)
+    assert isinstance(runner.chosen, OnnxStylizer)
+    err = capsys.readouterr().err
+    assert "not bf16" in err and "precision=auto: fp32 on cpu (onnxruntime)" in err
+    assert (out - Stylizer(net)(x)).abs().max().item() < 1e-4
+    torch_only = make_runner(_model(tmp_path / "paper.safetensors"), StylizeOptions(runtime="torch"))
+    torch_only(x)
+    assert isinstance(torch_only.chosen, Stylizer) and torch_only.chosen.dtype == torch.float32
 
 
 def test_default_pixel_budget_grows_with_free_gpu_memory_only(monkeypatch):

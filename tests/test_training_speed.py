@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from fast_style.bench import training as bench
-from fast_style.devices import native_bf16
+from fast_style.devices import native_bf16, training_path
 from fast_style.nn.losses import PerceptualLoss, gram_matrix
 from fast_style.training.train import build_module, load_style_tensor
 
@@ -130,7 +130,8 @@ SWITCHES = {
     "trainer=cpu": lambda m, t: t.precision == "bf16-mixed" and _cl(m.loss.loss_net.features[0].weight)
     and not _cl(m.transformer.head.conv.weight),
     "channels_last=true": lambda m, t: _cl(m.transformer.head.conv.weight) and _cl(m.loss.loss_net.features[0].weight),
-    "loss.batched=true": lambda m, t: m.loss.batched and t.precision == "32-true",
+    # the rest of the trainer is the auto path of this CPU (bf16-mixed where bf16 is native)
+    "loss.batched=true": lambda m, t: m.loss.batched and t.precision == training_path(torch.device("cpu")).precision,
 }
 
 

@@ -19,7 +19,9 @@ photos of the data benchmark (``../shared/data/content``, else scikit-image's), 
 random paper-sized network (or ``ckpt``; a multi-style one runs one of its styles on both
 paths, ``styles=``, else the first). The paths alternate ``repeats`` times; the
 table gives each run's wall time, the speed-up (median of the per-pair ratios) and the
-agreement of the outputs (PSNR, mean and max difference over all photos, 8-bit PNGs).
+agreement of the outputs (PSNR, mean and max difference over all photos, 8-bit PNGs)
+and stylize.py's lines on what it chose (a CPU with native bf16 may take bf16, whose
+pixels may differ by more than float rounding while meeting the 40 dB bound).
 """
 
 from __future__ import annotations
@@ -90,13 +92,20 @@ def make_photos(folder: Path, *, count: int, size: int, seed: int) -> list[Path]
     return paths
 
 
-def timed(cmd: list[str]) -> float:
+def timed(cmd: list[str]) -> tuple[float, str]:
+    """(wall seconds, stderr) of ``cmd``; raises when it fails."""
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:3])} ... failed: {done.stderr.strip()[-500:]}")
-    return seconds
+    return seconds, done.stderr
+
+
+def choice_notes(stderr: str) -> list[str]:
+    """stylize.py's lines about the runtime and precision it chose (none: fp32 as asked, or
+    onnxruntime on a CPU without faster formats)."""
+    return [line.strip() for line in stderr.splitlines() if line.startswith(("precision=auto:", "runtime=auto:"))]
 
 
 def agreement(reference: Path, fast: Path) -> dict:
@@ -128,7 +137,7 @@ def compare(model_path: Path, photos: Path, work: Path, *, repeats: int, stylize
     fast = [[sys.executable, str(REPO / "stylize.py"), f"ckpt={model_path}", f"input={photos}",
              f"output={fast_out}", "format=png", "progress=false", *stylize_args, *([f"styles={style}"] if style else [])]]
     paths = [("reference", reference), ("fast", fast)] + ([("per_photo", one_each)] if per_photo else [])
-    runs = []
+    runs, notes = [], []
     for i in range(repeats):
         for folder in (ref_out, per_out, fast_out):
             shutil.rmtree(folder, ignore_errors=True)
@@ -136,13 +145,19 @@ def compare(model_path: Path, photos: Path, work: Path, *, repeats: int, stylize
         per_out.mkdir(parents=True)
         # alternate the order, so that a change in machine load hits every path alike
         order = paths if i % 2 == 0 else paths[::-1]
-        seconds = {name: sum(timed(cmd) for cmd in cmds) for name, cmds in order}
+        seconds = {}
+        for name, cmds in order:
+            timings = [timed(cmd) for cmd in cmds]
+            seconds[name] = sum(t for t, _ in timings)
+            if name == "fast":
+                notes = choice_notes(timings[0][1])
         runs.append({**seconds, "speedup": seconds["reference"] / seconds["fast"]})
         if per_photo:
             runs[-1]["speedup_per_photo"] = seconds["per_photo"] / seconds["fast"]
         print(f"  run {i + 1}: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
               + f", x{runs[-1]['speedup']:.2f}", file=sys.stderr, flush=True)
-    return {"runs": runs, "speedup": statistics.median(r["speedup"] for r in runs), **agreement(ref_out, fast_out)}
+    return {"runs": runs, "speedup": statistics.median(r["speedup"] for r in runs), "stylize_notes": notes,
+            **agreement(ref_out, fast_out)}
 
 
 def markdown(result: dict) -> str:
@@ -158,6 +173,7 @@ def markdown(result: dict) -> str:
         lines.append(f"| {i} | {r['reference']:.1f} | {per[0]}{r['fast']:.1f} | {r['speedup']:.2f}x | {per[1]} |")
     lines += ["", f"Median speed-up {result['speedup']:.2f}x; outputs: PSNR {result['psnr_db']:.1f} dB, mean difference "
                   f"{result['mean_diff_255']:.3f}/255, max {result['max_diff_255']}/255 (8-bit PNGs)"]
+    lines += [f"stylize.py said: {note}" for note in result["stylize_notes"]]
     return "\n".join(lines)
 
 

@@ -52,6 +52,13 @@ def test_demo_experiment_is_offline_and_small():
     from fast_style.training.demo import HELD_OUT_PHOTOS, TRAINING_PHOTOS
 
     assert not set(HELD_OUT_PHOTOS) & set(TRAINING_PHOTOS)
+    # a step count for fast CPUs, and a time budget Lightning understands for slow ones
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import Timer
+
+    trainer = pl.Trainer(max_time=cfg.trainer.max_time, logger=False, enable_checkpointing=False)
+    (timer,) = [c for c in trainer.callbacks if isinstance(c, Timer)]
+    assert 60 <= timer.time_remaining() <= 6 * 60 and cfg.trainer.max_steps >= 400
 
 
 def test_the_paper_recipe_has_no_check_and_no_input_skip():

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-dev
 .PHONY: help install demo test test-fast lint bench gpu-check clean
 
 help:
-	@echo "make demo       offline demo: trains a small style model, checks it on 2 held-out photos (~5.5 min on 2 CPU cores)"
+	@echo "make demo       offline demo: trains a small style model, checks it on 2 held-out photos (~6 min on 2 CPU cores)"
 	@echo "make test       the whole test suite (what CI runs)"
 	@echo "make test-fast  unit tests only (skips end-to-end subprocess tests)"
 	@echo "make lint       ruff"

@@ -115,8 +115,8 @@ class CalibratedStylizer:
     make: Callable[[torch.dtype], Stylizer]
     candidates: list[torch.dtype]
     pixel_budget: int = 0
-    # the runner kept when no candidate meets the bound (None: make(fp32), PyTorch eager)
-    make_fp32: Callable[[], Stylizer | OnnxStylizer] | None = None
+    # what runs the fp32 reference when no candidate meets the bound (None: itself, PyTorch eager)
+    fp32_runner: Callable[[Stylizer], Stylizer | OnnxStylizer] | None = None
     chosen: Stylizer | OnnxStylizer | None = field(default=None, init=False)
     agreement: Agreement | None = field(default=None, init=False)
 
@@ -143,12 +143,9 @@ class CalibratedStylizer:
                 notice(f"precision=auto: {name} on {fp32.device.type} ({agreement.line()} on the first photo)")
                 return stylizer
             notice(f"precision=auto: not {name} ({agreement.line()}: below the bound); trying the next")
-        if self.make_fp32 is None:
-            notice(f"precision=auto: fp32 on {fp32.device.type}")
-            return fp32
-        fallback = self.make_fp32()
-        engine = "onnxruntime" if isinstance(fallback, OnnxStylizer) else "PyTorch"
-        notice(f"precision=auto: fp32 on {fp32.device.type} ({engine})")
+        fallback = fp32 if self.fp32_runner is None else self.fp32_runner(fp32)
+        engine = " (onnxruntime)" if isinstance(fallback, OnnxStylizer) else ""
+        notice(f"precision=auto: fp32 on {fp32.device.type}{engine}")
         return fallback
 
 
@@ -254,7 +251,7 @@ def make_runner(model: StyleModel, options: StylizeOptions, styles: StyleChoice 
     if onnx_fits and candidates == [torch.float32]:
         return _onnx_or_torch(model.network, make(torch.float32), required=False)
     if len(candidates) > 1 and not options.compile:
-        fp32_onnx = (lambda: _onnx_or_torch(model.network, make(torch.float32), required=False)) if onnx_fits else None
+        fp32_onnx = (lambda fp32: _onnx_or_torch(model.network, fp32, required=False)) if onnx_fits else None
         return CalibratedStylizer(make, candidates, pixel_budget, fp32_onnx)
     return make(candidates[0])
 

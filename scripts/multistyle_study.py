@@ -55,9 +55,10 @@ def main(cfg: DictConfig) -> None:
     from fast_style.evaluation.multistyle import (
         StudySettings,
         run_study,
+        tables,
         training_folder,
-        write_report,
     )
+    from fast_style.evaluation.training_runs import write_report
 
     with report_user_errors():
         config: MultistyleStudyConfig = OmegaConf.to_object(cfg)
@@ -69,7 +70,7 @@ def main(cfg: DictConfig) -> None:
         report = run_study(settings, styles=config.styles, new_style=config.new_style, held_out=held_out,
                            eval_size=config.eval_size, finetune_checkpoints=config.finetune_checkpoints,
                            finetune_lr=config.finetune_lr)
-        print(write_report(report, output_dir))
+        print(write_report(report, tables(report), output_dir))
         print(f"\nwritten: {output_dir / 'study.json'}, {output_dir / 'table.md'}")
 
 

@@ -32,11 +32,6 @@ Writes ``study.json`` and ``table.md`` into ``output_dir`` and prints the tables
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,20 +39,12 @@ from typing import Any
 
 import torch
 
-from fast_style.errors import FastStyleError
-from fast_style.io.files import atomic_write_text
+from fast_style.evaluation.training_runs import PROJECT, StudyError, style_tensor, train_in_folder
 from fast_style.io.images import images_below, square_image
 from fast_style.io.model_files import open_model
 from fast_style.nn.losses import gram_matrix, style_loss
 from fast_style.nn.transformer import TransformerNet
 from fast_style.nn.vgg import VGGFeatures
-
-PROJECT = Path(__file__).resolve().parents[3]
-
-
-class StudyError(FastStyleError):
-    """A study setting or input that cannot work (one line)."""
-
 
 # ---------------------------------------------------------------------------- scoring
 
@@ -150,27 +137,14 @@ class StudySettings:
 def train_run(settings: StudySettings, name: str, overrides: Sequence[str]) -> dict[str, Any]:
     """Run ``train.py`` with the study's settings plus ``overrides`` in ``<output_dir>/runs/<name>``;
     returns its finished.json (a finished run is not trained again)."""
-    run_dir = settings.output_dir / "runs" / name
-    finished = run_dir / "finished.json"
-    if finished.is_file():
-        return json.loads(finished.read_text())
-    command = [
-        sys.executable, str(PROJECT / "train.py"), *overrides,
+    return train_in_folder(settings.output_dir / "runs" / name, [
+        *overrides,
         f"model={settings.model}", "loss_net.pretrained=false", f"seed={settings.seed}",
         f"trainer.max_steps={settings.steps}", "trainer.max_epochs=-1", "logger=[]",
         f"data.root={settings.photos}", f"data.image_size={settings.size}", f"data.resize={settings.size}",
         f"data.batch_size={settings.batch_size}", "data.num_workers=0", "data.hflip=true",
-        f"paths.style_dir={settings.style_dir}", f"paths.checkpoint_dir={run_dir}/export",
-        f"hydra.run.dir={run_dir}", "callbacks.style_samples.every_n_steps=0", *settings.extra,
-    ]
-    started = time.monotonic()
-    print(f"training {name} ({settings.steps} steps) ...", flush=True)
-    done = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-        raise StudyError(f"train.py for {name} failed ({done.returncode}): {' | '.join(tail)}")
-    print(f"  {name}: {time.monotonic() - started:.0f} s", flush=True)
-    return json.loads(finished.read_text())
+        f"paths.style_dir={settings.style_dir}", "callbacks.style_samples.every_n_steps=0", *settings.extra,
+    ], label=name, steps=settings.steps)
 
 
 def held_out_photos(paths: Sequence[Path], size: int) -> torch.Tensor:
@@ -195,26 +169,6 @@ def training_folder(source: Path, held_out: Sequence[str], target: Path) -> tupl
 
 
 # ---------------------------------------------------------------------------- the study
-
-
-def style_config(name: str) -> dict[str, Any]:
-    """``configs/style/<name>.yaml`` as a dict."""
-    from omegaconf import OmegaConf
-
-    path = PROJECT / "configs" / "style" / f"{name}.yaml"
-    if not path.is_file():
-        raise StudyError(f"style {name!r}: no configs/style/{name}.yaml")
-    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-
-
-def style_tensor(name: str, style_dir: Path) -> torch.Tensor:
-    """The style image exactly as training loads it (file, checksum, ``style.size``)."""
-    from fast_style.training.styles import resolve_style_image
-    from fast_style.training.train import load_style_tensor
-
-    config = style_config(name)
-    path = resolve_style_image(style_dir=str(style_dir), **config)
-    return load_style_tensor(path, size=config.get("size"))[0]
 
 
 def periodic_checkpoints(run: dict[str, Any]) -> list[tuple[int, Path]]:
@@ -343,10 +297,3 @@ def tables(report: dict[str, Any]) -> str:
               f"right own {m['right_own']:.4f} / other {m['right_other']:.4f}",
               "", f"ONNX with a style_weights input vs PyTorch: max |diff| {report['onnx_max_diff']:.2g}"]
     return "\n".join(lines)
-
-
-def write_report(report: dict[str, Any], output_dir: Path) -> str:
-    table = tables(report)
-    atomic_write_text(output_dir / "study.json", json.dumps(report, indent=2))
-    atomic_write_text(output_dir / "table.md", table + "\n")
-    return table

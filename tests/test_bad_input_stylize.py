@@ -421,7 +421,8 @@ def test_composition_errors_become_one_line(config, override, needle):
 
 @pytest.mark.parametrize("option, value", [
     ("tile_blend", -5), ("channels_last", "banana"), ("devices", 0), ("max_pixels", 0), ("pixel_budget", -1),
-    ("batch_size", 0), ("quality", 101), ("strength", 1.5), ("size", 0),
+    ("batch_size", 0), ("quality", 101), ("strength", 1.5), ("size", 0), ("png_compression", 10),
+    ("png_compression", -1),
 ])
 def test_out_of_range_options_are_one_line(tmp_path, model_file, option, value):
     random_photo(40, 30, seed=1).save(tmp_path / "a.png")

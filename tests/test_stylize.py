@@ -169,3 +169,17 @@ def test_image_modes(tmp_path, model_path):
     assert np.array_equal(np.asarray(alpha.getchannel("A")), np.asarray(Image.open(src / "alpha.png").getchannel("A")))
     run(cfg(ckpt=str(model_path), input=str(src / "alpha.png"), output=str(tmp_path / "flat.jpg")))
     assert Image.open(tmp_path / "flat.jpg").mode == "RGB"  # JPEG has no alpha: dropped
+
+
+def test_png_compression_changes_the_file_size_and_never_the_pixels(tmp_path, model_path):
+    from fast_style.inference.options import StylizeOptions
+    from fast_style.io.images import PNG_COMPRESSION
+
+    assert StylizeOptions().png_compression == PNG_COMPRESSION == 1
+    random_photo(96, 80, seed=5).save(tmp_path / "a.png")
+    written = {level: stylize(model_path, tmp_path / "a.png", output=str(tmp_path / f"out_{level}.png"),
+                              png_compression=level, **cfg()).done[0] for level in (0, 1, 9)}
+    pixels = {level: np.asarray(Image.open(path)) for level, path in written.items()}
+    assert np.array_equal(pixels[0], pixels[1]) and np.array_equal(pixels[1], pixels[9])
+    sizes = {level: path.stat().st_size for level, path in written.items()}
+    assert sizes[0] > sizes[1] > sizes[9], sizes  # level 0 stores, 9 packs hardest

@@ -37,6 +37,7 @@ from fast_style.inference.options import StylizeOptions
 from fast_style.io.files import sweep_stale
 from fast_style.io.images import (
     IMAGE_EXTENSIONS,
+    PNG_COMPRESSION,
     image_header,
     images_below,
     open_rgb_alpha,
@@ -327,12 +328,13 @@ def finish(stylized: torch.Tensor, photo: torch.Tensor, *, keep_colour: bool, st
     return blend(stylized, photo, strength=strength).clamp(0, 1)
 
 
-def write_output(image: torch.Tensor, alpha: Image.Image | None, target: Path, *, quality: int) -> Path:
+def write_output(image: torch.Tensor, alpha: Image.Image | None, target: Path, *, quality: int,
+                 png_compression: int = PNG_COMPRESSION) -> Path:
     """Save (3, H, W) in [0, 1], re-attaching ``alpha`` when the format stores it."""
     pil = tensor_to_pil(image)
     if alpha is not None and output_format(target) in ALPHA_FORMATS:
         pil.putalpha(alpha.resize(pil.size, Image.Resampling.LANCZOS) if alpha.size != pil.size else alpha)
-    return save_image(pil, target, quality=quality)
+    return save_image(pil, target, quality=quality, png_compression=png_compression)
 
 
 def precheck(job: Job, *, overwrite: bool) -> Outcome | None:
@@ -394,7 +396,8 @@ def run_batch(runner: Runner, items: Sequence[Loaded], options: StylizeOptions) 
     for item, out in zip(items, outputs, strict=True):
         try:
             result = finish(out, item.photo, keep_colour=bool(options.preserve_color), strength=options.pixel_strength)
-            write_output(result, item.alpha, item.job.target, quality=int(options.quality))
+            write_output(result, item.alpha, item.job.target, quality=int(options.quality),
+                         png_compression=int(options.png_compression))
             outcomes.append(Outcome(item.job, "done"))
         except Exception as exc:  # noqa: BLE001
             outcomes.append(failure(item.job, exc))

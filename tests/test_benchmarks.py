@@ -63,6 +63,12 @@ def test_video_part_reports_frames_per_second_and_peak_memory(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert [(r["size"], r["frames"], r["detail"]) for r in rows] == [("64x36", 15, "15 frames"), ("64x36", 30, "30 frames")]
     assert all(r["fps"] > 0 and 100 < r["peak_mb"] < 8000 for r in rows)
+    # what precision=auto chose, from the child's notices (a CPU with native bf16 calibrates and says so)
+    assert all(note.startswith(("precision=auto:", "runtime=auto:")) for r in rows for note in r["notes"])
+    from fast_style.devices import native_bf16
+
+    if native_bf16(torch.device("cpu")):
+        assert all(any(note.startswith("precision=auto:") for note in r["notes"]) for r in rows), rows
 
 
 def test_data_quick_compares_folder_and_shards(tmp_path, capsys):

@@ -26,6 +26,7 @@ import torch
 
 from fast_style.bench.inference import style_argument, synthetic_photo
 from fast_style.bench.options import BenchmarkConfig, BenchOptionError
+from fast_style.bench.stylize import choice_notes
 from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import save_style_model
 from fast_style.io.video import require_av
@@ -84,12 +85,13 @@ def _size(text: object) -> tuple[int, int]:
 
 def measure(model: Path, clip: Path, output: Path, precision: str, style: str = "") -> dict:
     """Stylize ``clip`` in a fresh process (``style``: which of a multi-style model's styles,
-    "" for a one-style model): its seconds, counts and peak memory."""
+    "" for a one-style model): its seconds, counts, peak memory and ``notes``, what
+    ``precision``/``runtime`` auto chose (a choice changes both the speed and the memory)."""
     result = subprocess.run([sys.executable, "-c", CHILD, str(model), str(clip), str(output), precision, style],
                             capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise BenchOptionError(f"stylizing {clip.name} failed: {result.stderr.strip().splitlines()[-1:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return {**json.loads(result.stdout.strip().splitlines()[-1]), "notes": choice_notes(result.stderr)}
 
 
 def main(options: BenchmarkConfig) -> int:
@@ -113,9 +115,10 @@ def main(options: BenchmarkConfig) -> int:
                 got = measure(model, clip, folder / f"out_{clip.name}", options.precision, style)
                 frames = round(seconds * FPS)
                 rows.append({"size": f"{width}x{height}", "seconds": seconds, "frames": frames,
-                             "fps": frames / got["seconds"], "peak_mb": got["peak_mb"], "detail": got["detail"]})
-                print(f"{width}x{height} {seconds:g} s: {rows[-1]['fps']:.2f} frames/s, peak {got['peak_mb']:.0f} MB",
-                      flush=True)
+                             "fps": frames / got["seconds"], "peak_mb": got["peak_mb"], "detail": got["detail"],
+                             "notes": got["notes"]})
+                print(f"{width}x{height} {seconds:g} s: {rows[-1]['fps']:.2f} frames/s, peak {got['peak_mb']:.0f} MB"
+                      + "".join(f"; {note}" for note in got["notes"]), flush=True)
     print("\n| clip | frames | frames/s | peak memory |\n|---|---|---|---|")
     for row in rows:
         print(f"| {row['size']}, {row['seconds']:g} s | {row['frames']} | {row['fps']:.2f} | {row['peak_mb']:.0f} MB |")

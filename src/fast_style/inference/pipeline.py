@@ -37,7 +37,6 @@ from fast_style.inference.options import StylizeOptions
 from fast_style.io.files import sweep_stale
 from fast_style.io.images import (
     IMAGE_EXTENSIONS,
-    PNG_COMPRESSION,
     image_header,
     images_below,
     open_rgb_alpha,
@@ -329,7 +328,7 @@ def finish(stylized: torch.Tensor, photo: torch.Tensor, *, keep_colour: bool, st
 
 
 def write_output(image: torch.Tensor, alpha: Image.Image | None, target: Path, *, quality: int,
-                 png_compression: int = PNG_COMPRESSION) -> Path:
+                 png_compression: int) -> Path:
     """Save (3, H, W) in [0, 1], re-attaching ``alpha`` when the format stores it."""
     pil = tensor_to_pil(image)
     if alpha is not None and output_format(target) in ALPHA_FORMATS:

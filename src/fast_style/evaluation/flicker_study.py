@@ -70,8 +70,7 @@ def train_model(settings: FlickerStudySettings, weight: float) -> dict[str, Any]
     ``steps`` steps (the experiment's time limit and after-training check off)."""
     return train_in_folder(settings.output_dir / "runs" / run_name(weight), [
         f"experiment={settings.experiment}", f"loss.temporal_weight={weight:g}", f"seed={settings.seed}",
-        f"trainer.max_steps={settings.steps}", "trainer.max_epochs=-1", "trainer.max_time=null", "check=null",
-        "logger=[]", "callbacks.style_samples.every_n_steps=0", *settings.extra,
+        "trainer.max_time=null", "check=null", *settings.extra,
     ], label=run_name(weight), steps=settings.steps)
 
 

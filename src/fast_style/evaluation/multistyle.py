@@ -140,10 +140,9 @@ def train_run(settings: StudySettings, name: str, overrides: Sequence[str]) -> d
     return train_in_folder(settings.output_dir / "runs" / name, [
         *overrides,
         f"model={settings.model}", "loss_net.pretrained=false", f"seed={settings.seed}",
-        f"trainer.max_steps={settings.steps}", "trainer.max_epochs=-1", "logger=[]",
         f"data.root={settings.photos}", f"data.image_size={settings.size}", f"data.resize={settings.size}",
         f"data.batch_size={settings.batch_size}", "data.num_workers=0", "data.hflip=true",
-        f"paths.style_dir={settings.style_dir}", "callbacks.style_samples.every_n_steps=0", *settings.extra,
+        f"paths.style_dir={settings.style_dir}", *settings.extra,
     ], label=name, steps=settings.steps)
 
 

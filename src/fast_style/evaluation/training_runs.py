@@ -31,13 +31,16 @@ class StudyError(FastStyleError):
 
 
 def train_in_folder(run_dir: Path, overrides: Sequence[str], *, label: str, steps: int) -> dict[str, Any]:
-    """Run ``python train.py <overrides>`` with its run folder (and exported style model)
-    in ``run_dir``; returns the run's ``finished.json``. Raises :class:`StudyError` with
-    the last lines of its output when it fails."""
+    """Run ``python train.py <overrides>`` for exactly ``steps`` steps, without TensorBoard
+    or sample grids, with its run folder (and exported style model) in ``run_dir``;
+    returns the run's ``finished.json``. Raises :class:`StudyError` with the last lines
+    of its output when it fails."""
     finished = run_dir / "finished.json"
     if finished.is_file():
         return json.loads(finished.read_text())
-    command = [sys.executable, str(PROJECT / "train.py"), *overrides,
+    # the caller's overrides come after these (Hydra keeps the last value of a key)
+    command = [sys.executable, str(PROJECT / "train.py"), f"trainer.max_steps={steps}", "trainer.max_epochs=-1",
+               "logger=[]", "callbacks.style_samples.every_n_steps=0", *overrides,
                f"paths.checkpoint_dir={run_dir}/export", f"hydra.run.dir={run_dir}"]
     started = time.monotonic()
     print(f"training {label} ({steps} steps) ...", flush=True)

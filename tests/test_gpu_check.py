@@ -25,14 +25,18 @@ def test_cpu_smoke_run_measures_every_table(tmp_path):
                        cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "out.json").read_text())
-    assert {"device", "torch", "train", "loader", "stylize", "skipped", "table"} <= set(report)
+    assert {"device", "torch", "train", "loaders", "stylize", "skipped", "table"} <= set(report)
     assert report["device"] == "cpu" and report["model"]["width"] == 8
-    assert [(r["variant"], r["data"]) for r in report["train"]] == [("fp32", "synthetic"), ("fp32", "loader")]
+    assert [(r["variant"], r["data"]) for r in report["train"]] == [
+        ("fp32", "synthetic"), ("fp32", "folder"), ("fp32", "shards")]
     for r in report["train"]:
         assert r["steps_per_s"] > 0 and r["images_per_s"] == pytest.approx(2 * r["steps_per_s"])
         assert r["steps"] == 2 and 0 <= r["loader_wait"] < 1
-    assert report["train"][1]["vs_synthetic"] > 0
-    assert report["loader"]["images_per_s"] > 0
+    assert all(r["vs_synthetic"] > 0 for r in report["train"][1:])
+    assert [r["data"] for r in report["loaders"]] == ["folder", "shards"]
+    for r in report["loaders"]:
+        assert r["images_per_s"] > 0 and r["images_per_s_per_worker"] == pytest.approx(r["images_per_s"])  # 0 workers
+    assert report["finished"] is True
     assert [(r["variant"], r["path"], r["size"]) for r in report["stylize"]] == [
         ("fp32", "device", "64x48"), ("fp32", "host", "64x48"), ("fp32+tiled", "host", "64x48")]
     for r in report["stylize"]:
@@ -40,6 +44,7 @@ def test_cpu_smoke_run_measures_every_table(tmp_path):
     assert report["skipped"] == ["fp16: fp16 needs a CUDA device", "bf16+cudagraphs: CUDA graphs need a CUDA device"]
     table = (tmp_path / "out.md").read_text()
     assert "| variant | data | steps/s |" in table and "| fp32 | 64x48 | 1 | host |" in table
+    assert "| shards | 0 |" in table and "Unfinished" not in table
     assert table.strip() in result.stdout
 
 

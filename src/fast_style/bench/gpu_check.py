@@ -10,8 +10,9 @@ Measured (each: ``warmup`` untimed calls, then ``steps`` calls between two
 
 1. Training steps/s at ``train_size`` px, batch ``train_batch``, for each of
    ``train_variants`` (fp32, bf16-mixed, bf16-mixed + torch.compile, ...), fed by
-   synthetic tensors already on the GPU and by the real DataModule
-   (:mod:`fast_style.bench.gpu_train`); and the DataModule's loader alone.
+   synthetic tensors already on the GPU and by the real DataModule reading the photo
+   folder and its prepared shards (``data``; :mod:`fast_style.bench.gpu_train`); and each
+   loader alone.
 2. Reduced precisions against fp32 (PSNR, mean difference) and what ``precision=auto``
    picks, at the first stylize size.
 3. Stylize images/s and MP/s at each of ``stylize_sizes`` for each of
@@ -30,6 +31,7 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,7 @@ class GpuCheckConfig:
     data_root: str | None = None  # a photo folder; None: draw data_images 640x480 JPEGs in a temp folder
     data_images: int = 200
     num_workers: int = 4  # the DataModule's workers (configs/data/coco.yaml)
+    data: list[str] = field(default_factory=lambda: ["folder", "shards"])  # feeds besides synthetic; shards: made in a temp folder
     loader_batches: int = 100  # batches timed for the loader alone
     # stylizing
     stylize_sizes: list[str] = field(default_factory=lambda: ["1024x1024", "3840x2160"])
@@ -93,6 +96,7 @@ class Plan:
     train_steps: int
     data_images: int
     num_workers: int
+    data: list[str]
     loader_batches: int
     stylize_sizes: list[tuple[int, int]]
     stylize_variants: list[Variant]
@@ -110,6 +114,10 @@ def make_plan(options: GpuCheckConfig, device: torch.device) -> Plan:
 
     if options.train_steps < 1 or options.stylize_steps < 1 or options.tiled_steps < 1:
         raise BenchOptionError("train_steps, stylize_steps and tiled_steps must be at least 1")
+    from fast_style.bench.gpu_train import DATA_KINDS
+
+    if unknown := [d for d in options.data if d not in DATA_KINDS]:
+        raise BenchOptionError(f"data={unknown}: each feed is one of {', '.join(DATA_KINDS)} (synthetic always runs)")
     train = [parse_variant(v, allowed=("compile", "cudnn")) for v in options.train_variants]
     stylize = [parse_variant(v, allowed=("compile", "cudagraphs", "tiled")) for v in options.stylize_variants]
     skipped = [f"{v.name}: {why}" for v in [*train, *stylize] if (why := v.unsupported_on(device.type))]
@@ -117,7 +125,7 @@ def make_plan(options: GpuCheckConfig, device: torch.device) -> Plan:
         device=device, model=dict(PAPER_MODEL), train_size=options.train_size, train_batch=options.train_batch,
         train_variants=[v for v in train if not v.unsupported_on(device.type)],
         train_warmup=options.train_warmup, train_steps=options.train_steps, data_images=options.data_images,
-        num_workers=options.num_workers, loader_batches=options.loader_batches,
+        num_workers=options.num_workers, data=list(options.data), loader_batches=options.loader_batches,
         stylize_sizes=[parse_size(s) for s in options.stylize_sizes],
         stylize_variants=[v for v in stylize if not v.unsupported_on(device.type)],
         stylize_warmup=options.stylize_warmup, stylize_steps=options.stylize_steps, skipped=skipped,
@@ -140,8 +148,10 @@ def release(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def run_plan(plan: Plan, options: GpuCheckConfig) -> dict[str, Any]:
-    """Measure everything in ``plan``; the report as a JSON-able dict."""
+def run_plan(plan: Plan, options: GpuCheckConfig, *, save: Callable[[dict[str, Any]], None] | None = None
+             ) -> dict[str, Any]:
+    """Measure everything in ``plan``; the report as a JSON-able dict. ``save(report)`` is
+    called after each measurement, so a run cut short keeps what it measured."""
     from fast_style.bench import gpu_stylize, gpu_train
 
     started = time.perf_counter()
@@ -152,30 +162,45 @@ def run_plan(plan: Plan, options: GpuCheckConfig) -> dict[str, Any]:
         plan.skipped.append(f"{what}: time_budget_s={options.time_budget_s:g} spent")
         return False
 
-    report: dict[str, Any] = {"train": [], "loader": None, "stylize": [], "precision": None}
+    report: dict[str, Any] = {"train": [], "loaders": [], "stylize": [], "precision": None}
+
+    def measured() -> None:
+        report["seconds"] = time.perf_counter() - started
+        if save is not None:
+            save(report)
+
     with tempfile.TemporaryDirectory(prefix="fast-style-gpu-check-") as tmp:
         root = options.data_root
         if root is None:
             print(f"drawing {plan.data_images} 640x480 JPEGs into a temporary folder ...", flush=True)
             root = gpu_train.write_photos(Path(tmp) / "photos", count=plan.data_images, seed=options.seed)
-        datamodule = gpu_train.make_datamodule(root, size=plan.train_size, batch=plan.train_batch,
-                                               num_workers=plan.num_workers)
-        print(f"loader alone: {plan.loader_batches} batches ...", flush=True)
-        report["loader"] = gpu_train.time_loader(datamodule, warmup=min(plan.loader_batches, 5),
-                                                 batches=plan.loader_batches)
+        datamodules = {}
+        for data in plan.data:
+            if data == "shards":
+                print(f"preparing shards of {root} at {plan.train_size} px ...", flush=True)
+            datamodules[data] = gpu_train.make_datamodule(root, size=plan.train_size, batch=plan.train_batch,
+                                                          num_workers=plan.num_workers, data=data,
+                                                          shard_folder=Path(tmp) / "shards")
+            print(f"loader alone, {data}: {plan.loader_batches} batches ...", flush=True)
+            report["loaders"].append(gpu_train.time_loader(datamodules[data], data=data,
+                                                           warmup=min(plan.loader_batches, 5),
+                                                           batches=plan.loader_batches))
+        measured()
         for variant in plan.train_variants:
             if not in_budget(f"training {variant.name}"):
                 continue
             print(f"training {variant.name}: {plan.train_size} px, batch {plan.train_batch} ...", flush=True)
             report["train"] += gpu_train.measure_variant(
                 variant, model=plan.model, size=plan.train_size, batch=plan.train_batch, device=plan.device,
-                seed=options.seed, warmup=plan.train_warmup, steps=plan.train_steps, datamodule=datamodule)
+                seed=options.seed, warmup=plan.train_warmup, steps=plan.train_steps, datamodules=datamodules)
             release(plan.device)
+            measured()
     network = gpu_stylize.seeded_network(plan.model, seed=options.seed)
     if in_budget("precision agreement"):
         print("precision: reduced precisions against fp32, and what precision=auto picks ...", flush=True)
         report["precision"] = gpu_stylize.precision_agreement(network, size=plan.stylize_sizes[0], device=plan.device,
                                                               seed=options.seed)
+        measured()
     for variant in plan.stylize_variants:
         if not in_budget(f"stylize {variant.name}"):
             continue
@@ -184,7 +209,8 @@ def run_plan(plan: Plan, options: GpuCheckConfig) -> dict[str, Any]:
             variant, network=network, sizes=plan.stylize_sizes, batch=options.stylize_batch, device=plan.device,
             seed=options.seed, warmup=plan.stylize_warmup, steps=plan.stylize_steps, tiled_steps=options.tiled_steps)
         release(plan.device)
-    report["seconds"] = time.perf_counter() - started
+        measured()
+    measured()
     return report
 
 
@@ -201,13 +227,14 @@ def markdown(report: dict[str, Any]) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for r in report["train"]:
         vs = f"{r['vs_synthetic']:.2f}x" if "vs_synthetic" in r else "-"
-        wait = f"{100 * r['loader_wait']:.0f} %" if r["data"] == "loader" else "-"
+        wait = f"{100 * r['loader_wait']:.0f} %" if r["data"] != "synthetic" else "-"
         lines.append(f"| {r['variant']} | {r['data']} | {r['steps_per_s']:.1f} | {r['images_per_s']:.1f} "
                      f"| {r['ms_per_step']:.1f} | {_mb(r['peak_mb'])} | {wait} | {vs} |")
-    loader = report["loader"]
-    if loader:
-        lines += ["", f"Loader alone ({loader['workers']} workers): {loader['images_per_s']:.0f} images/s "
-                      f"({loader['batches_per_s']:.1f} batches/s)."]
+    if report["loaders"]:
+        lines += ["", "Loader alone:", "", "| data | workers | images/s | images/s per worker | batches/s |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['data']} | {r['workers']} | {r['images_per_s']:.0f} | {r['images_per_s_per_worker']:.0f} "
+                  f"| {r['batches_per_s']:.1f} |" for r in report["loaders"]]
     lines += ["", "Stylizing:", "",
               "| variant | size | batch | path | images/s | MP/s | ms/image | peak MB |",
               "|---|---|---|---|---|---|---|---|"]
@@ -221,6 +248,8 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [f"| {r['precision']} | {r['psnr_db']:.1f} | {r['mean_diff_255']:.2f} | {r['within_bound']} |"
                   for r in accuracy["rows"]]
         lines += ["", f"precision=auto picks {accuracy['auto']} here."]
+    if not report.get("finished", True):
+        lines += ["", "**Unfinished**: the run stopped before every measurement was taken."]
     if report["skipped"]:
         lines += ["", "Skipped: " + "; ".join(report["skipped"]) + "."]
     lines += ["", "device: network only, input already on the device; host: float32 CPU batch in, "
@@ -236,17 +265,29 @@ def main(options: GpuCheckConfig) -> int:
         return 0
     device = resolve_device("cuda" if options.device == "auto" else options.device)
     plan = make_plan(options, device)
-    measured = run_plan(plan, options)
-    report = {
+    header = {
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "torch": torch.__version__, "cuda": torch.version.cuda, "cpu_count": os.cpu_count(), "quick": options.quick,
         "model": plan.model, "train_size": plan.train_size, "train_batch": plan.train_batch,
-        "options": asdict(options), **measured, "skipped": plan.skipped,
+        "options": asdict(options),
     }
-    report["table"] = markdown(report)
+
+    def save(measured: dict[str, Any], *, finished: bool = False) -> dict[str, Any]:
+        report = {**header, **measured, "skipped": plan.skipped, "finished": finished}
+        report["table"] = markdown(report)
+        write_atomically(Path(options.json), json.dumps(report, indent=2))
+        write_atomically(Path(options.markdown), report["table"] + "\n")
+        return report
+
+    report = save(run_plan(plan, options, save=save), finished=True)
     print(report["table"])
-    Path(options.json).write_text(json.dumps(report, indent=2))
-    Path(options.markdown).write_text(report["table"] + "\n")
     print(f"wrote {options.json} and {options.markdown}")
     return 0
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """``text`` into ``path`` through a temporary file beside it and a rename."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)

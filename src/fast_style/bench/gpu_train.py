@@ -9,14 +9,17 @@ seeded random ones: a paper-sized TransformerNet and VGG-16 (``loss_net.pretrain
 Each variant is timed twice on the same module:
 
 - ``synthetic``: a few random batches already on the device, reused in turn (no loader);
-- ``loader``: batches of the real ``ContentDataModule`` (its workers decode, resize and
-  crop JPEGs; pinned memory on CUDA), copied with ``non_blocking=True`` as Lightning does.
+- ``folder``: batches of the real ``ContentDataModule`` reading the photo folder (its
+  workers decode, resize and crop JPEGs; pinned memory on CUDA), copied with
+  ``non_blocking=True`` as Lightning does;
+- ``shards``: the same DataModule reading the folder's prepared shards (raw uint8 at the
+  crop size, ``scripts/prepare_data.py``): its workers only crop.
 
     images/s = batch * steps/s;  vs synthetic = loader steps/s / synthetic steps/s
 
 ``vs synthetic`` near 1 means the loader keeps up; well below 1, training waits for data.
 ``loader wait`` is the share of the timed region the host spent waiting for the next batch.
-The loader alone (no step) is timed too, in images/s.
+Each loader alone (no step) is timed too, in images/s and images/s per worker.
 """
 
 from __future__ import annotations
@@ -112,12 +115,32 @@ def loader_feed(datamodule: ContentDataModule, *, device: torch.device) -> Batch
     return BatchFeed(endless(datamodule.train_dataloader()), device=device)
 
 
-def make_datamodule(root: str | Path, *, size: int, batch: int, num_workers: int) -> ContentDataModule:
+DATA_KINDS = ("folder", "shards")
+
+
+def make_datamodule(root: str | Path, *, size: int, batch: int, num_workers: int,
+                    data: str = "folder", shard_folder: Path | None = None) -> ContentDataModule:
     """The training DataModule on ``root`` as ``configs/data/coco.yaml`` sets it up (shorter
-    side resized to the crop size, random crops, pinned memory where CUDA is)."""
+    side resized to the crop size, random crops, pinned memory where CUDA is), reading
+    ``data``: ``folder`` (decode and resize every JPEG) or ``shards``: prepared here into
+    ``shard_folder`` (not into ``root``), as ``scripts/prepare_data.py`` does, at
+    ``resize`` = the crop size, raw uint8."""
+    if data not in DATA_KINDS:
+        raise ValueError(f"data={data!r}: one of {DATA_KINDS}")
+    shards: str | bool = False
+    if data == "shards":
+        from fast_style.training.prepare import prepare_shards
+        from fast_style.training.shards import ShardSettings
+
+        if shard_folder is None:
+            raise ValueError("data=shards needs a shard_folder to prepare them in")
+        prepare_shards(root=root, settings=ShardSettings(resize=size), output=shard_folder, show_progress=False)
+        shards = str(shard_folder)
     datamodule = ContentDataModule(root=str(root), image_size=size, resize=size, batch_size=batch,
-                                   num_workers=num_workers, pin_memory="auto")
+                                   num_workers=num_workers, pin_memory="auto", shards=shards)
     datamodule.setup("fit")
+    if (datamodule.shard_set is not None) != (data == "shards"):
+        raise RuntimeError(f"the {data} DataModule read {'shards' if datamodule.shard_set else 'the folder'}")
     return datamodule
 
 
@@ -141,12 +164,15 @@ def write_photos(folder: Path, *, count: int, size: tuple[int, int] = (640, 480)
     return folder
 
 
-def time_loader(datamodule: ContentDataModule, *, warmup: int, batches: int) -> dict[str, Any]:
-    """The loader alone: batches/s and images/s over ``batches`` batches after ``warmup``."""
+def time_loader(datamodule: ContentDataModule, *, data: str, warmup: int, batches: int) -> dict[str, Any]:
+    """The loader alone: batches/s and images/s over ``batches`` batches after ``warmup``;
+    ``data`` names what it reads (folder or shards), for the table."""
     feed = endless(datamodule.train_dataloader())
     timing = time_calls(lambda: next(feed), device=torch.device("cpu"), warmup=warmup, steps=batches)
-    return {"batches": batches, "workers": datamodule.num_workers, "batches_per_s": timing.calls_per_s,
-            "images_per_s": timing.calls_per_s * datamodule.batch_size}
+    workers = max(datamodule.num_workers, 1)
+    return {"data": data, "batches": batches, "workers": datamodule.num_workers, "batches_per_s": timing.calls_per_s,
+            "images_per_s": timing.calls_per_s * datamodule.batch_size,
+            "images_per_s_per_worker": timing.calls_per_s * datamodule.batch_size / workers}
 
 
 @contextlib.contextmanager
@@ -170,18 +196,19 @@ def row(variant: Variant, data: str, timing: Timing, *, batch: int, feed: BatchF
 
 def measure_variant(
     variant: Variant, *, model: dict, size: int, batch: int, device: torch.device, seed: int,
-    warmup: int, steps: int, datamodule: ContentDataModule | None,
+    warmup: int, steps: int, datamodules: dict[str, ContentDataModule],
 ) -> list[dict[str, Any]]:
-    """Rows for ``variant``: synthetic batches, then (with a datamodule) loader batches,
-    both through the same step (a compiled step is compiled once, in the first warm-up)."""
+    """Rows for ``variant``: synthetic batches, then batches of each DataModule (by the
+    name of what it reads: folder, shards), all through the same step (a compiled step is
+    compiled once, in the first warm-up)."""
     with cudnn_benchmark(variant.cudnn_benchmark or torch.backends.cudnn.benchmark):
         step = build_step(variant, model=model, size=size, device=device, seed=seed)
         feed = synthetic_feed(size=size, batch=batch, device=device, seed=seed)
         rows = [row(variant, "synthetic", time_calls(lambda: step(next(feed)), device=device, warmup=warmup,
                                                      steps=steps), batch=batch, feed=feed)]
-        if datamodule is not None:
+        for data, datamodule in datamodules.items():
             feed = loader_feed(datamodule, device=device)
-            timing = time_calls(lambda: step(next(feed)), device=device, warmup=warmup, steps=steps)
-            rows.append(row(variant, "loader", timing, batch=batch, feed=feed))
+            timing = time_calls(lambda: step(next(feed)), device=device, warmup=warmup, steps=steps)  # noqa: B023
+            rows.append(row(variant, data, timing, batch=batch, feed=feed))
             rows[-1]["vs_synthetic"] = rows[-1]["steps_per_s"] / rows[0]["steps_per_s"]
     return rows

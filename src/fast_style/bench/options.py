@@ -10,7 +10,8 @@ Which keys each part reads (``part=all`` runs every part in turn):
     onnx         ckpt, threads (onnxruntime intra-op threads; None: its own choice)
     video        ckpt, seed, seconds (clip lengths, default [5, 10, 20]); sizes are WIDTHxHEIGHT
     precision    ckpt (besides the random paper-sized net); accuracy of bf16 / fp16 against fp32
-    stylize      ckpt, seed, photos (how many), repeats, per_photo; sizes[0] is the photos' longer side
+    stylize      ckpt, seed, photos (how many), repeats, per_photo, device (the reference loop's;
+                 auto: CUDA where there is one); sizes[0] is the photos' longer side
     data         images (generated 640x480 photos), rounds, seed; sizes are crop = data.resize sizes
 
 ``styles``: which style of a multi-style ``ckpt`` the parts that run it (inference, onnx,

@@ -43,6 +43,7 @@ from PIL import Image
 from fast_style.bench.data import source_photos
 from fast_style.bench.inference import style_argument, synthetic_photo
 from fast_style.bench.options import BenchmarkConfig, BenchOptionError
+from fast_style.devices import resolve_device
 from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import save_style_model
 from fast_style.nn.transformer import TransformerNet
@@ -57,14 +58,15 @@ import torch
 from PIL import Image
 from torchvision.transforms.functional import to_pil_image, to_tensor
 from fast_style.io.model_files import open_model
-model = open_model(sys.argv[1]).require_network("the reference loop").eval()
+device = torch.device(sys.argv[4])
+model = open_model(sys.argv[1]).require_network("the reference loop").eval().to(device)
 out = Path(sys.argv[2])
-style = torch.eye(model.num_styles)[int(sys.argv[3])] if sys.argv[3] else None
-for photo in map(Path, sys.argv[4:]):
-    x = to_tensor(Image.open(photo).convert("RGB")).unsqueeze(0)
+style = torch.eye(model.num_styles, device=device)[int(sys.argv[3])] if sys.argv[3] else None
+for photo in map(Path, sys.argv[5:]):
+    x = to_tensor(Image.open(photo).convert("RGB")).unsqueeze(0).to(device)
     with torch.no_grad():
         y = model(x, style)
-    to_pil_image(y[0].clamp(0, 1)).save(out / (photo.stem + ".png"))
+    to_pil_image(y[0].clamp(0, 1).cpu()).save(out / (photo.stem + ".png"))
 """
 
 
@@ -125,15 +127,17 @@ def agreement(reference: Path, fast: Path) -> dict:
 
 
 def compare(model_path: Path, photos: Path, work: Path, *, repeats: int, stylize_args: list[str],
-            per_photo: bool, style: str = "") -> dict:
+            per_photo: bool, style: str = "", device: str = "cpu") -> dict:
     """Alternating timed runs of the reference loop (one process), optionally the reference
     as one process per photo (how pytorch/examples' CLI, which takes one photo, is run on a
     folder), and stylize.py; the speed-ups are against the one-process loop. ``style``: the
-    index of a multi-style model's style both run ("" for a one-style model)."""
+    index of a multi-style model's style both run ("" for a one-style model); ``device``: where
+    the reference loop runs (pytorch/examples' ``--cuda 1`` on a GPU; stylize.py picks its own)."""
     ref_out, per_out, fast_out = work / "reference", work / "per_photo", work / "fast"
     files = [str(p) for p in sorted(photos.iterdir())]
-    reference = [[sys.executable, "-c", REFERENCE_LOOP, str(model_path), str(ref_out), style, *files]]
-    one_each = [[sys.executable, "-c", REFERENCE_LOOP, str(model_path), str(per_out), style, f] for f in files]
+    reference = [[sys.executable, "-c", REFERENCE_LOOP, str(model_path), str(ref_out), style, device, *files]]
+    one_each = [[sys.executable, "-c", REFERENCE_LOOP, str(model_path), str(per_out), style, device, f]
+                for f in files]
     fast = [[sys.executable, str(REPO / "stylize.py"), f"ckpt={model_path}", f"input={photos}",
              f"output={fast_out}", "format=png", "progress=false", *stylize_args, *([f"styles={style}"] if style else [])]]
     paths = [("reference", reference), ("fast", fast)] + ([("per_photo", one_each)] if per_photo else [])
@@ -162,7 +166,8 @@ def compare(model_path: Path, photos: Path, work: Path, *, repeats: int, stylize
 
 def markdown(result: dict) -> str:
     lines = [
-        f"Device: {result['device']} ({result['cpu_capability']}, {result['threads']} threads), torch {result['torch']}; "
+        f"Device: {result['device']} (reference loop on {result.get('reference_device', 'cpu')}; "
+        f"{result['cpu_capability']}, {result['threads']} threads), torch {result['torch']}; "
         f"{result['photos']} photos, longer side {result['size']} px; stylize.py {' '.join(result['stylize_args']) or '(defaults)'}",
         "",
         "| run | reference loop s | one process per photo s | stylize.py s | speed-up vs loop | vs per photo |",
@@ -194,8 +199,11 @@ def main(options: BenchmarkConfig) -> int:
                                           metadata=StyleModelMetadata(style_name="random"))
         make_photos(work / "photos", count=count, size=size, seed=options.seed)
         stylize_args = [f"precision={options.precision}"] if options.precision != "auto" else []
+        device = resolve_device(options.device)
         result = {
-            "device": platform.processor() or platform.machine(),
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda"
+            else platform.processor() or platform.machine(),
+            "reference_device": str(device),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
@@ -203,7 +211,8 @@ def main(options: BenchmarkConfig) -> int:
             "size": size,
             "stylize_args": stylize_args,
             **compare(model_path, work / "photos", work, repeats=repeats, stylize_args=stylize_args,
-                      per_photo=bool(options.per_photo) and not options.quick, style=style),
+                      per_photo=bool(options.per_photo) and not options.quick, style=style,
+                      device=str(device)),
         }
     Path(options.json).write_text(json.dumps(result, indent=2))
     print(markdown(result))

@@ -1,11 +1,11 @@
 """Flicker with and without the temporal term (issue #14's figure).
 
-    python scripts/flicker_study.py [steps=900] [temporal_weights=[1e6]] [experiment=demo]
+    python scripts/flicker_study.py [steps=900] [temporal_weights=[1e6]] [train_experiment=demo]
         [images=../shared/data/content] [num_images=null] [size=256] [frames=16] [seed=42]
         [output_dir=logs/flicker_study] [extra=[...train.py overrides...]]
 
 Trains, with train.py in subprocesses, one model per weight in [0, *temporal_weights]
-(``experiment``, ``steps`` and ``seed`` the same; its time limit and check off), then
+(``train_experiment``, ``steps`` and ``seed`` the same; its time limit and check off), then
 scores them on held-out photos: perceptual loss (content, style, TV, total) and the
 temporal warping error on clips with a known camera move. What is measured and the
 goals: fast_style/evaluation/flicker_study.py. A finished run is reused when the study
@@ -30,7 +30,7 @@ class FlickerStudyConfig:
     whose file stem is a training photo's are left out); ``num_images``: the first N (null: all)."""
 
     output_dir: str = "logs/flicker_study"
-    experiment: str = "demo"
+    train_experiment: str = "demo"  # train.py's experiment=; a study key named experiment would be taken for that config group
     steps: int = 900
     seed: int = 42
     temporal_weights: list[float] = field(default_factory=lambda: [1e6])
@@ -52,7 +52,7 @@ def main(cfg: DictConfig) -> None:
     with report_user_errors():
         config: FlickerStudyConfig = OmegaConf.to_object(cfg)
         output_dir = Path(config.output_dir).resolve()
-        settings = FlickerStudySettings(output_dir=output_dir, experiment=config.experiment, steps=config.steps,
+        settings = FlickerStudySettings(output_dir=output_dir, experiment=config.train_experiment, steps=config.steps,
                                         seed=config.seed, extra=tuple(config.extra))
         report = run_study(settings, temporal_weights=config.temporal_weights, images=Path(config.images).resolve(),
                            num_images=config.num_images, size=config.size, frames=config.frames)

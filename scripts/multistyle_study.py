@@ -1,6 +1,6 @@
 """Several styles in one network against one network per style (issue #15's figures).
 
-    python scripts/multistyle_study.py [steps=400] [size=96] [model=tiny] [eval_size=128]
+    python scripts/multistyle_study.py [steps=400] [size=96] [train_model=tiny] [eval_size=128]
         [styles=[starry_night,the_scream,udnie,great_wave]] [new_style=shipwreck]
         [photos=../shared/data/content] [style_dir=../shared/data/styles] [output_dir=logs/multistyle_study]
 
@@ -40,7 +40,7 @@ class MultistyleStudyConfig:
     size: int = 96
     eval_size: int = 128
     batch_size: int = 4
-    model: str = "tiny"
+    train_model: str = "tiny"  # train.py's model= (tiny, transformer, ...); a study key named model would be taken for that config group
     seed: int = 42
     finetune_checkpoints: int = 16
     finetune_lr: float | None = None
@@ -66,7 +66,7 @@ def main(cfg: DictConfig) -> None:
         photos, held_out = training_folder(Path(config.photos), config.held_out, output_dir / "photos")
         settings = StudySettings(output_dir=output_dir, photos=photos, style_dir=Path(config.style_dir).resolve(),
                                  steps=config.steps, size=config.size, batch_size=config.batch_size,
-                                 model=config.model, seed=config.seed, extra=tuple(config.extra))
+                                 model=config.train_model, seed=config.seed, extra=tuple(config.extra))
         report = run_study(settings, styles=config.styles, new_style=config.new_style, held_out=held_out,
                            eval_size=config.eval_size, finetune_checkpoints=config.finetune_checkpoints,
                            finetune_lr=config.finetune_lr)

@@ -11,7 +11,7 @@ Measured (each: ``warmup`` untimed calls, then ``steps`` calls between two
 1. Training steps/s at ``train_size`` px, batch ``train_batch``, for each of
    ``train_variants`` (fp32, bf16-mixed, bf16-mixed + torch.compile, ...), fed by
    synthetic tensors already on the GPU and by the real DataModule reading the photo
-   folder and its prepared shards (``data``; :mod:`fast_style.bench.gpu_train`); and each
+   folder and its prepared shards (``feeds``; :mod:`fast_style.bench.gpu_train`); and each
    loader alone.
 2. Reduced precisions against fp32 (PSNR, mean difference) and what ``precision=auto``
    picks, at the first stylize size.
@@ -64,7 +64,7 @@ class GpuCheckConfig:
     data_root: str | None = None  # a photo folder; None: draw data_images 640x480 JPEGs in a temp folder
     data_images: int = 200
     num_workers: int = 4  # the DataModule's workers (configs/data/coco.yaml)
-    data: list[str] = field(default_factory=lambda: ["folder", "shards"])  # feeds besides synthetic; shards: made in a temp folder
+    feeds: list[str] = field(default_factory=lambda: ["folder", "shards"])  # besides synthetic; shards: made in a temp folder
     loader_batches: int = 100  # batches timed for the loader alone
     # stylizing
     stylize_sizes: list[str] = field(default_factory=lambda: ["1024x1024", "3840x2160"])
@@ -96,7 +96,7 @@ class Plan:
     train_steps: int
     data_images: int
     num_workers: int
-    data: list[str]
+    feeds: list[str]
     loader_batches: int
     stylize_sizes: list[tuple[int, int]]
     stylize_variants: list[Variant]
@@ -116,8 +116,8 @@ def make_plan(options: GpuCheckConfig, device: torch.device) -> Plan:
         raise BenchOptionError("train_steps, stylize_steps and tiled_steps must be at least 1")
     from fast_style.bench.gpu_train import DATA_KINDS
 
-    if unknown := [d for d in options.data if d not in DATA_KINDS]:
-        raise BenchOptionError(f"data={unknown}: each feed is one of {', '.join(DATA_KINDS)} (synthetic always runs)")
+    if unknown := [d for d in options.feeds if d not in DATA_KINDS]:
+        raise BenchOptionError(f"feeds={unknown}: each feed is one of {', '.join(DATA_KINDS)} (synthetic always runs)")
     train = [parse_variant(v, allowed=("compile", "cudnn")) for v in options.train_variants]
     stylize = [parse_variant(v, allowed=("compile", "cudagraphs", "tiled")) for v in options.stylize_variants]
     skipped = [f"{v.name}: {why}" for v in [*train, *stylize] if (why := v.unsupported_on(device.type))]
@@ -125,7 +125,7 @@ def make_plan(options: GpuCheckConfig, device: torch.device) -> Plan:
         device=device, model=dict(PAPER_MODEL), train_size=options.train_size, train_batch=options.train_batch,
         train_variants=[v for v in train if not v.unsupported_on(device.type)],
         train_warmup=options.train_warmup, train_steps=options.train_steps, data_images=options.data_images,
-        num_workers=options.num_workers, data=list(options.data), loader_batches=options.loader_batches,
+        num_workers=options.num_workers, feeds=list(options.feeds), loader_batches=options.loader_batches,
         stylize_sizes=[parse_size(s) for s in options.stylize_sizes],
         stylize_variants=[v for v in stylize if not v.unsupported_on(device.type)],
         stylize_warmup=options.stylize_warmup, stylize_steps=options.stylize_steps, skipped=skipped,
@@ -175,7 +175,7 @@ def run_plan(plan: Plan, options: GpuCheckConfig, *, save: Callable[[dict[str, A
             print(f"drawing {plan.data_images} 640x480 JPEGs into a temporary folder ...", flush=True)
             root = gpu_train.write_photos(Path(tmp) / "photos", count=plan.data_images, seed=options.seed)
         datamodules = {}
-        for data in plan.data:
+        for data in plan.feeds:
             if data == "shards":
                 print(f"preparing shards of {root} at {plan.train_size} px ...", flush=True)
             datamodules[data] = gpu_train.make_datamodule(root, size=plan.train_size, batch=plan.train_batch,

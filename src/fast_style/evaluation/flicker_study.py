@@ -1,6 +1,6 @@
 """Flicker with and without the temporal term: the video study (issue #14's figure).
 
-    python scripts/flicker_study.py [steps=900] [temporal_weights=[1e6]] [experiment=demo]
+    python scripts/flicker_study.py [steps=900] [temporal_weights=[1e6]] [train_experiment=demo]
 
 ``train.py`` trains, in subprocesses, one model per weight in ``[0, *temporal_weights]``:
 the same experiment, steps and seed, differing only in ``loss.temporal_weight`` (0 is the

@@ -1,6 +1,6 @@
 """One network for several styles against one network per style: the multi-style study.
 
-    python scripts/multistyle_study.py [steps=400] [size=96] [model=tiny] [styles=[...]] [new_style=...]
+    python scripts/multistyle_study.py [steps=400] [size=96] [train_model=tiny] [styles=[...]] [new_style=...]
 
 Every model is trained by ``train.py`` itself, in a subprocess, with the same settings
 (model, crop size, batch, steps, seed, random VGG-16 loss network); then, on held-out

@@ -1,0 +1,83 @@
+"""Every key of every script's schema can be set on the command line.
+
+Hydra reads ``key=value`` as a config-group choice when ``configs/<key>/`` exists, so a
+script key named like one of train.py's groups (model, data, experiment, ...) could not
+be set at all ("Could not override 'model'. No match in the defaults list"). Each key is
+set here to its own default through Hydra's compose API (the parser of the command line)
+and must come back as that value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from conftest import REPO
+
+# (script, its config name, its schema class), as each script registers them
+SCRIPTS = [
+    ("scripts/benchmark.py", "benchmark", "BenchmarkConfig"),
+    ("scripts/gpu_check.py", "gpu_check", "GpuCheckConfig"),
+    ("scripts/prepare_data.py", "prepare_data", "PrepareDataConfig"),
+    ("scripts/multistyle_study.py", "multistyle_study", "MultistyleStudyConfig"),
+    ("scripts/flicker_study.py", "flicker_study", "FlickerStudyConfig"),
+    ("scripts/loss_curve.py", "loss_curve", "LossCurveConfig"),
+]
+
+
+def load_script(path: str):
+    """Import a script as a module (its ConfigStore schema is registered on import)."""
+    spec = importlib.util.spec_from_file_location(f"script_{Path(path).stem}", REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def override_value(value) -> str:
+    """``value`` in Hydra's override grammar."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(override_value(v) for v in value) + "]"
+    return "'" + str(value).replace("'", "\\'") + "'"
+
+
+def scalar_or_list_fields(schema) -> list[tuple[str, object]]:
+    """(name, default) of the schema's keys that hold a value (not a nested config group)."""
+    fields = []
+    for f in dataclasses.fields(schema):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if default is dataclasses.MISSING or OmegaConf.is_missing(OmegaConf.structured(schema), f.name):
+            continue
+        fields.append((f.name, default))
+    return fields
+
+
+@pytest.mark.parametrize(("script", "config_name", "schema_name"), SCRIPTS, ids=[s[1] for s in SCRIPTS])
+def test_every_key_can_be_set_on_the_command_line(script, config_name, schema_name):
+    module = load_script(script)
+    schema = getattr(module, schema_name)
+    fields = scalar_or_list_fields(schema)
+    assert fields
+    failures = []
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        for name, default in fields:
+            override = f"{name}={override_value(default)}"
+            try:
+                cfg = compose(config_name=config_name, overrides=[override])
+            except Exception as exc:  # noqa: BLE001 - collected, reported together
+                failures.append(f"{override}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+                continue
+            got = OmegaConf.to_container(cfg)[name]
+            if got != (list(default) if isinstance(default, tuple) else default):
+                failures.append(f"{override}: came back as {got!r}")
+    assert not failures, f"{script}: keys that cannot be set:\n" + "\n".join(failures)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fast_style.inference.runner import FoldedHead, Stylizer, resolve_precision
+from fast_style.inference.folding import FoldedHead, FoldedUpConv, fold_for_inference
+from fast_style.inference.runner import Stylizer, resolve_precision
 from fast_style.inference.tiling import _Moments
-from fast_style.nn.transformer import TransformerNet
+from fast_style.nn.transformer import TransformerNet, UpConv
 
 TOLERANCE = 3 / 255  # README: the fast path stays within 3/255 of eager fp32
 
@@ -54,6 +55,65 @@ def test_stylizer_leaves_the_callers_model_alone():
     stylizer = Stylizer(model)
     assert isinstance(stylizer.model.head, FoldedHead) and not isinstance(model.head, FoldedHead)
     assert not isinstance(Stylizer(_net(), fold_head=False).model.head, FoldedHead)
+
+
+@pytest.mark.parametrize("size", [(10, 14), (7, 9), (1, 1), (2, 3)])
+def test_folded_upconv_equals_the_upconv(size):
+    """Every target size: exactly 2x takes the folded path, 2h - 1 (odd encoder sizes) the original."""
+    torch.manual_seed(5)
+    up = UpConv(6, 5, norm="instance", upsample="nearest")
+    x = torch.randn(2, 6, *size)
+    folded = FoldedUpConv(up)
+    for target in [(2 * size[0], 2 * size[1]), (2 * size[0] - 1, 2 * size[1]), (2 * size[0] - 1, 2 * size[1] - 1)]:
+        if min(target) < 2:
+            continue  # reflection padding needs 2 rows
+        with torch.no_grad():
+            expected, got = up.resize_conv(x, target), folded.resize_conv(x, target)
+        assert got.shape == expected.shape == (2, 5, *target)
+        assert (got - expected).abs().max().item() < 1e-5, target
+
+
+def test_folded_upconv_is_not_the_original_path():
+    """The folded path really runs: its result differs from the original by rounding, not 0
+    (the original is kept for odd sizes only), and a transposed upsampling is left alone."""
+    torch.manual_seed(6)
+    up = UpConv(16, 8, norm="instance", upsample="nearest")
+    x = torch.randn(1, 16, 12, 12)
+    with torch.no_grad():
+        difference = (FoldedUpConv(up).resize_conv(x, (24, 24)) - up.resize_conv(x, (24, 24))).abs().max().item()
+    assert 0 < difference < 1e-5
+    assert not FoldedUpConv.fits(UpConv(16, 8, norm="instance", upsample="transposed"))
+    transposed = TransformerNet(width=8, num_residual=1, upsample="transposed", norm="batch")
+    assert not isinstance(fold_for_inference(transposed, head=False).up1, FoldedUpConv)
+    assert fold_for_inference(transposed, head=False, upsample=True) is transposed
+
+
+@pytest.mark.parametrize("size", [(48, 56), (45, 61)])
+def test_folded_network_equals_the_network(size):
+    """Whole network, even and odd sizes, one-style and a multi-style one with a per-pixel style map."""
+    x = _photo(*size)
+    torch.manual_seed(7)
+    multi = TransformerNet(width=8, num_residual=1, num_styles=3).eval()
+    style_map = torch.softmax(torch.randn(1, 3, *size), dim=1)
+    for model, style in [(_net(), None), (multi, style_map)]:
+        folded = fold_for_inference(model)
+        assert isinstance(folded.up1, FoldedUpConv) and isinstance(folded.up2, FoldedUpConv)
+        assert isinstance(model.up1, UpConv)  # the caller's model is untouched
+        with torch.no_grad():
+            assert (folded(x, style) - model(x, style)).abs().max().item() < 1e-5
+
+
+def test_stylizer_folds_the_upsampling_unless_told_not_to():
+    model, x = _net(), _photo()
+    with torch.no_grad():
+        ref = model(x).clamp(0, 1)
+    for fold in (True, False):
+        stylizer = Stylizer(_net(), fold_upsample=fold, pixel_budget=0)
+        assert isinstance(stylizer.model.up2, FoldedUpConv) == fold
+        assert (stylizer(x) - ref).abs().max().item() < 1e-5
+    tiled = Stylizer(_net(), pixel_budget=32 * 32, tile_size=32)
+    assert tiled.needs_tiling(*x.shape[-2:])
+    assert (tiled(x) - ref).abs().max().item() < 1e-4
 
 
 def test_bf16_is_close_but_not_within_the_fp32_tolerance_claim():

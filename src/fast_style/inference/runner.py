@@ -20,19 +20,18 @@ reduced precision only where it meets :mod:`fast_style.inference.precision`'s bo
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from fast_style.errors import FastStyleError
+from fast_style.inference.folding import fold_for_inference
 from fast_style.inference.mixing import StyleChoice
 from fast_style.inference.options import StylizeOptions
 from fast_style.inference.tiling import tiled_forward
-from fast_style.nn.transformer import ReflectConv, TransformerNet
+from fast_style.nn.transformer import TransformerNet
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -83,46 +82,6 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype:
     return DTYPES[name]
 
 
-class FoldedHead(nn.Module):
-    """The last layer (reflection pad + k x k convolution to 3 channels) as a stride-2
-    (k+1) x (k+1) convolution whose 4 x 3 output channels are the 2 x 2 output pixels,
-    then ``pixel_shuffle``: the same products and sums, but 4x fuller vector lanes in
-    oneDNN (speed: docs/results.md). Inference only (the weights are a frozen copy)."""
-
-    def __init__(self, head: ReflectConv):
-        super().__init__()
-        conv = head.conv
-        k = conv.kernel_size[0]
-        w = conv.weight.detach()
-        out_c, in_c = w.shape[:2]
-        folded = w.new_zeros(out_c, 2, 2, in_c, k + 1, k + 1)
-        for a in (0, 1):
-            for b in (0, 1):
-                folded[:, a, b, :, a:a + k, b:b + k] = w
-        self.weight = nn.Parameter(folded.reshape(out_c * 4, in_c, k + 1, k + 1), requires_grad=False)
-        bias = conv.bias.detach() if conv.bias is not None else w.new_zeros(out_c)
-        self.bias = nn.Parameter(bias.repeat_interleave(4), requires_grad=False)
-        self.pad = k // 2
-
-    @staticmethod
-    def fits(head: nn.Module) -> bool:
-        conv = getattr(head, "conv", None)
-        return (
-            isinstance(head, ReflectConv) and isinstance(conv, nn.Conv2d) and conv.out_channels <= 4
-            and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
-            and conv.kernel_size[0] == conv.kernel_size[1] and conv.kernel_size[0] % 2 == 1
-            and conv.padding == (0, 0)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        height, width = x.shape[-2:]
-        x = F.pad(x, (self.pad,) * 4, mode="reflect")
-        if height % 2 or width % 2:
-            x = F.pad(x, (0, width % 2, 0, height % 2))  # only feeds the rows/columns cropped below
-        y = F.pixel_shuffle(F.conv2d(x, self.weight, self.bias, stride=2), 2)
-        return y[..., :height, :width]
-
-
 @dataclass
 class Stylizer:
     """A TransformerNet ready for inference (see the module docstring).
@@ -134,8 +93,10 @@ class Stylizer:
     ``compile``: ``torch.compile`` with weight freezing (first call compiles, ~1 min);
     ``compile_mode``: its ``mode`` (``"reduce-overhead"``: each call replayed as one CUDA
     graph, on CUDA only).
-    ``fold_head``: run the last layer as a :class:`FoldedHead` (same result, faster on
-    CPUs). The model is copied first when it is changed, so the caller's is untouched.
+    ``fold_head``, ``fold_upsample``: run the last layer as a
+    :class:`~fast_style.inference.folding.FoldedHead` and the x2 upsampling convolutions
+    as :class:`~fast_style.inference.folding.FoldedUpConv` (same result up to rounding,
+    faster). The model is copied first when it is changed, so the caller's is untouched.
     ``styles``: which of a multi-style model's styles to apply (None: a one-style model);
     ``strength``: s of :meth:`~fast_style.nn.transformer.TransformerNet.scale_head` (an
     ``input_skip`` model; 1: its plain output).
@@ -152,14 +113,13 @@ class Stylizer:
     pixel_budget: int = StylizeOptions.pixel_budget
     tile_cache_dir: str | None = None
     fold_head: bool = True
+    fold_upsample: bool = True
     styles: StyleChoice | None = None
     strength: float = 1.0
     _forward: Run | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.fold_head and FoldedHead.fits(self.model.head):
-            self.model = copy.deepcopy(self.model)
-            self.model.head = FoldedHead(self.model.head)
+        self.model = fold_for_inference(self.model, head=self.fold_head, upsample=self.fold_upsample)
         model = self.model.eval().requires_grad_(False).to(self.device, self.dtype)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)

@@ -17,6 +17,7 @@ from fast_style.inference.precision import (
     Agreement,
     auto_candidates,
     calibration_crop,
+    is_flat,
     psnr,
 )
 from fast_style.inference.runner import InferenceOptionError, Stylizer
@@ -52,6 +53,14 @@ def test_calibration_crop_keeps_small_images_and_crops_big_ones_around_the_centr
     assert torch.equal(crop, big[:1, :, 450:550, 700:800])
     strip = calibration_crop(torch.zeros(1, 3, 10, 100000), pixels=100 * 100)
     assert strip.shape[-2] == 10 and strip.shape[-2] * strip.shape[-1] <= 2 * 100 * 100
+
+
+def test_calibration_crop_takes_the_image_with_the_most_detail():
+    detailed = photo(40, 52, seed=3)
+    batch = torch.cat([torch.zeros(1, 3, 40, 52), detailed, 0.5 + 0.2 * detailed])
+    assert torch.equal(calibration_crop(batch), detailed)
+    assert is_flat(torch.zeros(1, 3, 40, 52)) and is_flat(torch.full((1, 3, 40, 52), 0.3) + 0.002 * detailed)
+    assert not is_flat(detailed) and not is_flat(0.5 + 0.1 * detailed)
 
 
 def test_auto_candidates_end_with_fp32_and_need_native_bf16_on_the_cpu(monkeypatch):
@@ -157,6 +166,24 @@ def test_calibration_falls_back_to_fp32_for_a_random_paper_sized_network(capsys)
     assert torch.equal(out, Stylizer(net)(x))
     runner(x)  # chosen once per run
     assert capsys.readouterr().err == ""
+
+
+def test_flat_images_run_in_fp32_and_leave_the_choice_to_the_first_with_detail(capsys):
+    """A clip that opens on black: those frames say nothing about bf16, so they run in fp32
+    (exactly the fp32 output) and the first frame with detail decides."""
+    torch.manual_seed(0)
+    net = TransformerNet(width=8, num_residual=1, input_skip=True).eval()
+    runner = _calibrated(net, [torch.bfloat16, torch.float32])
+    black = torch.zeros(2, 3, 64, 64)
+    faded = torch.full((1, 3, 64, 64), 0.1) + 0.003 * photo(64, 64)
+    for flat in (black, faded):
+        assert torch.equal(runner(flat), Stylizer(net)(flat))
+        assert runner.chosen is None and runner.agreement is None
+    err = capsys.readouterr().err
+    assert err.count("precision=auto: the first image is flat") == 1 and "fp32 until one with detail" in err
+    runner(torch.cat([black[:1], photo(64, 64)]))
+    assert runner.chosen.dtype == torch.bfloat16 and runner.agreement.within_bound
+    assert "precision=auto: bf16 on cpu" in capsys.readouterr().err
 
 
 @pytest.mark.usefixtures("cpu_with_native_bf16")

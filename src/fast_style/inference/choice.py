@@ -38,7 +38,7 @@ from fast_style.devices import resolve_device
 from fast_style.errors import FastStyleError, first_line
 from fast_style.inference.mixing import StyleChoice, choose_styles
 from fast_style.inference.options import RUNTIMES, StylizeOptions
-from fast_style.inference.precision import Agreement, auto_candidates, calibration_crop
+from fast_style.inference.precision import Agreement, auto_candidates, calibration_crop, is_flat
 from fast_style.inference.runner import (
     DeployedRunner,
     InferenceOptionError,
@@ -109,8 +109,10 @@ def onnx_stylizer(network: torch.nn.Module, tiled: Stylizer) -> OnnxStylizer:
 @dataclass
 class CalibratedStylizer:
     """``precision=auto`` where reduced precisions may be faster: on the first batch, each
-    candidate (fastest first) is compared with fp32 on a crop of the first photo, and
-    the first one within the accuracy bound is used for the whole run (fp32 if none)."""
+    candidate (fastest first) is compared with fp32 on a crop of its most detailed image,
+    and the first one within the accuracy bound is used for the whole run (fp32 if none).
+    Batches whose crop is flat (:func:`~fast_style.inference.precision.is_flat`: a clip
+    that opens on black) run in fp32 and leave the choice to the first with detail."""
 
     make: Callable[[torch.dtype], Stylizer]
     candidates: list[torch.dtype]
@@ -119,18 +121,31 @@ class CalibratedStylizer:
     fp32_runner: Callable[[Stylizer], Stylizer | OnnxStylizer] | None = None
     chosen: Stylizer | OnnxStylizer | None = field(default=None, init=False)
     agreement: Agreement | None = field(default=None, init=False)
+    _fp32: Stylizer | None = field(default=None, init=False, repr=False)
 
     def needs_tiling(self, height: int, width: int) -> bool:
         return bool(self.pixel_budget) and height * width > self.pixel_budget
 
     def __call__(self, batch: torch.Tensor, *, progress: Callable[[], None] | None = None) -> torch.Tensor:
         if self.chosen is None:
-            self.chosen = self.choose(batch[None] if batch.dim() == 3 else batch)
+            crop = calibration_crop(batch[None] if batch.dim() == 3 else batch)
+            if is_flat(crop):
+                if self._fp32 is None:
+                    notice("precision=auto: the first image is flat (too little detail to judge a precision by); "
+                           "fp32 until one with detail")
+                return self.fp32()(batch, progress=progress)
+            self.chosen = self.choose(crop)
         return self.chosen(batch, progress=progress)
 
-    def choose(self, batch: torch.Tensor) -> Stylizer | OnnxStylizer:
-        crop = calibration_crop(batch)
-        fp32 = self.make(torch.float32)
+    def fp32(self) -> Stylizer:
+        """The fp32 PyTorch runner (the reference of the calibration), made once."""
+        if self._fp32 is None:
+            self._fp32 = self.make(torch.float32)
+        return self._fp32
+
+    def choose(self, crop: torch.Tensor) -> Stylizer | OnnxStylizer:
+        """The runner for the rest of the run, judged on ``crop`` (1, 3, h, w)."""
+        fp32 = self.fp32()
         reference = fp32(crop)
         for dtype in self.candidates:
             if dtype == torch.float32:

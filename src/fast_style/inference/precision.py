@@ -10,7 +10,10 @@ output on the same photo (both clamped to [0, 1]), has
 
 ``precision=auto`` tries the candidates of the device, fastest first
 (:func:`auto_candidates`), on the run's first photo and keeps the first that meets the
-bound; fp32 is always the last candidate and needs no check. The choice is per model
+bound; fp32 is always the last candidate and needs no check. A flat image (pixel
+standard deviation below :data:`FLAT_STD`: a black or faded video frame, a blank page)
+says nothing about a precision, so until an image with detail comes the run stays in
+fp32 and decides on that one (:func:`is_flat`). The choice is per model
 and device because the error depends on both: a random paper-sized network moves
 pixels in bf16 by a mean of ~2/255, a trained one by less (docs/results.md, "Precision").
 """
@@ -32,6 +35,8 @@ MAX_MEAN_DIFF = 1.0 / 255.0
 # the calibration photo is cropped to this many pixels around its centre (a 4K frame
 # would otherwise cost a second fp32 pass of the whole image)
 CALIBRATION_PIXELS = 512 * 512
+# the standard deviation of a calibration crop's pixels below which it is too flat to judge by
+FLAT_STD = 4.0 / 255.0
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -77,12 +82,21 @@ def auto_candidates(device: torch.device) -> list[torch.dtype]:
 
 
 def calibration_crop(batch: torch.Tensor, pixels: int = CALIBRATION_PIXELS) -> torch.Tensor:
-    """The first image of ``batch`` as (1, 3, h, w), centre-cropped to about ``pixels``."""
-    image = batch[:1]
-    height, width = image.shape[-2:]
-    if height * width <= pixels:
-        return image
-    side = int(math.sqrt(pixels))
-    h, w = min(height, side), min(width, max(side, pixels // max(1, min(height, side))))
-    top, left = (height - h) // 2, (width - w) // 2
-    return image[..., top:top + h, left:left + w]
+    """The centre crop of about ``pixels`` of the image of ``batch`` whose crop has the
+    most detail (largest pixel standard deviation; the first on a tie), as (1, 3, h, w)."""
+    height, width = batch.shape[-2:]
+    if height * width > pixels:
+        side = int(math.sqrt(pixels))
+        h, w = min(height, side), min(width, max(side, pixels // max(1, min(height, side))))
+        top, left = (height - h) // 2, (width - w) // 2
+        batch = batch[..., top:top + h, left:left + w]
+    if batch.shape[0] == 1:
+        return batch
+    spread = batch.float().flatten(1).std(dim=1)
+    best = int(spread.argmax())
+    return batch[best:best + 1]
+
+
+def is_flat(image: torch.Tensor) -> bool:
+    """Whether ``image``'s pixels (all channels) vary by less than :data:`FLAT_STD`."""
+    return image.numel() < 2 or image.float().std().item() < FLAT_STD

@@ -3,6 +3,7 @@ training and inference."""
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,13 @@ def resolve_device(name: str | None = "auto") -> torch.device:
     if device.type == "mps" and not _mps_available():
         raise DeviceError(f"device={name}: MPS is not available on this machine; use device=cpu or auto")
     return device
+
+
+def device_name(device: torch.device) -> str:
+    """What a report calls ``device``: the GPU's name on CUDA, else the processor's."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
 
 
 def _mps_available() -> bool:

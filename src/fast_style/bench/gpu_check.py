@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,7 +38,8 @@ from typing import Any
 import torch
 
 from fast_style.bench.variants import Variant, parse_variant
-from fast_style.devices import resolve_device
+from fast_style.devices import device_name, resolve_device
+from fast_style.io.files import atomic_write_text
 
 # Lightning, the data and inference modules are imported where they are used, so that
 # the one line without CUDA comes after the import of torch alone.
@@ -210,7 +210,7 @@ def run_plan(plan: Plan, options: GpuCheckConfig, *, save: Callable[[dict[str, A
             seed=options.seed, warmup=plan.stylize_warmup, steps=plan.stylize_steps, tiled_steps=options.tiled_steps)
         release(plan.device)
         measured()
-    measured()
+    report["seconds"] = time.perf_counter() - started
     return report
 
 
@@ -267,7 +267,7 @@ def main(options: GpuCheckConfig) -> int:
     plan = make_plan(options, device)
     header = {
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": device_name(device),
         "torch": torch.__version__, "cuda": torch.version.cuda, "cpu_count": os.cpu_count(), "quick": options.quick,
         "model": plan.model, "train_size": plan.train_size, "train_batch": plan.train_batch,
         "options": asdict(options),
@@ -276,8 +276,8 @@ def main(options: GpuCheckConfig) -> int:
     def save(measured: dict[str, Any], *, finished: bool = False) -> dict[str, Any]:
         report = {**header, **measured, "skipped": plan.skipped, "finished": finished}
         report["table"] = markdown(report)
-        write_atomically(Path(options.json), json.dumps(report, indent=2))
-        write_atomically(Path(options.markdown), report["table"] + "\n")
+        atomic_write_text(options.json, json.dumps(report, indent=2))
+        atomic_write_text(options.markdown, report["table"] + "\n")
         return report
 
     report = save(run_plan(plan, options, save=save), finished=True)
@@ -285,9 +285,3 @@ def main(options: GpuCheckConfig) -> int:
     print(f"wrote {options.json} and {options.markdown}")
     return 0
 
-
-def write_atomically(path: Path, text: str) -> None:
-    """``text`` into ``path`` through a temporary file beside it and a rename."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)

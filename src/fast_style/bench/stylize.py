@@ -27,7 +27,6 @@ pixels may differ by more than float rounding while meeting the 40 dB bound).
 from __future__ import annotations
 
 import json
-import platform
 import shutil
 import statistics
 import subprocess
@@ -43,7 +42,7 @@ from PIL import Image
 from fast_style.bench.data import source_photos
 from fast_style.bench.inference import style_argument, synthetic_photo
 from fast_style.bench.options import BenchmarkConfig, BenchOptionError
-from fast_style.devices import resolve_device
+from fast_style.devices import device_name, resolve_device
 from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import save_style_model
 from fast_style.nn.transformer import TransformerNet
@@ -201,8 +200,7 @@ def main(options: BenchmarkConfig) -> int:
         stylize_args = [f"precision={options.precision}"] if options.precision != "auto" else []
         device = resolve_device(options.device)
         result = {
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda"
-            else platform.processor() or platform.machine(),
+            "device": device_name(device),
             "reference_device": str(device),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "threads": torch.get_num_threads(),

@@ -18,7 +18,6 @@ import contextlib
 import copy
 import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from typing import Any
 import torch
 
 from fast_style.bench.options import BenchmarkConfig, BenchOptionError
-from fast_style.devices import native_bf16, resolve_device
+from fast_style.devices import device_name, native_bf16, resolve_device
 from fast_style.nn.losses import content_loss, gram_matrix, style_loss, total_variation
 from fast_style.nn.transformer import TransformerNet
 from fast_style.nn.vgg import VGGFeatures
@@ -222,7 +221,7 @@ def main(options: BenchmarkConfig) -> int:
     print(table)
     report = {
         "benchmark": "training", "settings": settings, "model": model, "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": device_name(device),
         "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
         "native_bf16": native_bf16(device), "results": results, "table": table,
     }

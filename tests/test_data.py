@@ -1,4 +1,5 @@
 import logging
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -101,3 +102,18 @@ def test_datamodule_batches_and_fixed_samples(image_folder, tmp_path):
     samples = dm.sample_images()
     assert samples.shape == (3, 3, 20, 20)
     assert torch.equal(samples, dm.sample_images())
+
+
+def test_a_folder_smaller_than_the_batch_fills_every_batch(tmp_path, caplog):
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    for i, colour in enumerate(colours):
+        Image.new("RGB", (40, 32), colour).save(tmp_path / f"plain{i}.png")
+    dm = ContentDataModule(root=str(tmp_path), image_size=24, resize=32, batch_size=8, num_workers=0, index_cache=False)
+    with caplog.at_level("WARNING"):
+        loader = dm.train_dataloader()
+    assert "3 training images for data.batch_size=8" in caplog.text
+    batches = list(loader)
+    assert len(batches) == 1 and batches[0].shape == (8, 3, 24, 24)
+    seen = Counter(tuple(int(v) for v in (image[:, 0, 0] * 255).round()) for image in batches[0])
+    assert set(seen) == set(colours)
+    assert sorted(seen.values()) == [2, 3, 3]  # whole permutations first, then part of one

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -92,7 +94,8 @@ def test_tables_show_every_figure_of_the_report():
         "new_style": "d",
         "four_styles": {"per_style": [{"style": "a", "single": 1.5, "multi": 1.65, "ratio": 1.1},
                                       {"style": "b", "single": 2.0, "multi": 2.1, "ratio": 1.05}],
-                        "parameters_multi": 1_700_000, "parameters_singles": 6_800_000},
+                        "parameters_multi": 1_700_000, "parameters_singles": 6_800_000,
+                        "batch_single": 4, "batch_multi": 8},
         "mixing": {"first": "a", "second": "b", "monotone": True, "weights": [
             {"a": 0.0, "loss_first": 1.0, "loss_second": 3.0, "max_diff_to_first_alone": 0.0},
             {"a": 0.5, "loss_first": 2.0, "loss_second": 2.0, "max_diff_to_first_alone": 41.0}]},
@@ -102,7 +105,8 @@ def test_tables_show_every_figure_of_the_report():
         "onnx_max_diff": 3.2e-6,
     }
     text = tables(report)
-    for line in ("| a | 1.5 | 1.65 | 1.10 |", "| b | 2 | 2.1 | 1.05 |",
+    for line in ("batch: one-style models 4, the 2-style model 8 (4 images of each style a step)",
+                 "| a | 1.5 | 1.65 | 1.10 |", "| b | 2 | 2.1 | 1.05 |",
                  "parameters: four-style 1,700,000, four one-style models 6,800,000 (0.25x)",
                  "| weight of b | L_s vs a | L_s vs b | max diff to a alone (1/255) |",
                  "| 0.00 | 1 | 3 | 0 |", "| 0.50 | 2 | 2 | 41 |", "monotone: True",
@@ -114,6 +118,13 @@ def test_tables_show_every_figure_of_the_report():
         assert line in text, line
     report["finetune"]["reached_at"] = None
     assert "reached at step None (never)" in tables(report)
+
+
+def test_the_multi_style_batch_defaults_to_the_one_style_batch_per_style(tmp_path):
+    settings = multistyle.StudySettings(output_dir=tmp_path, photos=tmp_path, style_dir=tmp_path, steps=4, size=32,
+                                        batch_size=3, model="tiny", seed=0)
+    assert multistyle.multi_batch(settings, 4) == 12
+    assert multistyle.multi_batch(dataclasses.replace(settings, multi_batch_size=5), 4) == 5
 
 
 def test_the_training_folder_links_all_but_the_held_out_photos(tmp_path):

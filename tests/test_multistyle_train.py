@@ -297,6 +297,8 @@ def test_train_py_several_styles_then_add_one(tmp_path, image_folder, style_file
     first = run_entry("train.py", *common, f"style=[{style_file},demo]", f"hydra.run.dir={tmp_path / 'run1'}",
                       cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
+    assert ("2 styles share each batch of 2: each style gets 1 image a step, a one-style run with the same "
+            "batch 2 (data.batch_size=4 matches it)") in first.stdout + first.stderr
     two = tmp_path / "checkpoints" / "painting+demo.safetensors"
     with safe_open(str(two), framework="pt") as handle:
         meta, norm = handle.metadata(), handle.get_tensor("residuals.0.norm1.weight")
@@ -311,6 +313,7 @@ def test_train_py_several_styles_then_add_one(tmp_path, image_folder, style_file
                        f"hydra.run.dir={tmp_path / 'run2'}", cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "using the file's architecture" in second.stdout + second.stderr
+    assert "styles share each batch" not in second.stdout + second.stderr  # one style is trained
     three = open_model(tmp_path / "checkpoints" / "painting+demo+other.safetensors")
     before = open_model(two)
     assert three.metadata.styles == ["painting", "demo", "other"] and three.network.num_styles == 3

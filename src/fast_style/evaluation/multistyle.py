@@ -8,8 +8,11 @@ photos (centre squares of ``eval_size`` px, never trained on), with the loss net
 and style targets of training (:class:`StyleScorer`):
 
 1. **Four styles in one network.** One one-style model per style (``style=A``) and one
-   model of all of them (``style=[A,B,C,D]``), all ``steps`` steps. Per style: the mean
-   weighted style loss ``L_s`` of each model's output; ratio = multi / single (goal:
+   model of all of them (``style=[A,B,C,D]``), all ``steps`` steps. The multi model's
+   batch is ``multi_batch_size`` (default: ``batch_size`` times the number of styles, so
+   that each style gets as many images a step as its one-style model does; the
+   ``batch_size`` of the one-style models gives each style 1/K of them). Per style: the
+   mean weighted style loss ``L_s`` of each model's output; ratio = multi / single (goal:
    at most 1.15), and the parameter counts.
 2. **Mixing.** The multi model with weights (1-a, a) of the first two styles for
    a = 0, 1/4, 1/2, 3/4, 1: ``L_s`` against each of the two (goal: monotone in a), and
@@ -132,16 +135,24 @@ class StudySettings:
     model: str
     seed: int
     extra: tuple[str, ...] = ()
+    multi_batch_size: int | None = None  # None: batch_size x the number of styles
 
 
-def train_run(settings: StudySettings, name: str, overrides: Sequence[str]) -> dict[str, Any]:
-    """Run ``train.py`` with the study's settings plus ``overrides`` in ``<output_dir>/runs/<name>``;
-    returns its finished.json (a finished run is not trained again)."""
+def multi_batch(settings: StudySettings, styles: int) -> int:
+    """The multi-style model's batch (``multi_batch_size``, or ``batch_size`` per style)."""
+    return settings.multi_batch_size or settings.batch_size * styles
+
+
+def train_run(settings: StudySettings, name: str, overrides: Sequence[str], *,
+              batch_size: int | None = None) -> dict[str, Any]:
+    """Run ``train.py`` with the study's settings plus ``overrides`` in ``<output_dir>/runs/<name>``,
+    with ``batch_size`` (default: the settings'); returns its finished.json (a finished run
+    is not trained again)."""
     return train_in_folder(settings.output_dir / "runs" / name, [
         *overrides,
         f"model={settings.model}", "loss_net.pretrained=false", f"seed={settings.seed}",
         f"data.root={settings.photos}", f"data.image_size={settings.size}", f"data.resize={settings.size}",
-        f"data.batch_size={settings.batch_size}", "data.num_workers=0", "data.hflip=true",
+        f"data.batch_size={batch_size or settings.batch_size}", "data.num_workers=0", "data.hflip=true",
         f"paths.style_dir={settings.style_dir}", *settings.extra,
     ], label=name, steps=settings.steps)
 
@@ -193,7 +204,8 @@ def run_study(settings: StudySettings, *, styles: Sequence[str], new_style: str,
     photos = held_out_photos(held_out, eval_size)
 
     singles = {name: train_run(settings, f"single-{name}", [f"style={name}"]) for name in names}
-    multi_run = train_run(settings, "multi", [f"style=[{','.join(styles)}]"])
+    batch = multi_batch(settings, len(styles))
+    multi_run = train_run(settings, f"multi-b{batch}", [f"style=[{','.join(styles)}]"], batch_size=batch)
     multi = open_model(multi_run["style_model"]).network
     single_nets = {name: open_model(run["style_model"]).network for name, run in singles.items()}
 
@@ -209,6 +221,8 @@ def run_study(settings: StudySettings, *, styles: Sequence[str], new_style: str,
         "per_style": per_style,
         "parameters_multi": parameter_count(multi),
         "parameters_singles": sum(parameter_count(single_nets[n]) for n in styles),
+        "batch_single": settings.batch_size,
+        "batch_multi": batch,
     }
 
     first, second = 0, 1
@@ -275,7 +289,10 @@ def monotone(values: Sequence[float], *, rising: bool) -> bool:
 def tables(report: dict[str, Any]) -> str:
     """The report as markdown tables."""
     four = report["four_styles"]
-    lines = ["| style | one-style model L_s | four-style model L_s | ratio |", "|---|---:|---:|---:|"]
+    count = len(four["per_style"])
+    lines = [f"batch: one-style models {four['batch_single']}, the {count}-style model {four['batch_multi']} "
+             f"({four['batch_multi'] / count:g} images of each style a step)", "",
+             "| style | one-style model L_s | four-style model L_s | ratio |", "|---|---:|---:|---:|"]
     lines += [f"| {r['style']} | {r['single']:.4g} | {r['multi']:.4g} | {r['ratio']:.2f} |" for r in four["per_style"]]
     lines += ["", f"parameters: four-style {four['parameters_multi']:,}, four one-style models "
               f"{four['parameters_singles']:,} ({four['parameters_multi'] / four['parameters_singles']:.2f}x)", ""]

@@ -120,6 +120,19 @@ def _local_rank() -> int:
     return 0
 
 
+class Repeated(Dataset):
+    """``dataset`` ``times`` over: item i is ``dataset[i % len(dataset)]``."""
+
+    def __init__(self, dataset: Dataset, *, times: int):
+        self.dataset, self.times = dataset, times
+
+    def __len__(self) -> int:
+        return len(self.dataset) * self.times
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.dataset[index % len(self.dataset)]
+
+
 class ContentDataModule(pl.LightningDataModule):
     """Training crops from ``root`` plus a fixed set of ``num_samples`` sample images.
 
@@ -246,13 +259,25 @@ class ContentDataModule(pl.LightningDataModule):
         return ContentImages(self.files, image_size=self.image_size, resize=self.resize, hflip=self.hflip)
 
     def train_dataloader(self) -> DataLoader:
+        """Shuffled full batches. A set smaller than one step's images (``batch_size`` on
+        each of the world's ranks) is repeated (:class:`Repeated`, each draw its own random
+        crop and flip) so that every step has ``batch_size`` images per rank: a
+        multi-style run's schedule, and runs compared at the same batch, stay true on a
+        small folder."""
         dataset = self.train_dataset()
         pin = torch.cuda.is_available() if self.pin_memory == "auto" else bool(self.pin_memory)
+        world = self.trainer.world_size if self.trainer is not None else 1
+        wanted = self.batch_size * world
+        if len(dataset) < wanted:
+            log.warning("%d training images for data.batch_size=%d%s: each batch draws some of them twice or more "
+                        "(each time a new random crop)", len(dataset), self.batch_size,
+                        f" on {world} ranks" if world > 1 else "")
+            dataset = Repeated(dataset, times=-(-wanted // len(dataset)))
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=True,
-            drop_last=len(dataset) >= self.batch_size,
+            drop_last=True,
             num_workers=self.num_workers,
             pin_memory=pin,
             persistent_workers=self.num_workers > 0,

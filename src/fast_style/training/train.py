@@ -84,6 +84,7 @@ def build_module(cfg: DictConfig, style_image: torch.Tensor | list[torch.Tensor]
         model = {**model, "num_styles": len(names)}
     if len(names) > 1:
         style = {"name": cfg.style.name}
+    log_images_per_style(len(names) - frozen, int(cfg.data.batch_size))
     module = StyleTransferModule(
         model=model,
         loss=_plain(cfg.loss),
@@ -102,6 +103,17 @@ def build_module(cfg: DictConfig, style_image: torch.Tensor | list[torch.Tensor]
         copy_base(module.transformer, base.network)
         module.hparams["finetune_from"] = str(base.path)
     return module
+
+
+def log_images_per_style(trained: int, batch: int) -> None:
+    """One line on what each of ``trained`` > 1 styles gets of a ``batch``: a K-style run
+    with batch N gives each style N/K images a step, a one-style run N; batch N*K gives
+    each style what a one-style run with batch N gets (docs/training.md)."""
+    if trained > 1:
+        share = batch / trained
+        log.info("%d styles share each batch of %d: each style gets %g image%s a step, a one-style run with "
+                 "the same batch %d (data.batch_size=%d matches it)", trained, batch, share, "" if share == 1 else "s",
+                 batch, batch * trained)
 
 
 def load_style_images(cfg: DictConfig, specs: list[dict[str, Any]]) -> list[torch.Tensor]:

@@ -91,40 +91,50 @@ def test_max_pixel_difference_is_in_8_bit_steps():
 
 def test_tables_show_every_figure_of_the_report():
     report = {
-        "new_style": "d",
-        "four_styles": {"per_style": [{"style": "a", "single": 1.5, "multi": 1.65, "ratio": 1.1},
-                                      {"style": "b", "single": 2.0, "multi": 2.1, "ratio": 1.05}],
-                        "parameters_multi": 1_700_000, "parameters_singles": 6_800_000,
-                        "batch_single": 4, "batch_multi": 8},
+        "new_style": "d", "seeds": [1, 2],
+        "four_styles": {"per_style": [
+            {"style": "a", "single": {"mean": 1.5, "min": 1.4, "max": 1.6, "runs": [1.4, 1.6]},
+             "multi": {"mean": 1.65, "min": 1.6, "max": 1.7, "runs": [1.6, 1.7]}, "ratio": 1.1},
+            {"style": "b", "single": {"mean": 2.0, "min": 1.0, "max": 3.0, "runs": [1.0, 3.0]},
+             "multi": {"mean": 2.1, "min": 2.0, "max": 2.2, "runs": [2.0, 2.2]}, "ratio": 1.05}],
+            "parameters_multi": 1_700_000, "parameters_singles": 6_800_000, "batch_single": 4, "batch_multi": 8},
         "mixing": {"first": "a", "second": "b", "monotone": True, "weights": [
             {"a": 0.0, "loss_first": 1.0, "loss_second": 3.0, "max_diff_to_first_alone": 0.0},
             {"a": 0.5, "loss_first": 2.0, "loss_second": 2.0, "max_diff_to_first_alone": 41.0}]},
-        "finetune": {"lr": 0.01, "single_loss": 2.5, "reached_at": 100, "steps": 400, "old_styles_max_diff": 0.0,
-                     "styles_after": ["a", "b", "d"], "curve": [{"step": 50, "loss": 3.1}, {"step": 100, "loss": 2.4}]},
+        "finetune": {"lr": 0.01, "steps": 400, "runs": [
+            {"seed": 1, "single_loss": 2.5, "reached_at": 100, "old_styles_max_diff": 0.0, "styles_after": ["a", "b", "d"],
+             "curve": [{"step": 50, "loss": 3.1}, {"step": 100, "loss": 2.4}]},
+            {"seed": 2, "single_loss": 2.0, "reached_at": None, "old_styles_max_diff": 0.0, "styles_after": ["a", "b", "d"],
+             "curve": [{"step": 50, "loss": 3.3}, {"step": 100, "loss": 2.2}]}]},
         "mask": {"left_own": 0.01, "left_other": 0.2, "right_own": 0.02, "right_other": 0.3},
         "onnx_max_diff": 3.2e-6,
     }
     text = tables(report)
-    for line in ("batch: one-style models 4, the 2-style model 8 (4 images of each style a step)",
-                 "| a | 1.5 | 1.65 | 1.10 |", "| b | 2 | 2.1 | 1.05 |",
+    for line in ("seeds: 1, 2 (each model trained once per seed",
+                 "batch: one-style models 4, the 2-style model 8 (4 images of each style a step)",
+                 "| a | 1.5 (1.4-1.6) | 1.65 (1.6-1.7) | 1.10 |", "| b | 2 (1-3) | 2.1 (2-2.2) | 1.05 |",
                  "parameters: four-style 1,700,000, four one-style models 6,800,000 (0.25x)",
+                 "mixing (the model of seed 1):",
                  "| weight of b | L_s vs a | L_s vs b | max diff to a alone (1/255) |",
                  "| 0.00 | 1 | 3 | 0 |", "| 0.50 | 2 | 2 | 41 |", "monotone: True",
-                 "fine-tuning d (lr 0.01): one-style model L_s 2.5 after 400 steps; reached at step 100 (0.25 of the steps); "
-                 "old styles' max pixel change 0/255; styles ['a', 'b', 'd']",
-                 "| 50 | 3.1 |", "| 100 | 2.4 |",
+                 "fine-tuning d (seed 1, lr 0.01): one-style model L_s 2.5 after 400 steps; reached at step 100 "
+                 "(0.25 of the steps); old styles' max pixel change 0/255; styles ['a', 'b', 'd']",
+                 "fine-tuning d (seed 2, lr 0.01): one-style model L_s 2 after 400 steps; reached at step None (never)",
+                 "| step | L_s, seed 1 | L_s, seed 2 |", "| 50 | 3.1 | 3.3 |", "| 100 | 2.4 | 2.2 |",
                  "left own 0.0100 / other 0.2000; right own 0.0200 / other 0.3000",
                  "ONNX with a style_weights input vs PyTorch: max |diff| 3.2e-06"):
         assert line in text, line
-    report["finetune"]["reached_at"] = None
-    assert "reached at step None (never)" in tables(report)
 
 
-def test_the_multi_style_batch_defaults_to_the_one_style_batch_per_style(tmp_path):
+def test_summary_of_the_seeds():
+    assert multistyle.summary([3.0, 1.0, 2.0]) == {"mean": 2.0, "min": 1.0, "max": 3.0, "runs": [3.0, 1.0, 2.0]}
+
+
+def test_the_multi_style_batch_is_the_one_style_batch_unless_set(tmp_path):
     settings = multistyle.StudySettings(output_dir=tmp_path, photos=tmp_path, style_dir=tmp_path, steps=4, size=32,
-                                        batch_size=3, model="tiny", seed=0)
-    assert multistyle.multi_batch(settings, 4) == 12
-    assert multistyle.multi_batch(dataclasses.replace(settings, multi_batch_size=5), 4) == 5
+                                        batch_size=3, model="tiny")
+    assert multistyle.multi_batch(settings) == 3
+    assert multistyle.multi_batch(dataclasses.replace(settings, multi_batch_size=12)) == 12
 
 
 def test_the_training_folder_links_all_but_the_held_out_photos(tmp_path):
@@ -141,3 +151,12 @@ def test_the_training_folder_links_all_but_the_held_out_photos(tmp_path):
     with pytest.raises(StudyError, match=r"^held_out photos \['z'\] are not in .*photos; name photos") as caught:
         training_folder(source, ["b", "z"], tmp_path / "other")
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("seeds", [(), (42, 42)])
+def test_the_seeds_must_be_given_each_once(tmp_path, seeds):
+    settings = multistyle.StudySettings(output_dir=tmp_path, photos=tmp_path, style_dir=tmp_path, steps=4, size=32,
+                                        batch_size=3, model="tiny", seeds=seeds)
+    with pytest.raises(StudyError, match=r"seeds=\[.*\]: give one seed or more, each once"):
+        multistyle.run_study(settings, styles=["a", "b"], new_style="c", held_out=[], eval_size=32,
+                             finetune_checkpoints=2)

@@ -125,6 +125,23 @@ def test_training_steps_follow_the_schedule_and_log_each_style(tmp_path):
     assert all(v == v for m in record.metrics for v in m.values())  # finite, logged as tensors
 
 
+@pytest.mark.parametrize("style_lr", [None, 0.05])
+def test_style_lr_moves_the_style_rows_at_their_own_rate(tmp_path, style_lr):
+    module = _module(lr=1e-3, style_lr=style_lr)
+    before = {k: v.clone() for k, v in module.transformer.state_dict().items()}
+    _fit(module, tmp_path, steps=1)  # Adam's first step moves every parameter with a gradient by about its lr
+    after = module.transformer.state_dict()
+    row_moves = [(after[k] - before[k]).abs().max() for k in before if ".norm." in k]
+    conv_moves = [(after[k] - before[k]).abs().max() for k in before if ".conv." in k and k.endswith("weight")]
+    rows = style_lr or 1e-3
+    assert max(row_moves) == pytest.approx(rows, rel=0.01) and max(conv_moves) == pytest.approx(1e-3, rel=0.01)
+
+
+def test_style_lr_must_be_positive():
+    with pytest.raises(FastStyleError, match=r"style_lr=0.0: must be a learning rate > 0, or null"):
+        _module(style_lr=0.0)
+
+
 def test_temporal_term_gives_both_views_the_same_styles():
     module = _module(loss={"temporal_weight": 1.0})
     first, second = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)

@@ -113,7 +113,8 @@ class TrainConfig:
     ``seed``: global seed; ``ckpt_path``: resume from this Lightning checkpoint;
     ``auto_resume``: without ckpt_path, resume from the run folder's
     ``checkpoints/last.ckpt`` (a requeued or re-run job); ``lr``: Adam learning rate
-    (paper 1e-3); ``lr_schedule``: constant (paper) or cosine (to 0 at trainer.max_steps);
+    (paper 1e-3); ``style_lr``: the learning rate of a multi-style network's per-style norm
+    rows (null: ``lr``); ``lr_schedule``: constant (paper) or cosine (to 0 at trainer.max_steps);
     ``channels_last``: NHWC for both networks (true), the loss network only (loss_net),
     neither (false), or auto (the device's fast layout, ``fast_style.devices.training_path``); ``compile``: torch.compile both networks; ``check``:
     after training, check the model on held-out photos (:class:`CheckSchema`).
@@ -131,6 +132,7 @@ class TrainConfig:
     auto_resume: bool = True
     lr: float = 1.0e-3
     lr_schedule: str = "constant"
+    style_lr: float | None = None
     channels_last: Any = "auto"
     compile: bool = False
     styles: list[str] | None = None

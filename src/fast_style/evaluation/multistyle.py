@@ -3,24 +3,26 @@
     python scripts/multistyle_study.py [steps=400] [size=96] [train_model=tiny] [styles=[...]] [new_style=...]
 
 Every model is trained by ``train.py`` itself, in a subprocess, with the same settings
-(model, crop size, batch, steps, seed, random VGG-16 loss network); then, on held-out
+(model, crop size, batch, steps, random VGG-16 loss network), once for each of
+``seeds`` (one seed's L_s can differ from another's by a third: a ratio of single runs
+says little); then, on held-out
 photos (centre squares of ``eval_size`` px, never trained on), with the loss network
 and style targets of training (:class:`StyleScorer`):
 
 1. **Four styles in one network.** One one-style model per style (``style=A``) and one
    model of all of them (``style=[A,B,C,D]``), all ``steps`` steps. The multi model's
-   batch is ``multi_batch_size`` (default: ``batch_size`` times the number of styles, so
-   that each style gets as many images a step as its one-style model does; the
-   ``batch_size`` of the one-style models gives each style 1/K of them). Per style: the
-   mean weighted style loss ``L_s`` of each model's output; ratio = multi / single (goal:
-   at most 1.15), and the parameter counts.
-2. **Mixing.** The multi model with weights (1-a, a) of the first two styles for
+   batch is ``multi_batch_size`` (default: ``batch_size``, so each of K styles gets 1/K
+   of the images a one-style model gets; ``batch_size * K`` gives each as many). Per
+   style: the mean weighted style loss ``L_s`` of each model's output, averaged over the
+   seeds (with its range); ratio = multi / single of those means (goal: at most 1.15),
+   and the parameter counts.
+2. **Mixing** (this and 4, 5 on the first seed's multi model). The multi model with weights (1-a, a) of the first two styles for
    a = 0, 1/4, 1/2, 3/4, 1: ``L_s`` against each of the two (goal: monotone in a), and
    the largest pixel difference (in 1/255) between a = 0 and the first style alone.
 3. **Adding a style.** A one-style model of ``new_style`` (``steps`` steps) against
-   ``finetune_from=<multi> style=[new_style]``, whose checkpoints every
+   ``finetune_from=<multi> style=[new_style]`` for each seed, whose checkpoints every
    ``steps / finetune_checkpoints`` steps are scored: the first step at which the new
-   style's ``L_s`` reaches the one-style model's (goal: at most steps / 4), and the
+   style's ``L_s`` reaches the one-style model's of that seed (goal: at most steps / 4), and the
    largest pixel difference of the old styles' images before and after (goal: 0).
    ``finetune_lr`` sets the fine-tune's learning rate (default: train.py's).
 4. **Deploy.** The multi-style model exported to ONNX in memory (``style_weights`` input),
@@ -133,28 +135,28 @@ class StudySettings:
     size: int
     batch_size: int
     model: str
-    seed: int
+    seeds: tuple[int, ...] = (42,)
     extra: tuple[str, ...] = ()
-    multi_batch_size: int | None = None  # None: batch_size x the number of styles
+    multi_batch_size: int | None = None  # None: batch_size, as the one-style models
 
 
-def multi_batch(settings: StudySettings, styles: int) -> int:
-    """The multi-style model's batch (``multi_batch_size``, or ``batch_size`` per style)."""
-    return settings.multi_batch_size or settings.batch_size * styles
+def multi_batch(settings: StudySettings) -> int:
+    """The multi-style model's batch (``multi_batch_size``, else the one-style models')."""
+    return settings.multi_batch_size or settings.batch_size
 
 
-def train_run(settings: StudySettings, name: str, overrides: Sequence[str], *,
+def train_run(settings: StudySettings, name: str, overrides: Sequence[str], *, seed: int,
               batch_size: int | None = None) -> dict[str, Any]:
-    """Run ``train.py`` with the study's settings plus ``overrides`` in ``<output_dir>/runs/<name>``,
-    with ``batch_size`` (default: the settings'); returns its finished.json (a finished run
-    is not trained again)."""
-    return train_in_folder(settings.output_dir / "runs" / name, [
+    """Run ``train.py`` with the study's settings, ``seed`` and ``overrides`` in
+    ``<output_dir>/runs/<name>-s<seed>``, with ``batch_size`` (default: the settings');
+    returns its finished.json (a finished run is not trained again)."""
+    return train_in_folder(settings.output_dir / "runs" / f"{name}-s{seed}", [
         *overrides,
-        f"model={settings.model}", "loss_net.pretrained=false", f"seed={settings.seed}",
+        f"model={settings.model}", "loss_net.pretrained=false", f"seed={seed}",
         f"data.root={settings.photos}", f"data.image_size={settings.size}", f"data.resize={settings.size}",
         f"data.batch_size={batch_size or settings.batch_size}", "data.num_workers=0", "data.hflip=true",
         f"paths.style_dir={settings.style_dir}", *settings.extra,
-    ], label=name, steps=settings.steps)
+    ], label=f"{name} (seed {seed})", steps=settings.steps)
 
 
 def held_out_photos(paths: Sequence[Path], size: int) -> torch.Tensor:
@@ -191,39 +193,50 @@ def periodic_checkpoints(run: dict[str, Any]) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def summary(values: Sequence[float]) -> dict[str, Any]:
+    """Mean, smallest and largest of one figure over the seeds, and the values themselves."""
+    return {"mean": sum(values) / len(values), "min": min(values), "max": max(values), "runs": list(values)}
+
+
 def run_study(settings: StudySettings, *, styles: Sequence[str], new_style: str, held_out: Sequence[Path],
               eval_size: int, finetune_checkpoints: int, finetune_lr: float | None = None) -> dict[str, Any]:
-    """Train the study's models and measure them (see the module docstring); returns the report."""
+    """Train the study's models, once per seed, and measure them (see the module docstring);
+    returns the report."""
     if len(styles) < 2 or len(set(styles)) != len(styles) or new_style in styles:
         raise StudyError(f"styles={list(styles)} and new_style={new_style}: give at least two distinct styles "
                          "and a new style that is not among them")
+    if not settings.seeds or len(set(settings.seeds)) != len(settings.seeds):
+        raise StudyError(f"seeds={list(settings.seeds)}: give one seed or more, each once")
     loss = style_config_loss()
     loss_net = {"arch": "vgg16", "pretrained": False, "seed": 0, "pool": "max"}
     names = [*styles, new_style]
     scorer = StyleScorer(style_images={n: style_tensor(n, settings.style_dir) for n in names}, loss=loss, loss_net=loss_net)
     photos = held_out_photos(held_out, eval_size)
+    seeds = settings.seeds
 
-    singles = {name: train_run(settings, f"single-{name}", [f"style={name}"]) for name in names}
-    batch = multi_batch(settings, len(styles))
-    multi_run = train_run(settings, f"multi-b{batch}", [f"style=[{','.join(styles)}]"], batch_size=batch)
-    multi = open_model(multi_run["style_model"]).network
-    single_nets = {name: open_model(run["style_model"]).network for name, run in singles.items()}
+    singles = {name: [open_model(train_run(settings, f"single-{name}", [f"style={name}"], seed=seed)["style_model"]).network
+                      for seed in seeds] for name in names}
+    batch = multi_batch(settings)
+    multi_runs = [train_run(settings, f"multi-b{batch}", [f"style=[{','.join(styles)}]"], seed=seed, batch_size=batch)
+                  for seed in seeds]
+    multis = [open_model(run["style_model"]).network for run in multi_runs]
 
     report: dict[str, Any] = {"settings": {k: str(v) for k, v in settings.__dict__.items()},
-                              "styles": list(styles), "new_style": new_style,
+                              "styles": list(styles), "new_style": new_style, "seeds": list(seeds),
                               "held_out": [p.name for p in held_out], "eval_size": eval_size}
     per_style = []
     for index, name in enumerate(styles):
-        single = scorer.score(stylize(single_nets[name], photos), name)
-        mixed = scorer.score(stylize(multi, photos, one_hot(index, len(styles))), name)
-        per_style.append({"style": name, "single": single, "multi": mixed, "ratio": mixed / single})
+        single = summary([scorer.score(stylize(net, photos), name) for net in singles[name]])
+        multi = summary([scorer.score(stylize(net, photos, one_hot(index, len(styles))), name) for net in multis])
+        per_style.append({"style": name, "single": single, "multi": multi, "ratio": multi["mean"] / single["mean"]})
     report["four_styles"] = {
         "per_style": per_style,
-        "parameters_multi": parameter_count(multi),
-        "parameters_singles": sum(parameter_count(single_nets[n]) for n in styles),
+        "parameters_multi": parameter_count(multis[0]),
+        "parameters_singles": sum(parameter_count(singles[n][0]) for n in styles),
         "batch_single": settings.batch_size,
         "batch_multi": batch,
     }
+    multi = multis[0]
 
     first, second = 0, 1
     alone = stylize(multi, photos, one_hot(first, len(styles)))
@@ -238,25 +251,38 @@ def run_study(settings: StudySettings, *, styles: Sequence[str], new_style: str,
                         "monotone": monotone([m["loss_first"] for m in mixes], rising=True)
                         and monotone([m["loss_second"] for m in mixes], rising=False)}
 
-    every = max(1, settings.steps // finetune_checkpoints)
-    lr = [] if finetune_lr is None else [f"lr={finetune_lr}"]
-    tune = train_run(settings, f"finetune-{new_style}" + (f"-lr{finetune_lr:g}" if lr else ""), [
-        f"finetune_from={multi_run['style_model']}", f"style=[{new_style}]", *lr,
-        f"callbacks.model_checkpoint.every_n_train_steps={every}", "callbacks.model_checkpoint.save_top_k=-1"])
-    target = scorer.score(stylize(single_nets[new_style], photos), new_style)
-    curve = []
-    for step, path in periodic_checkpoints(tune):
-        network = open_model(path).network
-        curve.append({"step": step, "loss": scorer.score(stylize(network, photos, one_hot(len(styles), len(styles) + 1)), new_style)})
-    tuned = open_model(tune["style_model"]).network
-    reached = next((point["step"] for point in curve if point["loss"] <= target), None)
-    old_diff = max(max_pixel_difference(stylize(tuned, photos, one_hot(i, len(styles) + 1)),
-                                        stylize(multi, photos, one_hot(i, len(styles)))) for i in range(len(styles)))
-    report["finetune"] = {"lr": finetune_lr, "single_loss": target, "curve": curve, "reached_at": reached, "steps": settings.steps,
-                          "old_styles_max_diff": old_diff, "styles_after": open_model(tune["style_model"]).metadata.styles}
+    report["finetune"] = {"lr": finetune_lr, "steps": settings.steps,
+                          "runs": [finetune_run(settings, scorer, photos, styles=styles, new_style=new_style, seed=seed,
+                                                base=run, base_network=network, single=singles[new_style][i],
+                                                checkpoints=finetune_checkpoints, lr=finetune_lr, batch=batch)
+                                   for i, (seed, run, network) in enumerate(zip(seeds, multi_runs, multis, strict=True))]}
     report["mask"] = mask_halves(multi, photos, first, second)
     report["onnx_max_diff"] = onnx_difference(multi, photos)
     return report
+
+
+def finetune_run(settings: StudySettings, scorer: StyleScorer, photos: torch.Tensor, *, styles: Sequence[str],
+                 new_style: str, seed: int, base: dict[str, Any], base_network: TransformerNet, single: TransformerNet,
+                 checkpoints: int, lr: float | None, batch: int) -> dict[str, Any]:
+    """``finetune_from=<base> style=[new_style]`` with ``seed``, scored every ``steps /
+    checkpoints`` steps against the one-style model ``single`` of the same seed: the first
+    step that reaches its L_s, and the old styles' largest pixel change."""
+    every = max(1, settings.steps // checkpoints)
+    lr_override = [] if lr is None else [f"lr={lr}"]
+    tune = train_run(settings, f"finetune-{new_style}-from-b{batch}" + (f"-lr{lr:g}" if lr_override else ""), [
+        f"finetune_from={base['style_model']}", f"style=[{new_style}]", *lr_override,
+        f"callbacks.model_checkpoint.every_n_train_steps={every}", "callbacks.model_checkpoint.save_top_k=-1"],
+        seed=seed)
+    count = len(styles)
+    target = scorer.score(stylize(single, photos), new_style)
+    curve = [{"step": step, "loss": scorer.score(stylize(open_model(path).network, photos, one_hot(count, count + 1)), new_style)}
+             for step, path in periodic_checkpoints(tune)]
+    tuned = open_model(tune["style_model"])
+    old_diff = max(max_pixel_difference(stylize(tuned.network, photos, one_hot(i, count + 1)),
+                                        stylize(base_network, photos, one_hot(i, count))) for i in range(count))
+    return {"seed": seed, "single_loss": target, "curve": curve,
+            "reached_at": next((point["step"] for point in curve if point["loss"] <= target), None),
+            "old_styles_max_diff": old_diff, "styles_after": tuned.metadata.styles}
 
 
 def onnx_difference(network: TransformerNet, photos: torch.Tensor) -> float:
@@ -290,24 +316,39 @@ def tables(report: dict[str, Any]) -> str:
     """The report as markdown tables."""
     four = report["four_styles"]
     count = len(four["per_style"])
-    lines = [f"batch: one-style models {four['batch_single']}, the {count}-style model {four['batch_multi']} "
+    seeds = report.get("seeds", [])
+
+    def spread(figure: dict[str, Any]) -> str:
+        return f"{figure['mean']:.4g}" + (f" ({figure['min']:.4g}-{figure['max']:.4g})" if len(figure["runs"]) > 1 else "")
+
+    lines = [f"seeds: {', '.join(map(str, seeds))} (each model trained once per seed: L_s is the mean over the "
+             "seeds, their range in brackets)",
+             f"batch: one-style models {four['batch_single']}, the {count}-style model {four['batch_multi']} "
              f"({four['batch_multi'] / count:g} images of each style a step)", "",
-             "| style | one-style model L_s | four-style model L_s | ratio |", "|---|---:|---:|---:|"]
-    lines += [f"| {r['style']} | {r['single']:.4g} | {r['multi']:.4g} | {r['ratio']:.2f} |" for r in four["per_style"]]
+             "| style | one-style model L_s | four-style model L_s | ratio of the means |", "|---|---:|---:|---:|"]
+    lines += [f"| {r['style']} | {spread(r['single'])} | {spread(r['multi'])} | {r['ratio']:.2f} |" for r in four["per_style"]]
     lines += ["", f"parameters: four-style {four['parameters_multi']:,}, four one-style models "
               f"{four['parameters_singles']:,} ({four['parameters_multi'] / four['parameters_singles']:.2f}x)", ""]
     mix = report["mixing"]
-    lines += [f"| weight of {mix['second']} | L_s vs {mix['first']} | L_s vs {mix['second']} | max diff to {mix['first']} alone (1/255) |",
+    lines += [f"mixing (the model of seed {seeds[0] if seeds else '?'}):", "",
+              f"| weight of {mix['second']} | L_s vs {mix['first']} | L_s vs {mix['second']} | max diff to {mix['first']} alone (1/255) |",
               "|---:|---:|---:|---:|"]
     lines += [f"| {m['a']:.2f} | {m['loss_first']:.4g} | {m['loss_second']:.4g} | {m['max_diff_to_first_alone']:.0f} |"
               for m in mix["weights"]]
     lines += ["", f"monotone: {mix['monotone']}", ""]
     tune = report["finetune"]
-    reached = "never" if tune["reached_at"] is None else f"{tune['reached_at'] / tune['steps']:.2f} of the steps"
-    lines += [f"fine-tuning {report['new_style']} (lr {tune.get('lr') or 'as trained'}): one-style model L_s {tune['single_loss']:.4g} after {tune['steps']} steps; "
-              f"reached at step {tune['reached_at']} ({reached}); "
-              f"old styles' max pixel change {tune['old_styles_max_diff']:.0f}/255; styles {tune['styles_after']}", ""]
-    lines += ["| step | L_s |", "|---:|---:|"] + [f"| {p['step']} | {p['loss']:.4g} |" for p in tune["curve"]]
+    for run in tune["runs"]:
+        reached = "never" if run["reached_at"] is None else f"{run['reached_at'] / tune['steps']:.2f} of the steps"
+        lines += [f"fine-tuning {report['new_style']} (seed {run['seed']}, lr {tune.get('lr') or 'as trained'}): one-style "
+                  f"model L_s {run['single_loss']:.4g} after {tune['steps']} steps; reached at step {run['reached_at']} "
+                  f"({reached}); old styles' max pixel change {run['old_styles_max_diff']:.0f}/255; styles {run['styles_after']}"]
+    runs = tune["runs"]
+    lines += ["", "| step | " + " | ".join(f"L_s, seed {r['seed']}" for r in runs) + " |",
+              "|---:|" + "---:|" * len(runs)]
+    steps = sorted({p["step"] for r in runs for p in r["curve"]})
+    for step in steps:
+        cells = [next((f"{p['loss']:.4g}" for p in r["curve"] if p["step"] == step), "") for r in runs]
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
     m = report["mask"]
     lines += ["", f"mask halves (mean |diff| on the outer thirds): left own {m['left_own']:.4f} / other {m['left_other']:.4f}; "
               f"right own {m['right_own']:.4f} / other {m['right_other']:.4f}",

@@ -60,7 +60,7 @@ from fast_style.devices import native_bf16
 from fast_style.errors import FastStyleError
 from fast_style.nn.losses import PerceptualLoss
 from fast_style.nn.temporal import second_view, temporal_loss
-from fast_style.nn.transformer import TransformerNet, build_transformer
+from fast_style.nn.transformer import ConditionalInstanceNorm2d, TransformerNet, build_transformer
 from fast_style.training.finetune import freeze_old_styles
 
 LOSS_NET_PREFIX = "loss.loss_net."
@@ -93,7 +93,8 @@ class StyleTransferModule(pl.LightningModule):
       model config then has ``num_styles`` = S. ``frozen_styles``: how many of them (the
       first) come from ``finetune_from`` and are not trained; ``schedule_seed``: draws the
       schedule's order (module docstring).
-    - ``lr``: Adam learning rate; ``lr_schedule``: ``constant`` (the paper) or ``cosine``
+    - ``lr``: Adam learning rate; ``style_lr``: the learning rate of the conditional norms'
+      per-style scale and shift (None: ``lr``; a one-style network has none); ``lr_schedule``: ``constant`` (the paper) or ``cosine``
       (decays to 0 at the run's last step, stepped every step); ``channels_last``: NHWC
       memory format for both nets (``true``) or for the loss network only (``"loss_net"``);
       ``compile``: torch.compile the transform net and the loss.
@@ -114,6 +115,7 @@ class StyleTransferModule(pl.LightningModule):
         schedule_seed: int = 0,
         lr: float = 1e-3,
         lr_schedule: str = "constant",
+        style_lr: float | None = None,
         channels_last: bool | str = False,
         compile: bool = False,
     ):
@@ -138,6 +140,9 @@ class StyleTransferModule(pl.LightningModule):
         if lr_schedule not in LR_SCHEDULES:
             raise FastStyleError(f"lr_schedule={lr_schedule!r}: use one of {', '.join(LR_SCHEDULES)}")
         self.lr_schedule = lr_schedule
+        if style_lr is not None and style_lr <= 0:
+            raise FastStyleError(f"style_lr={style_lr}: must be a learning rate > 0, or null (the same as lr)")
+        self.style_lr = style_lr
         if channels_last not in (True, False, "loss_net"):
             raise ValueError(f"channels_last={channels_last!r}: use true, false or loss_net")
         self.channels_last = channels_last is True
@@ -231,7 +236,7 @@ class StyleTransferModule(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         # every parameter, or with frozen styles the conditional norms' weight and bias only
         # (no weight decay: the frozen rows' zero gradients then leave them exactly as they are)
-        optimizer = torch.optim.Adam([p for p in self.transformer.parameters() if p.requires_grad], lr=self.lr)
+        optimizer = torch.optim.Adam(self.parameter_groups(), lr=self.lr)
         if self.lr_schedule == "constant":
             return optimizer
         # cosine: lr(t) = lr * (1 + cos(pi * t / T)) / 2, from lr at step 0 to 0 at the run's
@@ -239,6 +244,16 @@ class StyleTransferModule(pl.LightningModule):
         steps = max(1, int(self.trainer.estimated_stepping_batches))
         cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The optimizer's groups: the trainable parameters at ``lr``, and with ``style_lr``
+        the conditional norms' scale and shift (the per-style rows) at ``style_lr``."""
+        rows = {id(p) for m in self.transformer.modules() if isinstance(m, ConditionalInstanceNorm2d)
+                for p in (m.weight, m.bias)} if self.style_lr is not None else set()
+        trainable = [p for p in self.transformer.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in trainable if id(p) not in rows], "lr": self.lr},
+                  {"params": [p for p in trainable if id(p) in rows], "lr": self.style_lr}]
+        return [group for group in groups if group["params"]]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint["state_dict"]

@@ -96,6 +96,7 @@ def build_module(cfg: DictConfig, style_image: torch.Tensor | list[torch.Tensor]
         schedule_seed=cfg.get("seed") or 0,
         lr=cfg.lr,
         lr_schedule=cfg.lr_schedule,
+        style_lr=cfg.get("style_lr"),
         channels_last=cfg.channels_last,
         compile=cfg.get("compile", False),
     )

@@ -1,7 +1,7 @@
 """Several styles in one network against one network per style (issue #15's figures).
 
     python scripts/multistyle_study.py [steps=400] [size=96] [train_model=tiny] [eval_size=128]
-        [batch_size=4] [multi_batch_size=null: batch_size] [seeds=[42]]
+        [batch_size=4] [multi_batch_size=null: batch_size] [seeds=[42,43,44]]
         [styles=[starry_night,the_scream,udnie,great_wave]] [new_style=shipwreck]
         [photos=../shared/data/content] [style_dir=../shared/data/styles] [output_dir=logs/multistyle_study]
 
@@ -47,7 +47,7 @@ class MultistyleStudyConfig:
     batch_size: int = 4
     multi_batch_size: int | None = None
     train_model: str = "tiny"  # train.py's model= (tiny, transformer, ...); a study key named model would be taken for that config group
-    seeds: list[int] = field(default_factory=lambda: [42])
+    seeds: list[int] = field(default_factory=lambda: [42, 43, 44])
     finetune_checkpoints: int = 16
     finetune_lr: float | None = None
     extra: list[str] = field(default_factory=list)

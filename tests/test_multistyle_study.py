@@ -94,9 +94,11 @@ def test_tables_show_every_figure_of_the_report():
         "new_style": "d", "seeds": [1, 2],
         "four_styles": {"per_style": [
             {"style": "a", "single": {"mean": 1.5, "min": 1.4, "max": 1.6, "runs": [1.4, 1.6]},
-             "multi": {"mean": 1.65, "min": 1.6, "max": 1.7, "runs": [1.6, 1.7]}, "ratio": 1.1},
+             "multi": {"mean": 1.65, "min": 1.6, "max": 1.7, "runs": [1.6, 1.7]}, "ratio": 1.1,
+             "ratio_per_seed": [1.6 / 1.4, 1.7 / 1.6]},
             {"style": "b", "single": {"mean": 2.0, "min": 1.0, "max": 3.0, "runs": [1.0, 3.0]},
-             "multi": {"mean": 2.1, "min": 2.0, "max": 2.2, "runs": [2.0, 2.2]}, "ratio": 1.05}],
+             "multi": {"mean": 2.1, "min": 2.0, "max": 2.2, "runs": [2.0, 2.2]}, "ratio": 1.05,
+             "ratio_per_seed": [2.0, 2.2 / 3.0]}],
             "parameters_multi": 1_700_000, "parameters_singles": 6_800_000, "batch_single": 4, "batch_multi": 8},
         "mixing": {"first": "a", "second": "b", "monotone": True, "weights": [
             {"a": 0.0, "loss_first": 1.0, "loss_second": 3.0, "max_diff_to_first_alone": 0.0},
@@ -112,7 +114,7 @@ def test_tables_show_every_figure_of_the_report():
     text = tables(report)
     for line in ("seeds: 1, 2 (each model trained once per seed",
                  "batch: one-style models 4, the 2-style model 8 (4 images of each style a step)",
-                 "| a | 1.5 (1.4-1.6) | 1.65 (1.6-1.7) | 1.10 |", "| b | 2 (1-3) | 2.1 (2-2.2) | 1.05 |",
+                 "| a | 1.5 (1.4-1.6) | 1.65 (1.6-1.7) | 1.10 | 1.14 / 1.06 |", "| b | 2 (1-3) | 2.1 (2-2.2) | 1.05 | 2.00 / 0.73 |",
                  "parameters: four-style 1,700,000, four one-style models 6,800,000 (0.25x)",
                  "mixing (the model of seed 1):",
                  "| weight of b | L_s vs a | L_s vs b | max diff to a alone (1/255) |",

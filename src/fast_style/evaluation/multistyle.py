@@ -228,7 +228,8 @@ def run_study(settings: StudySettings, *, styles: Sequence[str], new_style: str,
     for index, name in enumerate(styles):
         single = summary([scorer.score(stylize(net, photos), name) for net in singles[name]])
         multi = summary([scorer.score(stylize(net, photos, one_hot(index, len(styles))), name) for net in multis])
-        per_style.append({"style": name, "single": single, "multi": multi, "ratio": multi["mean"] / single["mean"]})
+        per_style.append({"style": name, "single": single, "multi": multi, "ratio": multi["mean"] / single["mean"],
+                          "ratio_per_seed": [m / o for m, o in zip(multi["runs"], single["runs"], strict=True)]})
     report["four_styles"] = {
         "per_style": per_style,
         "parameters_multi": parameter_count(multis[0]),
@@ -325,8 +326,10 @@ def tables(report: dict[str, Any]) -> str:
              "seeds, their range in brackets)",
              f"batch: one-style models {four['batch_single']}, the {count}-style model {four['batch_multi']} "
              f"({four['batch_multi'] / count:g} images of each style a step)", "",
-             "| style | one-style model L_s | four-style model L_s | ratio of the means |", "|---|---:|---:|---:|"]
-    lines += [f"| {r['style']} | {spread(r['single'])} | {spread(r['multi'])} | {r['ratio']:.2f} |" for r in four["per_style"]]
+             "| style | one-style model L_s | four-style model L_s | ratio of the means | ratio per seed |",
+             "|---|---:|---:|---:|---:|"]
+    lines += [f"| {r['style']} | {spread(r['single'])} | {spread(r['multi'])} | {r['ratio']:.2f} | "
+              f"{' / '.join(f'{x:.2f}' for x in r.get('ratio_per_seed', []))} |" for r in four["per_style"]]
     lines += ["", f"parameters: four-style {four['parameters_multi']:,}, four one-style models "
               f"{four['parameters_singles']:,} ({four['parameters_multi'] / four['parameters_singles']:.2f}x)", ""]
     mix = report["mixing"]

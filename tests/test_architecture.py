@@ -140,7 +140,7 @@ def test_train_top_level_defaults_come_from_the_schema():
     composed = _compose("train", [])
     groups = {"style", "model", "loss_net", "loss", "data", "trainer", "callbacks", "logger", "paths", "check"}
     scalars = [f for f in dataclasses.fields(TrainConfig) if f.name not in groups]
-    assert {f.name for f in scalars} == {"task_name", "seed", "ckpt_path", "auto_resume", "lr", "lr_schedule",
+    assert {f.name for f in scalars} == {"task_name", "seed", "ckpt_path", "auto_resume", "lr", "lr_schedule", "style_lr",
                                          "channels_last", "compile", "styles", "finetune_from"}
     assert composed.check is None
     for f in scalars:

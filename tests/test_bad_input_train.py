@@ -196,6 +196,8 @@ CROP = "must be at least 32 px (the transform network downsamples by 4 and VGG p
     ("style.size=-5", "style.size=-5: must be at least 32 px, or null for the image's own size; the paper uses 256-512"),
     ("lr=0", "lr=0.0: the learning rate must be above 0 (the paper: 1e-3)"),
     ("lr=-1e-3", "lr=-0.001: the learning rate must be above 0 (the paper: 1e-3)"),
+    ("style_lr=0", "style_lr=0.0: must be a learning rate > 0, or null (the same as lr)"),
+    ("style_lr=-1e-2", "style_lr=-0.01: must be a learning rate > 0, or null (the same as lr)"),
     ("loss.style_weight=-1e10", "loss.style_weight=-10000000000.0: must be 0 (term off) or more"),
     ("loss.tv_weight=-1", "loss.tv_weight=-1.0: must be 0 (term off) or more"),
     ("loss.style_layers.relu2_2=-1", "loss.style_layers.relu2_2=-1.0: must be 0 or more"),

@@ -137,6 +137,7 @@ def test_the_multi_style_batch_is_the_one_style_batch_unless_set(tmp_path):
                                         batch_size=3, model="tiny")
     assert multistyle.multi_batch(settings) == 3
     assert multistyle.multi_batch(dataclasses.replace(settings, multi_batch_size=12)) == 12
+    assert multistyle.multi_batch(dataclasses.replace(settings, multi_batch_size=0)) == 0  # train.py refuses it
 
 
 def test_the_training_folder_links_all_but_the_held_out_photos(tmp_path):

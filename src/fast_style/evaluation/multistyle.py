@@ -142,7 +142,7 @@ class StudySettings:
 
 def multi_batch(settings: StudySettings) -> int:
     """The multi-style model's batch (``multi_batch_size``, else the one-style models')."""
-    return settings.multi_batch_size or settings.batch_size
+    return settings.batch_size if settings.multi_batch_size is None else settings.multi_batch_size
 
 
 def train_run(settings: StudySettings, name: str, overrides: Sequence[str], *, seed: int,
@@ -154,7 +154,7 @@ def train_run(settings: StudySettings, name: str, overrides: Sequence[str], *, s
         *overrides,
         f"model={settings.model}", "loss_net.pretrained=false", f"seed={seed}",
         f"data.root={settings.photos}", f"data.image_size={settings.size}", f"data.resize={settings.size}",
-        f"data.batch_size={batch_size or settings.batch_size}", "data.num_workers=0", "data.hflip=true",
+        f"data.batch_size={settings.batch_size if batch_size is None else batch_size}", "data.num_workers=0", "data.hflip=true",
         f"paths.style_dir={settings.style_dir}", *settings.extra,
     ], label=f"{name} (seed {seed})", steps=settings.steps)
 
@@ -317,7 +317,7 @@ def tables(report: dict[str, Any]) -> str:
     """The report as markdown tables."""
     four = report["four_styles"]
     count = len(four["per_style"])
-    seeds = report.get("seeds", [])
+    seeds = report["seeds"]
 
     def spread(figure: dict[str, Any]) -> str:
         return f"{figure['mean']:.4g}" + (f" ({figure['min']:.4g}-{figure['max']:.4g})" if len(figure["runs"]) > 1 else "")
@@ -329,11 +329,11 @@ def tables(report: dict[str, Any]) -> str:
              "| style | one-style model L_s | four-style model L_s | ratio of the means | ratio per seed |",
              "|---|---:|---:|---:|---:|"]
     lines += [f"| {r['style']} | {spread(r['single'])} | {spread(r['multi'])} | {r['ratio']:.2f} | "
-              f"{' / '.join(f'{x:.2f}' for x in r.get('ratio_per_seed', []))} |" for r in four["per_style"]]
+              f"{' / '.join(f'{x:.2f}' for x in r['ratio_per_seed'])} |" for r in four["per_style"]]
     lines += ["", f"parameters: four-style {four['parameters_multi']:,}, four one-style models "
               f"{four['parameters_singles']:,} ({four['parameters_multi'] / four['parameters_singles']:.2f}x)", ""]
     mix = report["mixing"]
-    lines += [f"mixing (the model of seed {seeds[0] if seeds else '?'}):", "",
+    lines += [f"mixing (the model of seed {seeds[0]}):", "",
               f"| weight of {mix['second']} | L_s vs {mix['first']} | L_s vs {mix['second']} | max diff to {mix['first']} alone (1/255) |",
               "|---:|---:|---:|---:|"]
     lines += [f"| {m['a']:.2f} | {m['loss_first']:.4g} | {m['loss_second']:.4g} | {m['max_diff_to_first_alone']:.0f} |"

@@ -140,8 +140,6 @@ class StyleTransferModule(pl.LightningModule):
         if lr_schedule not in LR_SCHEDULES:
             raise FastStyleError(f"lr_schedule={lr_schedule!r}: use one of {', '.join(LR_SCHEDULES)}")
         self.lr_schedule = lr_schedule
-        if style_lr is not None and style_lr <= 0:
-            raise FastStyleError(f"style_lr={style_lr}: must be a learning rate > 0, or null (the same as lr)")
         self.style_lr = style_lr
         if channels_last not in (True, False, "loss_net"):
             raise ValueError(f"channels_last={channels_last!r}: use true, false or loss_net")

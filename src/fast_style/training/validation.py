@@ -58,9 +58,13 @@ def check_data(data: DictConfig) -> None:
 
 
 def check_optimisation(cfg: DictConfig) -> None:
-    """``lr`` > 0, loss weights >= 0, ``trainer.max_steps`` >= 1 or -1 (stop by max_epochs)."""
+    """``lr`` > 0, ``style_lr`` null or > 0, loss weights >= 0, ``trainer.max_steps`` >= 1 or -1
+    (stop by max_epochs)."""
     lr = cfg.get("lr")
     _require(_is_number(lr) and lr > 0, f"lr={lr}: the learning rate must be above 0 (the paper: 1e-3)")
+    style_lr = cfg.get("style_lr")
+    _require(style_lr is None or (_is_number(style_lr) and style_lr > 0),
+             f"style_lr={style_lr}: must be a learning rate > 0, or null (the same as lr)")
     for key in ("content_weight", "style_weight", "tv_weight", "temporal_weight"):
         value = cfg.loss.get(key, 0.0 if key == "temporal_weight" else None)  # the one optional weight
         _require(_is_number(value) and value >= 0, f"loss.{key}={value}: must be 0 (term off) or more")

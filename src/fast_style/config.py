@@ -69,6 +69,7 @@ class LossSchema:
     tv_weight: float = MISSING
     batched: bool = MISSING
     temporal_weight: float = 0.0
+    dummy_weight: float = 0.0
 
 
 @dataclass

@@ -69,7 +69,6 @@ class LossSchema:
     tv_weight: float = MISSING
     batched: bool = MISSING
     temporal_weight: float = 0.0
-    dummy_weight: float = 0.0
 
 
 @dataclass

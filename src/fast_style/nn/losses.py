@@ -66,7 +66,6 @@ LOSS_TERMS: tuple[LossTerm, ...] = (
     LossTerm("content", "content_weight", "content_layers"),
     LossTerm("style", "style_weight", "style_layers"),
     LossTerm("tv", "tv_weight"),
-    LossTerm("dummy", "dummy_weight", optional=True),
     LossTerm("temporal", "temporal_weight", optional=True, one_view=False),
 )
 WEIGHT_KEYS: tuple[str, ...] = tuple(term.weight_key for term in LOSS_TERMS)
@@ -166,7 +165,6 @@ class PerceptualLoss(nn.Module):
         style_weight: float,
         tv_weight: float,
         batched: bool = False,
-        dummy_weight: float = 0.0,
     ):
         super().__init__()
         self.loss_net = loss_net
@@ -175,7 +173,6 @@ class PerceptualLoss(nn.Module):
         self.content_weight = float(content_weight)
         self.style_weight = float(style_weight)
         self.tv_weight = float(tv_weight)
-        self.dummy_weight = float(dummy_weight)
         self.batched = batched
         missing = (set(self.content_layers) | set(self.style_layers)) - set(loss_net.layers)
         if missing:
@@ -200,8 +197,7 @@ class PerceptualLoss(nn.Module):
         vgg = VGGFeatures(layers=[*loss["content_layers"], *loss["style_layers"]], **dict(loss_net))
         return cls(loss_net=vgg, style_image=style_image, content_layers=loss["content_layers"],
                    style_layers=loss["style_layers"], content_weight=loss["content_weight"],
-                   style_weight=loss["style_weight"], tv_weight=loss["tv_weight"], batched=bool(loss.get("batched")),
-                   dummy_weight=loss.get("dummy_weight", 0.0))
+                   style_weight=loss["style_weight"], tv_weight=loss["tv_weight"], batched=bool(loss.get("batched")))
 
     def grams(self) -> dict[str, torch.Tensor]:
         """The style targets, {layer: (S, C, C)}."""
@@ -246,8 +242,7 @@ class PerceptualLoss(nn.Module):
                 "content": self.content_weight * content_loss(out_feats, content_feats, self.content_layers),
                 "style": style_per_image.mean(),
                 "tv": self.tv_weight * total_variation(output),
-                "dummy": self.dummy_weight * output.float().mean(),
             }
-            losses["total"] = losses["content"] + losses["style"] + losses["tv"] + losses["dummy"]
+            losses["total"] = losses["content"] + losses["style"] + losses["tv"]
         losses["style_per_image"] = style_per_image
         return losses

@@ -10,26 +10,10 @@ in train.py's config group of that name (``configs/style/``), which stylizing do
 import sys
 import time
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from fast_style.cli import print_summary, report_user_errors, run
-from fast_style.config import StylizeConfig, register_schemas
-
-register_schemas()
-
-
-@hydra.main(version_base="1.3", config_path="configs", config_name="stylize")
-def main(cfg: DictConfig) -> None:
-    from fast_style.inference.api import stylize
-
-    start = time.perf_counter()
-    with report_user_errors():
-        config = OmegaConf.to_object(cfg)
-        summary = stylize(config.ckpt, config.input, options=config)
-    print_summary(summary, seconds=time.perf_counter() - start)
-    if summary.counts()[2]:
-        sys.exit(1)
+from fast_style.cli import entry, print_summary
+from fast_style.config import StylizeConfig
 
 
 def style_alias(argv: list[str]) -> list[str]:
@@ -47,6 +31,17 @@ def style_alias(argv: list[str]) -> list[str]:
     return out
 
 
+@entry(config_name="stylize", schema=StylizeConfig, argv=style_alias)
+def main(cfg: DictConfig) -> None:
+    from fast_style.inference.api import stylize
+
+    start = time.perf_counter()
+    config = OmegaConf.to_object(cfg)
+    summary = stylize(config.ckpt, config.input, options=config)
+    print_summary(summary, seconds=time.perf_counter() - start)
+    if summary.counts()[2]:
+        sys.exit(1)
+
+
 if __name__ == "__main__":
-    sys.argv = style_alias(sys.argv)
-    run(main, schema=StylizeConfig)
+    main()

@@ -5,31 +5,25 @@ A thin Hydra entry point; the work is in ``fast_style.training.train.train``, an
 optional ``check`` on held-out photos in ``fast_style.evaluation.resemblance_check``.
 """
 
-import sys
-
-import hydra
 from omegaconf import DictConfig
 
-from fast_style.cli import report_user_errors, run, style_list_overrides
-from fast_style.config import TrainConfig, register_schemas
-
-register_schemas()
+from fast_style.cli import entry, style_list_overrides
+from fast_style.config import TrainConfig
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="train")
+# style=[a,b] -> style=multi styles=[a,b]; Lightning checkpoints on SIGTERM (sigterm=False)
+@entry(config_name="train", schema=TrainConfig, sigterm=False, argv=style_list_overrides)
 def main(cfg: DictConfig) -> None:
     from pytorch_lightning.utilities import rank_zero_only
 
     from fast_style.training.train import train
 
-    with report_user_errors():
-        result = train(cfg)
-        if cfg.get("check") and rank_zero_only.rank == 0:
-            from fast_style.evaluation.resemblance_check import check_after_training
+    result = train(cfg)
+    if cfg.get("check") and rank_zero_only.rank == 0:
+        from fast_style.evaluation.resemblance_check import check_after_training
 
-            check_after_training(cfg, result)
+        check_after_training(cfg, result)
 
 
 if __name__ == "__main__":
-    sys.argv[1:] = style_list_overrides(sys.argv[1:])  # style=[a,b] -> style=multi styles=[a,b]
-    run(main, schema=TrainConfig, sigterm=False)  # Lightning checkpoints on SIGTERM
+    main()

@@ -7,26 +7,22 @@
 For each photo: content, style, TV and total loss of the feed-forward output and of
 L-BFGS after each iteration count (started from the photo), under the loss the model
 was trained with; wall times measured in the same run. Prints a table, writes
-evaluation.json, table.md and grid.png (see fast_style/evaluate.py and configs/evaluate.yaml).
+evaluation.json, table.md and grid.png (see fast_style/evaluation/evaluate.py; every option and its
+default: fast_style.config.EvaluateConfig).
 """
 
-from pathlib import Path
-
-import hydra
 from omegaconf import DictConfig
 
-from fast_style.cli import report_user_errors, run
+from fast_style.cli import config_dir_beside, entry
+from fast_style.config import EvaluateConfig
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
-
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
+@entry(config_name="evaluate", schema=EvaluateConfig)
 def main(cfg: DictConfig) -> None:
     from fast_style.evaluation.evaluate import evaluate
 
-    with report_user_errors():
-        evaluate(cfg, config_dir=CONFIG_DIR)
+    evaluate(cfg, config_dir=config_dir_beside(__file__))
 
 
 if __name__ == "__main__":
-    run(main)
+    main()

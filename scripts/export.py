@@ -15,28 +15,21 @@ numbered name is used instead). Details: ``fast_style/io/export.py``. ONNX needs
 ``pip install -e ".[export]"``.
 """
 
-from pathlib import Path
-
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from fast_style.cli import report_user_errors, run
-from fast_style.config import ExportConfig, register_schemas
-
-register_schemas()
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+from fast_style.cli import entry
+from fast_style.config import ExportConfig
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
+@entry(config_name="export", schema=ExportConfig)
 def main(cfg: DictConfig) -> None:
     from fast_style.io.export import export_model
 
-    with report_user_errors():
-        args = OmegaConf.to_object(cfg)
-        result = export_model(args.ckpt, args.format, args.output, overwrite=args.overwrite,
-                              exporter=args.exporter, opset=args.opset)
+    args = OmegaConf.to_object(cfg)
+    result = export_model(args.ckpt, args.format, args.output, overwrite=args.overwrite,
+                          exporter=args.exporter, opset=args.opset)
     print(result.line())
 
 
 if __name__ == "__main__":
-    run(main, schema=ExportConfig)
+    main()

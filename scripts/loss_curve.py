@@ -7,30 +7,15 @@ Reads the run's TensorBoard event files (``train/content``, ``train/style``,
 plus the first and last totals and their ratio. Lightning logs step k as k - 1.
 """
 
-from dataclasses import dataclass
 from pathlib import Path
 
-import hydra
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from fast_style.cli import report_user_errors, run
+from fast_style.cli import entry
+from fast_style.config import LossCurveConfig
 from fast_style.errors import FastStyleError
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 TAGS = ("train/content", "train/style", "train/tv", "train/total")
-
-
-@dataclass
-class LossCurveConfig:
-    """``run_dir``: the training run's folder (searched for event files at any depth);
-    ``every``: print every N-th logged row (the last one always; 1: all)."""
-
-    run_dir: str = MISSING
-    every: int = 1
-
-
-ConfigStore.instance().store(name="loss_curve_schema", node=LossCurveConfig)
 
 
 def read_scalars(run_dir: Path) -> dict[str, dict[int, float]]:
@@ -62,11 +47,10 @@ def print_curve(config: LossCurveConfig) -> None:
     print(f"\ntotal: {first:.4g} at step {steps[0]} -> {last:.4g} at step {steps[-1]} ({last / first:.2f}x)")
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="loss_curve")
+@entry(config_name="loss_curve", schema=LossCurveConfig)
 def main(cfg: DictConfig) -> None:
-    with report_user_errors():
-        print_curve(OmegaConf.to_object(cfg))
+    print_curve(OmegaConf.to_object(cfg))
 
 
 if __name__ == "__main__":
-    run(main)
+    main()

@@ -7,32 +7,24 @@ Each photo is decoded, its shorter side resized to ``data.resize`` (null: kept, 
 at ``cap``) and stored as uint8 in shards under ``<data.root>/.fast-style-shards/resize-<R>/``,
 where ``python train.py`` (``data.shards=auto``) finds and reads them. An interrupted
 run resumes where it stopped when started again. Every key and its default:
-fast_style.training.prepare.PrepareDataConfig (``--cfg job`` prints them as composed).
+fast_style.training.options.PrepareDataConfig (``--cfg job`` prints them as composed).
 """
 
-from pathlib import Path
-
-import hydra
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from fast_style.cli import report_user_errors, run
-from fast_style.training.prepare import PrepareDataConfig
-
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-ConfigStore.instance().store(name="prepare_data_schema", node=PrepareDataConfig)
+from fast_style.cli import entry
+from fast_style.training.options import PrepareDataConfig
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="prepare_data")
+@entry(config_name="prepare_data", schema=PrepareDataConfig)
 def main(cfg: DictConfig) -> None:
     import logging
 
     from fast_style.training.prepare import prepare
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    with report_user_errors():
-        prepare(cfg)
+    prepare(cfg)
 
 
 if __name__ == "__main__":
-    run(main)
+    main()

@@ -116,20 +116,60 @@ def _compose(name: str, overrides: list[str]):
         return compose(config_name=name, overrides=overrides)
 
 
-@pytest.mark.parametrize("command, schema", [("stylize", "StylizeConfig"), ("export", "ExportConfig")])
-def test_yaml_sets_no_option_the_schema_holds(command, schema):
-    """The yaml files only choose the schema and Hydra's behaviour; the defaults are the dataclass's."""
-    from fast_style import config
+def _schema_name(raw) -> str | None:
+    """The ``<command>_schema`` a top-level yaml's defaults list starts from, or None."""
+    names = [entry for entry in raw.get("defaults", []) if isinstance(entry, str) and entry.endswith("_schema")]
+    return names[0] if names else None
 
+
+TOP_LEVEL_YAMLS = sorted(CONFIG_DIR.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", TOP_LEVEL_YAMLS, ids=[p.stem for p in TOP_LEVEL_YAMLS])
+def test_yaml_sets_no_option_the_schema_holds(path):
+    """Every top-level yaml chooses its schema, groups and Hydra's behaviour; no option's value
+    (the defaults are the dataclass's). A yaml that sets one fails here, naming it."""
+    raw = OmegaConf.load(path)
+    assert _schema_name(raw), f"{path.name} names no <command>_schema in its defaults"
+    assert set(raw) - {"defaults", "hydra"} == set(), f"{path.name} sets {set(raw) - {'defaults', 'hydra'}}"
+
+
+@pytest.mark.parametrize("command", sorted(__import__("fast_style.config").config.COMMANDS))
+def test_every_schema_is_a_command_yaml_with_its_defaults(command):
+    """Each schema of config.COMMANDS is the start of configs/<command>.yaml, which takes the
+    shared hydra block, and the composed config holds the schema's defaults unchanged."""
+    from fast_style.config import COMMANDS
+
+    schema = COMMANDS[command]
     raw = OmegaConf.load(CONFIG_DIR / f"{command}.yaml")
-    assert set(raw) <= {"defaults", "hydra"}, set(raw)
-    composed = _compose(command, ["ckpt=m", "input=p"] if command == "stylize" else ["ckpt=m"])
-    cls = getattr(config, schema)
-    fields = {f.name: f.default for f in dataclasses.fields(cls)}
-    assert set(composed) == set(fields)
-    for name, default in fields.items():
-        if default is not dataclasses.MISSING and name not in ("ckpt", "input"):
-            assert composed[name] == default, name
+    assert _schema_name(raw) == f"{command}_schema"
+    hydra_blocks = [e["hydra"] for e in OmegaConf.to_container(raw.defaults) if isinstance(e, dict) and "hydra" in e]
+    assert hydra_blocks == (["default"] if command == "train" else ["tool"]), hydra_blocks
+    assert set(raw.get("hydra", {})) <= {"sweep"}, "Hydra's behaviour lives in configs/hydra/"
+    required = [f"{f.name}=x" for f in dataclasses.fields(schema)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                or f.default == "???"]
+    composed = _compose(command, [o for o in required if not o.startswith(("paths=", "data=", "trainer="))])
+    assert set(composed) == {f.name for f in dataclasses.fields(schema)}
+    for f in dataclasses.fields(schema):
+        if f.default is not dataclasses.MISSING and f.default != "???" and not OmegaConf.is_config(composed[f.name]):
+            assert composed[f.name] == f.default, f"{command}.yaml changes {f.name}"
+
+
+def test_the_data_group_takes_its_defaults_from_the_options():
+    """configs/data/coco.yaml only chooses the folder; the datamodule's defaults are DataOptions'."""
+    import inspect
+
+    from fast_style.training.data import ContentDataModule
+    from fast_style.training.options import DataOptions
+
+    assert set(OmegaConf.load(CONFIG_DIR / "data" / "coco.yaml")) == {"root"}
+    options = {f.name: f.default for f in dataclasses.fields(DataOptions) if f.name not in ("_target_", "root")}
+    signature = {k: p.default for k, p in inspect.signature(ContentDataModule).parameters.items() if k != "root"}
+    assert signature == options
+    composed = _compose("train", [])
+    assert {k: composed.data[k] for k in options} == options
+    assert composed.data._target_ == "fast_style.training.data.ContentDataModule"
 
 
 def test_train_top_level_defaults_come_from_the_schema():

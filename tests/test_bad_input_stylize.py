@@ -404,7 +404,7 @@ def test_bad_command_lines_are_one_line(tmp_path, model_file, override, needle):
     ("stylize", "size=[1", "no viable alternative at input '[1'"),
     ("stylize", "overwrite=maybe", "overwrite=maybe"),
     ("train", "style=nonexist", "Could not find 'style/nonexist'; choose one of: composition_vii, custom, demo"),
-    ("train", "data.batch_sizee=3", "Key 'batch_sizee' is not in struct"),
+    ("train", "data.batch_sizee=3", "Key 'batch_sizee' not in 'DataOptions'"),  # the data group has a schema
 ])
 def test_composition_errors_become_one_line(config, override, needle):
     from hydra import compose, initialize_config_dir

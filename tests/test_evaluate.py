@@ -27,6 +27,9 @@ from conftest import CONFIG_DIR, TINY_LOSS, random_photo, save_two_styles, two_s
 
 
 def compose_evaluate(overrides: list[str]):
+    from fast_style.config import register_schemas
+
+    register_schemas()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
         return compose(config_name="evaluate", overrides=overrides)
 

@@ -15,6 +15,9 @@ from conftest import CONFIG_DIR, TINY_LOSS, random_photo, run_entry
 
 
 def compose_optimize(overrides: list[str]):
+    from fast_style.config import register_schemas
+
+    register_schemas()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
         return compose(config_name="optimize", overrides=overrides)
 

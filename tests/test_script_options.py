@@ -58,6 +58,8 @@ def scalar_or_list_fields(schema) -> list[tuple[str, object]]:
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         if default is dataclasses.MISSING or OmegaConf.is_missing(OmegaConf.structured(schema), f.name):
             continue
+        if dataclasses.is_dataclass(default):  # a typed group (prepare_data's data), set by its keys
+            continue
         fields.append((f.name, default))
     return fields
 

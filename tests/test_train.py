@@ -70,13 +70,15 @@ def test_total_loss_falls_on_shared_photos(tmp_path, shared_data):
 
     from hydra.utils import instantiate
 
+    from fast_style.training.spec import build_train_spec
     from fast_style.training.train import build_module, load_style_tensor
 
     cfg = compose_train(TINY_OVERRIDES + ["model.width=16", "data.image_size=48", f"data.root={shared_data / 'content'}",
-                                          "loss.content_weight=1.0", "loss.style_weight=1.0e4", "loss.tv_weight=1.0", "lr=3e-3"])
+                                          "loss.content_weight=1.0", "loss.style_weight=1.0e4", "loss.tv_weight=1.0", "lr=3e-3",
+                                          f"paths.output_dir={tmp_path}"])
     pl.seed_everything(0)
     record = Record()
-    module = build_module(cfg, load_style_tensor(shared_data / "styles" / "starry_night.jpg", size=64))
+    module = build_module(build_train_spec(cfg), load_style_tensor(shared_data / "styles" / "starry_night.jpg", size=64))
     trainer = pl.Trainer(max_steps=40, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, callbacks=[record],
                          default_root_dir=tmp_path)

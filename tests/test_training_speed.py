@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from fast_style.bench import training as bench
 from fast_style.devices import native_bf16, training_path
 from fast_style.nn.losses import PerceptualLoss, gram_matrix
+from fast_style.training.spec import build_train_spec
 from fast_style.training.train import build_module, load_style_tensor
 
 from conftest import TINY_OVERRIDES, compose_train
@@ -142,24 +143,25 @@ def test_switch_composes_and_runs_one_step(switch, tmp_path, image_folder, style
         if not native_bf16(torch.device("cpu")):
             pytest.skip("this CPU has no native bf16 (AVX512-BF16/AMX): emulated bf16 is only slow, not tested")
     cfg = compose_train(TINY_OVERRIDES + [switch, f"data.root={image_folder}", f"paths.output_dir={tmp_path}"])
-    module = build_module(cfg, load_style_tensor(style_file, size=cfg.style.size))
+    spec = build_train_spec(cfg)  # the trainer's precision is the spec's (cfg keeps "auto")
+    module = build_module(spec, load_style_tensor(style_file, size=cfg.style.size))
     record = _Record()
-    trainer = instantiate(cfg.trainer, max_steps=1, logger=False, callbacks=[record], enable_checkpointing=False)
+    trainer = instantiate(spec.trainer, max_steps=1, logger=False, callbacks=[record], enable_checkpointing=False)
     trainer.fit(module, datamodule=instantiate(cfg.data))
     assert trainer.global_step == 1 and len(record.losses) == 1
     assert torch.isfinite(record.losses[0]) and record.losses[0].dtype == torch.float32
     assert SWITCHES[switch](module, trainer)
 
 
-def test_compile_switch_composes(style_file):
+def test_compile_switch_composes(style_file, tmp_path):
     """compile=true wraps both networks in place (checkpoint keys unchanged).
 
     Running a compiled step is not tested: Inductor's first step (forward and
     backward graphs of TransformerNet and VGG-16) takes minutes on 2 CPU cores;
     ``scripts/benchmark.py part=training compile=true`` measures it.
     """
-    cfg = compose_train(TINY_OVERRIDES + ["compile=true"])
-    module = build_module(cfg, load_style_tensor(style_file, size=cfg.style.size))
+    cfg = compose_train(TINY_OVERRIDES + ["compile=true", f"paths.output_dir={tmp_path}"])
+    module = build_module(build_train_spec(cfg), load_style_tensor(style_file, size=cfg.style.size))
     assert module.transformer._compiled_call_impl is not None
     assert module.loss._compiled_call_impl is not None
     assert not any("_orig_mod" in key for key in module.state_dict())
@@ -179,7 +181,7 @@ def test_benchmark_quick_writes_json(tmp_path, capsys):
 
 def test_auto_trainer_is_the_default_and_resolves_per_device(monkeypatch):
     from fast_style import devices
-    from fast_style.training.train import resolve_auto_path
+    from fast_style.training.spec import choose_device_path
 
     cfg = compose_train([])
     assert (cfg.trainer.precision, cfg.channels_last, cfg.trainer.accelerator) == ("auto", "auto", "auto")
@@ -196,13 +198,12 @@ def test_auto_trainer_is_the_default_and_resolves_per_device(monkeypatch):
         path = devices.training_path(torch.device(kind))
         assert (path.precision, path.channels_last) == expected, kind
         cfg = compose_train([f"trainer.accelerator={'gpu' if kind == 'cuda' else kind}"])
-        resolve_auto_path(cfg)
-        assert (cfg.trainer.precision, cfg.channels_last) == expected
+        chosen = choose_device_path(cfg)
+        assert (chosen.precision, chosen.channels_last) == expected
+        assert (cfg.trainer.precision, cfg.channels_last) == ("auto", "auto")  # the config is not changed
     # a value set by hand is kept, the other half still resolved
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
-    cfg = compose_train(["trainer.accelerator=cpu", "trainer.precision=32-true"])
-    resolve_auto_path(cfg)
-    assert (cfg.trainer.precision, cfg.channels_last) == ("32-true", "loss_net")
-    cfg = compose_train(["trainer=cpu"])  # explicit groups do not go through auto
-    resolve_auto_path(cfg)
-    assert (cfg.trainer.precision, cfg.channels_last) == ("bf16-mixed", "loss_net")
+    chosen = choose_device_path(compose_train(["trainer.accelerator=cpu", "trainer.precision=32-true"]))
+    assert (chosen.precision, chosen.channels_last) == ("32-true", "loss_net")
+    chosen = choose_device_path(compose_train(["trainer=cpu"]))  # explicit groups do not go through auto
+    assert (chosen.precision, chosen.channels_last, chosen.reason) == ("bf16-mixed", "loss_net", None)

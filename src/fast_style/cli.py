@@ -1,6 +1,17 @@
 """What entry points share: user errors become one line on stderr and exit status 2.
 
-``run(main, schema)`` runs a ``@hydra.main`` function so that:
+Every entry point is one decorated function::
+
+    @entry(config_name="export", schema=ExportConfig)
+    def main(cfg): ...
+
+    if __name__ == "__main__":
+        main()
+
+:func:`entry` registers the schemas (:func:`fast_style.config.register_schemas`), wraps
+the function in ``hydra.main(version_base="1.3")`` with the ``configs`` folder beside the
+script, runs its body under :func:`report_user_errors`, and, called, goes through
+:func:`run`. ``run(main, schema)`` runs a ``@hydra.main`` function so that:
 
 - a bad command line (unknown key, a value of the wrong type, a parse error, a missing
   config group option) is one ``error:`` line and exit 2, not Hydra's multi-line
@@ -22,11 +33,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import functools
 import logging
 import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
@@ -127,3 +140,51 @@ def run(main: Callable[[], None], *, schema: type | None = None, sigterm: bool =
         if full_error:
             raise
         _fail(config_error_line(exc, schema=schema))
+
+
+def config_dir_beside(script: str | os.PathLike) -> Path:
+    """The ``configs`` folder of the checkout that holds ``script``: the first folder named
+    ``configs`` in the script's folder or above it (train.py: ``./configs``; scripts/x.py: ``../configs``)."""
+    for folder in Path(script).resolve().parents:
+        if (folder / "configs").is_dir():
+            return folder / "configs"
+    raise FileNotFoundError(f"no configs folder beside or above {script}")
+
+
+def entry(*, config_name: str, schema: type | None = None, sigterm: bool = True,
+          argv: Callable[[list[str]], list[str]] | None = None) -> Callable[[Callable], Callable[[], None]]:
+    """Decorate an entry point's ``main(cfg)``: the schemas registered, ``hydra.main`` over
+    ``configs/<config_name>.yaml``, the body under :func:`report_user_errors`; calling the
+    result runs it through :func:`run` (one-line errors, exit codes 2, 130, 143).
+
+    ``schema``: the command's schema (:data:`fast_style.config.COMMANDS`), whose keys a
+    misspelt one is compared with; ``sigterm=False`` leaves SIGTERM to the command (train.py:
+    Lightning saves ``last.ckpt``); ``argv``: rewrites ``sys.argv[1:]`` before Hydra reads it
+    (train.py's ``style=[a,b]``, stylize.py's ``style=``). The decorated function stays
+    reachable as ``.hydra_main`` (Hydra's) and ``.__wrapped__`` (the plain body)."""
+    from fast_style.config import register_schemas
+
+    register_schemas()
+
+    def decorate(body: Callable) -> Callable[[], None]:
+        import hydra
+
+        @functools.wraps(body)  # Hydra unwraps __wrapped__: the job is named after the script
+        def task(cfg) -> None:
+            with report_user_errors():
+                body(cfg)
+
+        code = getattr(body, "__code__", None)
+        hydra_main = hydra.main(version_base="1.3", config_path=str(config_dir_beside(code.co_filename)),
+                                config_name=config_name)(task)
+
+        @functools.wraps(body)
+        def main() -> None:
+            if argv is not None:
+                sys.argv[1:] = argv(sys.argv[1:])
+            run(hydra_main, schema=schema, sigterm=sigterm)
+
+        main.hydra_main = hydra_main
+        return main
+
+    return decorate

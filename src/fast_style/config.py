@@ -1,11 +1,14 @@
 """Hydra schemas of every command: the single source of command-line defaults and types.
 
 Each command's primary config (``configs/<command>.yaml``) starts its defaults list with
-the schema registered here, so a misspelt key (``strenght=0.5``) or a wrong type
+its schema, ``<command>_schema``, registered from :data:`COMMANDS` (the one list), so a misspelt key (``strenght=0.5``) or a wrong type
 (``size=big``) is rejected by Hydra before anything runs, and ``overwrite=no`` is the
 boolean false. Option defaults live in the dataclasses, not in the yaml files; the
 yaml files of the config groups (``model/``, ``loss/``, ``style/`` ...) are named
-presets whose keys the group schemas below check.
+presets whose keys the group schemas below check. What Hydra itself does (run folder or
+none, log files) is one shared block per kind of command: ``configs/hydra/default.yaml``
+(train.py's run folders) and ``configs/hydra/tool.yaml`` (every other command: no run
+folder, no ``.hydra/``, no log file), taken through each yaml's defaults list.
 
     python stylize.py --cfg job       # every option with its value, as composed
 """
@@ -20,6 +23,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 from fast_style.inference.options import StylizeOptions
+from fast_style.training.options import DataOptions, PrepareDataConfig
 
 
 @dataclass
@@ -141,7 +145,7 @@ class TrainConfig:
     model: ModelSchema = field(default_factory=ModelSchema)
     loss_net: LossNetSchema = field(default_factory=LossNetSchema)
     loss: LossSchema = field(default_factory=LossSchema)
-    data: Any = MISSING
+    data: DataOptions = field(default_factory=DataOptions)
     trainer: Any = MISSING
     callbacks: Any = None
     logger: Any = None
@@ -149,7 +153,110 @@ class TrainConfig:
     check: CheckSchema | None = None
 
 
-SCHEMAS = {"stylize_schema": StylizeConfig, "export_schema": ExportConfig, "train_schema": TrainConfig}
+@dataclass
+class EvaluateLossNet:
+    """``loss_net`` of ``scripts/evaluate.py``: each key null takes the model's own (its metadata
+    names the weights: imagenet, file:<path> or random(seed=N)); style models do not record
+    arch and pool, which then default to vgg16 and max."""
+
+    arch: str | None = None
+    pool: str | None = None
+    pretrained: Any = None
+    weights: str | None = None
+    seed: int | None = None
+
+
+@dataclass
+class EvaluateConfig:
+    """``python scripts/evaluate.py``: a style model against pixel optimisation under its training loss.
+
+    ``ckpt``: a .safetensors style model or a Lightning .ckpt (both record their training
+    loss); ``styles``: which style of a multi-style model (a name of its styles or an index
+    0..S-1); ``images``: a folder of held-out photos (searched recursively, sorted by name),
+    the first ``num_images`` by name (null: all), resized (shorter side) and centre-cropped
+    to ``size`` x ``size``; ``iterations``: optimisation iteration counts compared with (one
+    run to the largest gives them all; a number or a list); ``optimizer``: lbfgs | adam,
+    started from the photo, ``lr`` null: the optimizer's own (see :class:`OptimizeConfig`);
+    ``flicker``: frames of a clip with a known camera move made from each photo for the
+    flicker measure (0: off); ``output``: folder for evaluation.json, table.md and grid.png
+    (null: evaluations/<style>-<size>px, numbered -1, -2 ... if it exists, unless
+    ``overwrite``); ``device``: auto (cuda, then mps, then cpu) or a device name.
+    ``style`` (group, default none): the painting; none takes the style config named like the
+    model's style (or the ``styles`` chosen of a multi-style model)."""
+
+    task_name: str = "evaluate"
+    ckpt: str = MISSING
+    styles: Any = None
+    images: str = MISSING
+    num_images: int | None = 4
+    size: int = 256
+    iterations: Any = field(default_factory=lambda: [50, 100, 300])
+    optimizer: str = "lbfgs"
+    lr: float | None = None
+    loss_net: EvaluateLossNet = field(default_factory=EvaluateLossNet)
+    flicker: int = 16
+    output: str | None = None
+    overwrite: bool = False
+    device: str = "auto"
+    progress: bool = True
+    style: Any = None
+    paths: Any = MISSING
+
+
+@dataclass
+class OptimizeConfig:
+    """``python optimize.py``: stylize one photo by optimising its pixels (Gatys et al.).
+
+    ``content``: the photo; ``output``: the file to write (its folder must exist; null:
+    beside the photo as <name>_<style>_optimized.png), replaced only with ``overwrite``
+    (intermediate images too); ``size``: longer side of the photo before optimising (null:
+    native); ``optimizer``: lbfgs (Gatys) | adam, ``iterations`` steps (an L-BFGS iteration
+    with its strong-Wolfe line search usually evaluates the loss once); pixels are
+    y = sigmoid(z), optimised in z, ``lr`` null: 1.0 for lbfgs, 0.1 for adam; ``init``:
+    content (start from the photo) | noise (uniform random pixels, ``seed``);
+    ``save_every``: also write <output>_iter<k> every N iterations (0: only the final image);
+    ``device``: auto (cuda, then mps, then cpu) or a device name. Groups as train.py's:
+    ``style``, ``loss_net``, ``loss`` (``loss=gatys``: VGG-19, Gatys' layers), ``paths``."""
+
+    task_name: str = "optimize"
+    content: str = MISSING
+    output: str | None = None
+    overwrite: bool = False
+    size: int | None = 512
+    optimizer: str = "lbfgs"
+    iterations: int = 300
+    lr: float | None = None
+    init: str = "content"
+    seed: int | None = 0
+    save_every: int | None = 0
+    device: str = "auto"
+    progress: bool = True
+    style: StyleSchema = field(default_factory=StyleSchema)
+    loss_net: LossNetSchema = field(default_factory=LossNetSchema)
+    loss: LossSchema = field(default_factory=LossSchema)
+    paths: Any = MISSING
+
+
+@dataclass
+class LossCurveConfig:
+    """``python scripts/loss_curve.py``: ``run_dir``: the training run's folder (searched for
+    event files at any depth); ``every``: print every N-th logged row (the last one always; 1: all)."""
+
+    run_dir: str = MISSING
+    every: int = 1
+
+
+# The one list of commands: configs/<name>.yaml starts its defaults with ``<name>_schema``.
+COMMANDS: dict[str, type] = {
+    "train": TrainConfig,
+    "stylize": StylizeConfig,
+    "export": ExportConfig,
+    "evaluate": EvaluateConfig,
+    "optimize": OptimizeConfig,
+    "prepare_data": PrepareDataConfig,
+    "loss_curve": LossCurveConfig,
+}
+SCHEMAS = {f"{name}_schema": schema for name, schema in COMMANDS.items()}
 
 
 def styles_name(styles: Any) -> str:
@@ -162,8 +269,8 @@ def styles_name(styles: Any) -> str:
 
 
 def register_schemas() -> ConfigStore:
-    """Put every schema into Hydra's ConfigStore, and the resolvers the configs use into
-    OmegaConf (idempotent); entry points call it first."""
+    """Put every schema of :data:`COMMANDS` into Hydra's ConfigStore, and the resolvers the
+    configs use into OmegaConf (idempotent); :func:`fast_style.cli.entry` calls it first."""
     store = ConfigStore.instance()
     for name, node in SCHEMAS.items():
         store.store(name=name, node=node)

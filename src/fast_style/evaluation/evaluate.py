@@ -58,6 +58,7 @@ from fast_style.io.images import (
 )
 from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import StyleModel, open_model
+from fast_style.nn.losses import LOSS_TERMS
 from fast_style.nn.vgg import weights_of_source
 from fast_style.training.styles import resolve_style_image
 
@@ -105,6 +106,20 @@ def loss_net_kwargs(*, metadata: StyleModelMetadata, overrides: Mapping[str, Any
             notes.append(f"{key} not recorded in the model, assumed {default} (set loss_net.{key})")
     kwargs.setdefault("pretrained", False if kwargs.get("weights") else True)
     return kwargs, notes
+
+
+def describe_loss(loss: dict[str, Any]) -> str:
+    """The loss' terms in one line, in :data:`fast_style.nn.losses.LOSS_TERMS`' order:
+    ``content relu2_2 x 1e+05; style relu1_2, ... x 1e+10; tv x 1e+04`` (an optional term
+    only when it is on)."""
+    parts = []
+    for term in LOSS_TERMS:
+        weight = float(loss.get(term.weight_key) or 0.0)
+        if term.optional and not weight:
+            continue
+        layers = f" {_layers(loss[term.layers_key])}" if term.layers_key else ""
+        parts.append(f"{term.name}{layers} x {weight:g}")
+    return "; ".join(parts)
 
 
 def style_config(*, cfg: DictConfig, style_name: str, config_dir: Path | None) -> dict[str, Any]:
@@ -192,8 +207,7 @@ def format_table(report: Mapping[str, Any]) -> str:
         f"vs pixel optimisation ({optimizer}, started from the photo)",
         f"Loss network: {net['arch'].upper().replace('VGG', 'VGG-')} {net['source']}, {net['pool']} pooling"
         + "".join(f"; {note}" for note in net["notes"]),
-        f"Loss: content {_layers(loss['content_layers'])} x {float(loss['content_weight']):g}; "
-        f"style {_layers(loss['style_layers'])} x {float(loss['style_weight']):g}; tv x {float(loss['tv_weight']):g}",
+        "Loss: " + describe_loss(loss),
         f"{len(report['images'])} photo(s), {report['size']}x{report['size']} px, device {report['device']}"
         f" ({report['threads']} threads); means over the photos",
         "",

@@ -18,7 +18,7 @@ Only the pixels of y are free; the loss network is frozen.
 :func:`optimize_pixels` records the loss after every iteration k = 0 .. N (k = 0 is
 the start) and the optimiser's cumulative wall time, so one run of N iterations also
 gives the loss and time at every smaller count (what ``scripts/evaluate.py`` needs).
-:func:`optimize` is ``python optimize.py``: the composed ``configs/optimize.yaml``.
+:func:`optimize` is ``python optimize.py``: the composed ``configs/optimize.yaml`` (schema: ``fast_style.config.OptimizeConfig``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 from fast_style.devices import resolve_device
 from fast_style.errors import FastStyleError
 from fast_style.io.images import load_image, save_image
-from fast_style.nn.losses import PerceptualLoss
+from fast_style.nn.losses import PERCEPTUAL_KEYS, PerceptualLoss
 from fast_style.training.styles import resolve_style_image
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.1}
 EPS = 0.5 / 255
-LOSS_KEYS = ("content", "style", "tv", "total")
+LOSS_KEYS = PERCEPTUAL_KEYS  # content, style, tv (nn.losses.LOSS_TERMS) and total
 
 
 class OptimizeOptionError(FastStyleError):

@@ -24,11 +24,19 @@ Precision: under mixed precision (``torch.autocast``, bf16 or fp16) only the los
 network's convolutions run in low precision; every Gram matrix and every loss term
 above is computed in at least fp32 with autocast switched off (``fast_style.nn.precision``:
 fp32 for bf16/fp16/fp32 features, fp64 when the module was moved to float64).
+
+The terms are data as well: :data:`LOSS_TERMS` lists each weighted term, the key of its
+weight in the ``loss`` config and, if it has them, of its per-layer weights. The range
+checks of training, the logged names and the evaluation's description of a loss read it,
+so a new term is its formula here, its entry there, a field of the ``loss`` schema
+(``fast_style.config.LossSchema``, which a test keeps in step with this table) and its
+value in the ``configs/loss/`` presets.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +44,39 @@ from torch import nn
 
 from fast_style.nn.precision import at_least_fp32, full_dtype, full_precision
 from fast_style.nn.vgg import VGGFeatures
+
+
+@dataclass(frozen=True)
+class LossTerm:
+    """One weighted term of the training loss, logged as ``train/<name>``: its weight is
+    ``loss.<weight_key>`` (>= 0; 0 switches it off), its per-layer weights ``loss.<layers_key>``
+    (None: no layers); ``optional``: a loss config may leave it out (then 0, off);
+    ``one_view``: :class:`PerceptualLoss` computes it from one stylized batch (False: the
+    temporal term, which needs a second view and is added by the training module)."""
+
+    name: str
+    weight_key: str
+    layers_key: str | None = None
+    optional: bool = False
+    one_view: bool = True
+
+
+# Every weighted term, in the order reports list them (the temporal term: fast_style.nn.temporal).
+LOSS_TERMS: tuple[LossTerm, ...] = (
+    LossTerm("content", "content_weight", "content_layers"),
+    LossTerm("style", "style_weight", "style_layers"),
+    LossTerm("tv", "tv_weight"),
+    LossTerm("temporal", "temporal_weight", optional=True, one_view=False),
+)
+WEIGHT_KEYS: tuple[str, ...] = tuple(term.weight_key for term in LOSS_TERMS)
+# What PerceptualLoss returns besides style_per_image: its terms and their sum
+PERCEPTUAL_KEYS: tuple[str, ...] = (*(term.name for term in LOSS_TERMS if term.one_view), "total")
+
+
+def term_weights(loss: Mapping) -> dict[str, float]:
+    """``{weight_key: value}`` of every term of :data:`LOSS_TERMS` in a ``loss`` config
+    (an optional term left out is 0.0; a required one left out is None)."""
+    return {t.weight_key: loss.get(t.weight_key, 0.0 if t.optional else None) for t in LOSS_TERMS}
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:

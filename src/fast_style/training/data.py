@@ -40,6 +40,7 @@ from fast_style.io.images import ImageReadError, open_rgb, pil_to_tensor, square
 from fast_style.training.crops import crop_and_flip, resize_shorter
 from fast_style.training.demo import prepare_content
 from fast_style.training.index import NoImagesError, readable_header, scan_images
+from fast_style.training.options import data_default
 from fast_style.training.shards import (
     MANIFEST,
     SHARDS_DIR,
@@ -142,25 +143,27 @@ class ContentDataModule(pl.LightningDataModule):
     ``index_cache``: cache the folder's header scan (:mod:`fast_style.training.index`).
     ``fill_with_samples`` (the offline demo) fills an empty ``root`` with photos that
     ship inside scikit-image's wheel (:func:`fast_style.training.demo.prepare_content`).
+    Every keyword's default is :class:`fast_style.training.options.DataOptions`' (train.py's
+    ``data`` group), the one place they are written.
     """
 
     def __init__(
         self,
         *,
         root: str,
-        image_size: int = 256,
-        resize: int | None = 256,
-        batch_size: int = 4,
-        num_workers: int = 4,
-        hflip: bool = False,
-        pin_memory: bool | str = "auto",
-        num_samples: int = 4,
-        sample_size: int = 256,
-        sample_root: str | None = None,
-        fill_with_samples: bool = False,
-        shards: str | bool | None = "auto",
-        cache: bool = False,
-        index_cache: bool = True,
+        image_size: int = data_default("image_size"),
+        resize: int | None = data_default("resize"),
+        batch_size: int = data_default("batch_size"),
+        num_workers: int = data_default("num_workers"),
+        hflip: bool = data_default("hflip"),
+        pin_memory: bool | str = data_default("pin_memory"),
+        num_samples: int = data_default("num_samples"),
+        sample_size: int = data_default("sample_size"),
+        sample_root: str | None = data_default("sample_root"),
+        fill_with_samples: bool = data_default("fill_with_samples"),
+        shards: str | bool | None = data_default("shards"),
+        cache: bool = data_default("cache"),
+        index_cache: bool = data_default("index_cache"),
     ):
         super().__init__()
         self.root = root

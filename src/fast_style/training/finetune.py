@@ -76,6 +76,14 @@ def open_base(path: str | Path, *, new_names: list[str]) -> Base:
     return Base(path=Path(path), network=network, names=names)
 
 
+def grown_name(base: Base, *, style_name: str, new_names: list[str]) -> str:
+    """The fine-tuned model's name: every style's, the file's first (``a+b+new``), unless
+    ``style_name`` was set by hand (it differs from the new styles' own ``+``-joined name)."""
+    if style_name == "+".join(new_names):
+        return "+".join([*base.names, *new_names])
+    return style_name
+
+
 def grown_arch(base: Base, new_styles: int) -> dict[str, object]:
     """The TransformerNet config of ``base``'s network with ``new_styles`` more styles."""
     return {**base.network.config, "num_styles": len(base.names) + new_styles}

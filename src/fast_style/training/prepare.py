@@ -23,8 +23,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import MISSING
-
 from fast_style.errors import first_line
 from fast_style.io.files import atomic_write_text, sweep_stale
 from fast_style.io.images import ImageReadError, open_rgb
@@ -69,32 +67,6 @@ def _encode_one(job: tuple[str, str, ShardSettings]) -> tuple[str, tuple[bytes, 
     except Exception as exc:  # noqa: BLE001 - a run never dies for one photo
         return source, f"{path}: {first_line(exc)}"
     return source, (encode(array, settings=settings), int(array.shape[0]), int(array.shape[1]))
-
-
-@dataclass
-class PrepareDataConfig:
-    """``python scripts/prepare_data.py``: every option and its default.
-
-    ``data``: the data group of train.py (``data.root``, ``data.resize`` are read);
-    ``output``: the shard folder (None: ``<data.root>/.fast-style-shards/resize-<R>``,
-    where training finds it by itself); ``format``: raw (memmapped uint8 arrays, the
-    fastest to read) or jpeg (``quality``; about a fifth of the disk); ``cap``: the
-    largest shorter side kept when ``data.resize`` is null; ``shard_size``: images per
-    shard (the unit of resuming); ``workers``: processes (None: every CPU core);
-    ``overwrite``: rebuild a set made with other settings (or to take in a changed folder).
-    """
-
-    task_name: str = "prepare_data"
-    output: str | None = None
-    format: str = "raw"
-    quality: int = 95
-    cap: int = 512
-    shard_size: int = 1024
-    workers: int | None = None
-    overwrite: bool = False
-    progress: bool = True
-    data: Any = MISSING
-    paths: Any = MISSING
 
 
 def prepare(cfg: Any) -> Prepared:

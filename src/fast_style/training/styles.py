@@ -11,7 +11,8 @@ image with the project's own code (the offline demo).
 Several styles (``styles=[a, b, ...]``, :func:`style_list`): each entry is the name of a
 style config, read from the ``style/`` folder of the run's config search path (the
 ``configs`` folder), or the path of an image (an entry with a folder or a file suffix),
-named after its stem. Each then goes through :func:`resolve_style_image` as above.
+named after its stem. Each then goes through :func:`resolve_style_image` as above. The
+training spec (:mod:`.spec`) reads them once, from folders it is given or the run's.
 
 :func:`check_style_pixels` reads the image's size from its header (nothing is decoded)
 and refuses a style image that would reach the loss network with more than
@@ -203,19 +204,20 @@ def named_style(name: str, dirs: list[Path]) -> dict[str, Any]:
     return {key: values.get(key) for key in STYLE_KEYS}
 
 
-def style_list(cfg: DictConfig) -> list[dict[str, Any]]:
+def style_list(cfg: DictConfig, *, dirs: list[Path] | None = None) -> list[dict[str, Any]]:
     """The styles a run trains, in order, each a style-config dict (keys :data:`STYLE_KEYS`).
 
     ``styles`` unset: the one ``style`` group, as today. Else one dict per entry: a named
     style's config, or ``{"name": stem, "image": path}`` for an image path; each is named
     by its entry as written (the name ``${styles_name:...}`` joins for ``style.name``).
     ``style.size``, when set, is every style image's size; null keeps each named style's
-    own and gives image paths :data:`IMAGE_ENTRY_SIZE`."""
+    own and gives image paths :data:`IMAGE_ENTRY_SIZE`. ``dirs``: the folders of the style
+    configs (None: :func:`style_config_dirs`)."""
     entries = cfg.get("styles")
     if entries is None:
         style = OmegaConf.to_container(cfg.style, resolve=True, throw_on_missing=True)
         return [{key: style.get(key) for key in STYLE_KEYS}]
-    dirs = style_config_dirs(cfg)
+    dirs = style_config_dirs(cfg) if dirs is None else list(dirs)
     size = cfg.style.get("size")
     specs = []
     for entry in map(str, entries):

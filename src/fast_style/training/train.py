@@ -1,5 +1,9 @@
 """``train(cfg)``: everything ``python train.py`` does, given a composed Hydra config.
 
+The config is resolved once into a :class:`~fast_style.training.spec.TrainSpec` (the
+device's precision and layout, the range checks, the styles) and only read: the module,
+the styles, fine-tuning, checkpoints and the Trainer take the spec.
+
 Order matters for failing fast: the options' ranges first (:mod:`.validation`), then
 the style images (their sizes read from the headers), the model to add styles to
 (``finetune_from``, :mod:`.finetune`), the training images, the checkpoint to resume
@@ -27,23 +31,25 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from fast_style.devices import accelerator_device, cluster_plugins, training_path
+from fast_style.devices import cluster_plugins
 from fast_style.errors import CheckpointError, FastStyleError
 from fast_style.io.files import atomic_write_text
 from fast_style.io.images import load_image
 from fast_style.training.callbacks import ExportStyleModel, StyleSamples
 from fast_style.training.checkpoints import Checkpoint, check_fits, choose_checkpoint
-from fast_style.training.finetune import Base, copy_base, grown_arch, log_arch_choice, open_base
+from fast_style.training.finetune import (
+    Base,
+    copy_base,
+    grown_arch,
+    grown_name,
+    log_arch_choice,
+    open_base,
+)
 from fast_style.training.module import LOSS_NET_PREFIX, StyleTransferModule
-from fast_style.training.styles import check_style_pixels, resolve_style_image, style_list
-from fast_style.training.validation import check_train_config
+from fast_style.training.spec import TrainSpec, build_train_spec
+from fast_style.training.styles import check_style_pixels, resolve_style_image
 
 log = logging.getLogger(__name__)
-
-
-def _plain(node: Any) -> Any:
-    """A config node as plain Python containers (what checkpoints can store safely)."""
-    return OmegaConf.to_container(node, resolve=True, throw_on_missing=True) if isinstance(node, DictConfig) else node
 
 
 def _instantiate_all(group: DictConfig | None) -> list[Any]:
@@ -63,19 +69,14 @@ def load_style_tensor(path: Path, *, size: int | None) -> torch.Tensor:
 SINGLE_STYLE_KEYS = ("name", "file", "sha256", "image", "size")  # what a one-style model's hparams keep
 
 
-def build_module(cfg: DictConfig, style_image: torch.Tensor | list[torch.Tensor], *,
-                 specs: list[dict[str, Any]] | None = None, base: Base | None = None) -> StyleTransferModule:
-    """The module as configured; ``auto`` precision and layout are resolved first (in ``cfg``,
-    so that a Trainer instantiated from ``cfg.trainer`` afterwards gets the same choice).
-
-    ``specs`` (:func:`fast_style.training.styles.style_list`; default: the ``style`` group)
-    are the styles trained, one image each in ``style_image``. More than one: a network
-    with that many styles. ``base`` (``finetune_from``): the file's network grown by the
-    new styles, its tensors copied in, only the new styles trained."""
-    resolve_auto_path(cfg)
-    specs = specs or style_list(cfg)
-    model, names = _plain(cfg.model), [spec["name"] for spec in specs]
-    style = {k: v for k, v in specs[0].items() if k in SINGLE_STYLE_KEYS}
+def build_module(spec: TrainSpec, style_image: torch.Tensor | list[torch.Tensor], *,
+                 base: Base | None = None) -> StyleTransferModule:
+    """The module of ``spec``: its styles (one image each in ``style_image``; more than one:
+    a network with that many styles), precision layout and optimisation. ``base``
+    (``finetune_from``): the file's network grown by the new styles, its tensors copied in,
+    only the new styles trained."""
+    model, names = dict(spec.model), spec.style_names
+    style = {k: v for k, v in spec.styles[0].as_dict().items() if k in SINGLE_STYLE_KEYS}
     frozen = 0
     if base is not None:
         log_arch_choice(base, model)
@@ -83,22 +84,22 @@ def build_module(cfg: DictConfig, style_image: torch.Tensor | list[torch.Tensor]
     elif len(names) > 1:
         model = {**model, "num_styles": len(names)}
     if len(names) > 1:
-        style = {"name": cfg.style.name}
-    log_images_per_style(len(names) - frozen, int(cfg.data.batch_size))
+        style = {"name": spec.style_name}
+    log_images_per_style(len(names) - frozen, spec.batch_size)
     module = StyleTransferModule(
         model=model,
-        loss=_plain(cfg.loss),
-        loss_net=_plain(cfg.loss_net),
+        loss=dict(spec.loss),
+        loss_net=dict(spec.loss_net),
         style=style,
         style_image=style_image,
         styles=names if len(names) > 1 else None,
         frozen_styles=frozen,
-        schedule_seed=cfg.get("seed") or 0,
-        lr=cfg.lr,
-        lr_schedule=cfg.lr_schedule,
-        style_lr=cfg.get("style_lr"),
-        channels_last=cfg.channels_last,
-        compile=cfg.get("compile", False),
+        schedule_seed=spec.seed or 0,
+        lr=spec.lr,
+        lr_schedule=spec.lr_schedule,
+        style_lr=spec.style_lr,
+        channels_last=spec.device.channels_last,
+        compile=spec.compile,
     )
     if base is not None:
         copy_base(module.transformer, base.network)
@@ -117,13 +118,13 @@ def log_images_per_style(trained: int, batch: int) -> None:
                  batch, batch * trained)
 
 
-def load_style_images(cfg: DictConfig, specs: list[dict[str, Any]]) -> list[torch.Tensor]:
+def load_style_images(spec: TrainSpec) -> list[torch.Tensor]:
     """Each style's image (1, 3, H, W), found, downloaded and verified as its config says."""
     images = []
-    for spec in specs:
-        path = resolve_style_image(style_dir=cfg.paths.style_dir, **spec)
-        images.append(load_style_tensor(path, size=spec.get("size")))
-        log.info("style %s: %s (%dx%d)", spec["name"], path, images[-1].shape[-1], images[-1].shape[-2])
+    for style in spec.styles:
+        path = resolve_style_image(style_dir=spec.style_dir, **style.as_dict())
+        images.append(load_style_tensor(path, size=style.size))
+        log.info("style %s: %s (%dx%d)", style.name, path, images[-1].shape[-1], images[-1].shape[-2])
     return images
 
 
@@ -135,35 +136,17 @@ def _quiet_known_warnings() -> None:
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated.*")
 
 
-def resolve_auto_path(cfg: DictConfig) -> None:
-    """Replace ``trainer.precision=auto`` and ``channels_last=auto`` (``trainer=auto``, the
-    default) by the device's fast path (:func:`fast_style.devices.training_path`), in
-    place, and log the choice in one line; values set by hand are kept."""
-    auto_precision = str(cfg.trainer.get("precision")) == "auto"
-    auto_layout = str(cfg.get("channels_last")) == "auto"
-    if not (auto_precision or auto_layout):
-        return
-    device = accelerator_device(cfg.trainer.get("accelerator", "auto"))
-    path = training_path(device)
-    if auto_precision:
-        cfg.trainer.precision = path.precision
-    if auto_layout:
-        cfg.channels_last = path.channels_last
-    log.info("fast path: %s -> trainer.precision=%s, channels_last=%s%s", path.reason, cfg.trainer.precision,
-             str(cfg.channels_last).lower(), "" if auto_precision and auto_layout else " (partly set by hand)")
-
-
 FINISHED_MARKER = "finished.json"
 SIGTERM_EXIT = 128 + 15  # the shell's status for a process ended by SIGTERM
 
 
-def select_checkpoint(cfg: DictConfig, output_dir: Path) -> Checkpoint | None:
+def select_checkpoint(spec: TrainSpec) -> Checkpoint | None:
     """The verified checkpoint to resume from: ``ckpt_path`` if given, else (``auto_resume``)
     this run folder's ``checkpoints/last.ckpt``, or its newest periodic checkpoint when
     last.ckpt is damaged (moved aside) or missing, else None (a fresh start); see
     :func:`fast_style.training.checkpoints.choose_checkpoint`."""
-    return choose_checkpoint(ckpt_path=cfg.get("ckpt_path"), checkpoint_dir=output_dir / "checkpoints",
-                             auto_resume=cfg.get("auto_resume", True), rank_zero=rank_zero_only.rank == 0)
+    return choose_checkpoint(ckpt_path=spec.ckpt_path, checkpoint_dir=spec.output_dir / "checkpoints",
+                             auto_resume=spec.auto_resume, rank_zero=rank_zero_only.rank == 0)
 
 
 def check_resumable(checkpoint: Checkpoint, module: StyleTransferModule) -> None:
@@ -198,52 +181,52 @@ def _report(result: dict[str, Any], *, style: str, loss_net: str) -> None:
         print(f"  watch with:   tensorboard --logdir {result['tensorboard']}")
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train one style model as configured; returns the paths it produced.
+def train(cfg: DictConfig, *, style_dirs: list[Path] | None = None) -> dict[str, Any]:
+    """Train one style model as configured; returns the paths it produced. ``cfg`` is only
+    read (:func:`~fast_style.training.spec.build_train_spec`; ``style_dirs``: the folders of
+    the style configs that ``styles`` names, None: the run's config sources).
 
     A run folder that already holds ``finished.json`` is not trained again (a finished
     job that is re-run or requeued); one that holds ``checkpoints/last.ckpt`` resumes
     from it.
     """
     _quiet_known_warnings()
-    resolve_auto_path(cfg)
-    check_train_config(cfg)
-    output_dir = Path(cfg.paths.output_dir)
+    spec = build_train_spec(cfg, style_dirs=style_dirs)
+    output_dir = spec.output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     marker = output_dir / FINISHED_MARKER
-    if marker.is_file() and not cfg.get("ckpt_path"):
+    if marker.is_file() and not spec.ckpt_path:
         result = json.loads(marker.read_text())
         print(f"Already finished: {output_dir} (delete {marker.name} to train again)")
         return result
-    if cfg.get("seed") is not None:
-        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if spec.seed is not None:
+        pl.seed_everything(spec.seed, workers=True, verbose=False)
 
-    specs = style_list(cfg)
-    images = load_style_images(cfg, specs)
+    images = load_style_images(spec)
     base = None
-    if cfg.get("finetune_from"):
-        base = open_base(cfg.finetune_from, new_names=[spec["name"] for spec in specs])
-        log.info("adding %s to %s (%s): their norm parameters alone are trained", ", ".join(s["name"] for s in specs),
+    if spec.finetune_from:
+        base = open_base(spec.finetune_from, new_names=spec.style_names)
+        log.info("adding %s to %s (%s): their norm parameters alone are trained", ", ".join(spec.style_names),
                  base.path, ", ".join(base.names))
-        if cfg.style.name == "+".join(spec["name"] for spec in specs):  # not named by hand: name all the styles
-            cfg.style.name = "+".join([*base.names, *(spec["name"] for spec in specs)])
+        spec = spec.named(grown_name(base, style_name=spec.style_name, new_names=spec.style_names))
 
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate(spec.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    resume = select_checkpoint(cfg, output_dir)
+    resume = select_checkpoint(spec)
 
-    module = build_module(cfg, images, specs=specs, base=base)
+    module = build_module(spec, images, base=base)
     if resume is not None:
         check_resumable(resume, module)
     loss_net = module.hparams["loss_net_source"]
-    log.info("loss network: %s %s", cfg.loss_net.arch, loss_net)
+    log.info("loss network: %s %s", spec.loss_net.get("arch"), loss_net)
 
-    callbacks = _instantiate_all(cfg.get("callbacks"))
-    loggers = _instantiate_all(cfg.get("logger"))
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+    named = cfg if spec.style_name == cfg.style.name else OmegaConf.merge(cfg, {"style": {"name": spec.style_name}})
+    callbacks = _instantiate_all(named.get("callbacks"))  # ${style.name}: the exported model's file name
+    loggers = _instantiate_all(named.get("logger"))
+    trainer: pl.Trainer = instantiate(spec.trainer, callbacks=callbacks, logger=loggers or False,
                                       plugins=cluster_plugins() or None)
-    log_batch_sizes(trainer, loggers, cfg.data.batch_size)
+    log_batch_sizes(trainer, loggers, spec.batch_size)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume.path) if resume else None,
                     weights_only=True)
@@ -274,5 +257,5 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         result["tensorboard"] = str(getattr(loggers[0], "log_dir", output_dir))
     if trainer.is_global_zero:
         atomic_write_text(marker, json.dumps(result, indent=2))
-        _report(result, style=cfg.style.name, loss_net=loss_net)
+        _report(result, style=spec.style_name, loss_net=loss_net)
     return result

@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from fast_style.errors import FastStyleError
+from fast_style.nn.losses import term_weights
 
 # The smallest training crop (and sample image) accepted. Measured: the transform
 # network (two stride-2 convolutions with reflection padding) and VGG-16 up to relu4_3
@@ -65,8 +66,7 @@ def check_optimisation(cfg: DictConfig) -> None:
     style_lr = cfg.get("style_lr")
     _require(style_lr is None or (_is_number(style_lr) and style_lr > 0),
              f"style_lr={style_lr}: must be a learning rate > 0, or null (the same as lr)")
-    for key in ("content_weight", "style_weight", "tv_weight", "temporal_weight"):
-        value = cfg.loss.get(key, 0.0 if key == "temporal_weight" else None)  # the one optional weight
+    for key, value in term_weights(cfg.loss).items():  # every term of nn.losses.LOSS_TERMS
         _require(_is_number(value) and value >= 0, f"loss.{key}={value}: must be 0 (term off) or more")
     for group in ("content_layers", "style_layers"):
         for layer, value in (cfg.loss.get(group) or {}).items():

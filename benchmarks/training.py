@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from fast_style.bench.options import BenchmarkConfig, BenchOptionError
+from benchmarks.options import BenchmarkConfig, BenchOptionError
 from fast_style.devices import device_name, native_bf16, resolve_device
 from fast_style.nn.losses import content_loss, gram_matrix, style_loss, total_variation
 from fast_style.nn.transformer import TransformerNet

@@ -11,7 +11,7 @@ measures the peak RSS of an 8K (7680x4320) tiled run in a child process (``big``
 tiled vs untiled (fp32) at 2048x2048 with 512 px tiles (``tiling``). Without ``ckpt``
 the model is a seeded, randomly initialised paper-sized TransformerNet. A multi-style
 ``ckpt`` runs one of its styles, on every path alike: ``styles=<name or index>``, else its
-first (:func:`bench_style`). Options: :class:`fast_style.bench.options.BenchmarkConfig`.
+first (:func:`bench_style`). Options: :class:`benchmarks.options.BenchmarkConfig`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from fast_style.bench.options import BenchmarkConfig
+from benchmarks.options import BenchmarkConfig
 from fast_style.devices import cpu_has_native_bf16, resolve_device
 from fast_style.evaluation.one_style import one_style
 from fast_style.inference.mixing import StyleChoice
@@ -176,7 +176,7 @@ def measure_rss(height: int, width: int, *, precision: str, ckpt: str | None, ti
                 styles: str | None = None) -> dict:
     """:func:`child_run` in a fresh Python process (so its peak RSS is the run's own)."""
     call = f"child_run({height!r}, {width!r}, {precision!r}, {ckpt!r}, {tile!r}, {budget!r}, {styles!r})"
-    cmd = [sys.executable, "-c", f"from fast_style.bench.inference import child_run; {call}"]
+    cmd = [sys.executable, "-c", f"from benchmarks.inference import child_run; {call}"]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return {"height": height, "width": width, "error": done.stderr.strip().splitlines()[-1:]}

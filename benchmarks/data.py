@@ -3,8 +3,8 @@
     python scripts/benchmark.py part=data [sizes=[256]] [images=256] [rounds=5] [quick=true]
 
 ``images`` COCO-like photos are generated into a temporary folder from the sample
-photos beside the checkout (``../shared/data/content``; scikit-image's when that is
-missing): random 4:3 crops (every fourth one portrait), resized to 640x480, saved as
+photos of ``sample_photos`` (scripts/benchmark.py passes the checkout's
+``../shared/data/content``; scikit-image's when that is missing or not given): random 4:3 crops (every fourth one portrait), resized to 640x480, saved as
 JPEG quality 90, about COCO's size and compression. For each size S (crop S, data.resize
 S) the folder is prepared into raw and jpeg shards, then one process (what one
 DataLoader worker does, torch at one thread) loads every image once per round for each
@@ -30,36 +30,38 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fast_style.bench.options import BenchmarkConfig, BenchOptionError
+from benchmarks.options import BenchmarkConfig, BenchOptionError
 from fast_style.training.data import ContentImages, ShardImages
 from fast_style.training.index import scan_images
 from fast_style.training.prepare import prepare_shards
 from fast_style.training.shards import ShardSet, ShardSettings
 
-SAMPLE_PHOTOS = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "content"
 COCO_SIZE = (640, 480)
 COCO_QUALITY = 90
 
 
-def source_photos() -> list[Image.Image]:
-    """The sample photos to cut the benchmark's images from, as RGB."""
-    paths = sorted(p for p in SAMPLE_PHOTOS.glob("*") if p.suffix.lower() in (".jpg", ".png")) \
-        if SAMPLE_PHOTOS.is_dir() else []
+def source_photos(folder: str | Path | None) -> list[Image.Image]:
+    """The sample photos to cut the benchmark's images from, as RGB: the JPEGs and PNGs of
+    ``folder``, else (None, missing or empty) scikit-image's four samples."""
+    folder = Path(folder) if folder else None
+    paths = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".png")) \
+        if folder is not None and folder.is_dir() else []
     if paths:
         return [Image.open(p).convert("RGB") for p in paths]
     try:
         from skimage import data as samples
     except ImportError as exc:
-        raise BenchOptionError(f"no sample photos: {SAMPLE_PHOTOS} is missing and scikit-image is not installed "
+        raise BenchOptionError(f"no sample photos: {folder or 'sample_photos'} is missing and scikit-image is not installed "
                                "(pip install scikit-image)") from exc
     return [Image.fromarray(getattr(samples, name)()).convert("RGB") for name in ("astronaut", "chelsea", "coffee",
                                                                                    "rocket")]
 
 
-def make_photos(folder: Path, count: int, *, seed: int) -> list[Path]:
-    """``count`` COCO-like JPEGs (640x480, every fourth 480x640) in ``folder``, cut from the sample photos."""
+def make_photos(folder: Path, count: int, *, seed: int, sample_photos: str | Path | None) -> list[Path]:
+    """``count`` COCO-like JPEGs (640x480, every fourth 480x640) in ``folder``, cut from
+    :func:`source_photos` of ``sample_photos``."""
     rng = random.Random(seed)
-    photos = source_photos()
+    photos = source_photos(sample_photos)
     paths = []
     for i in range(count):
         photo = photos[i % len(photos)]
@@ -146,7 +148,7 @@ def main(options: BenchmarkConfig) -> int:
             folder = Path(tmp) / "photos"
             folder.mkdir()
             print(f"generating {count} COCO-like 640x480 JPEGs ...", flush=True)
-            make_photos(folder, count, seed=options.seed)
+            make_photos(folder, count, seed=options.seed, sample_photos=options.sample_photos)
             for size in sizes:
                 print(f"data at {size} px: folder vs jpeg and raw shards, {rounds} rounds ...", flush=True)
                 results.append(measure(folder, size=size, rounds=rounds, seed=options.seed))

@@ -2,7 +2,7 @@
 
 One step is ``StyleTransferModule.step_losses`` (transform net, VGG-16 taps, content +
 style + TV losses) under the precision's autocast, then backward and Adam: the step of
-``fast_style.bench.training`` (:class:`FastStep`), plus :class:`ScaledStep` for fp16,
+``benchmarks.training`` (:class:`FastStep`), plus :class:`ScaledStep` for fp16,
 which adds the gradient scaler of Lightning's ``precision=16-mixed``. The networks are
 seeded random ones: a paper-sized TransformerNet and VGG-16 (``loss_net.pretrained=false``).
 
@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fast_style.bench.timing import Timing, time_calls
-from fast_style.bench.training import LOSS, FastStep
-from fast_style.bench.variants import LIGHTNING_PRECISION, Variant
+from benchmarks.timing import Timing, time_calls
+from benchmarks.training import LOSS, FastStep
+from benchmarks.variants import LIGHTNING_PRECISION, Variant
 from fast_style.training.data import ContentDataModule
 from fast_style.training.module import StyleTransferModule
 

@@ -22,7 +22,6 @@ import platform
 import random
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ import torch
 from PIL import Image
 
 from benchmarks.options import BenchmarkConfig, BenchOptionError
+from benchmarks.timing import time_once
 from fast_style.training.data import ContentImages, ShardImages
 from fast_style.training.index import scan_images
 from fast_style.training.prepare import prepare_shards
@@ -80,10 +80,13 @@ def make_photos(folder: Path, count: int, *, seed: int, sample_photos: str | Pat
 
 
 def time_round(dataset, order: list[int]) -> float:
-    start = time.perf_counter()
-    for index in order:
-        dataset[index]
-    return time.perf_counter() - start
+    """Seconds to load ``dataset[i]`` for each i of ``order`` (each image dropped once loaded)."""
+
+    def load() -> None:
+        for index in order:
+            dataset[index]
+
+    return time_once(load)[0]
 
 
 def measure(folder: Path, *, size: int, rounds: int, seed: int) -> dict[str, Any]:
@@ -92,10 +95,10 @@ def measure(folder: Path, *, size: int, rounds: int, seed: int) -> dict[str, Any
     sources: dict[str, Any] = {"folder": ContentImages(files, image_size=size, resize=size)}
     stored: dict[str, dict] = {"folder": {"bytes_per_image": sum(p.stat().st_size for p in files) / len(files)}}
     for fmt in ("jpeg", "raw"):
-        start = time.perf_counter()
-        done = prepare_shards(root=folder, settings=ShardSettings(resize=size, format=fmt, shard_size=64),
-                              output=folder.parent / f"shards-{fmt}-{size}", workers=1, show_progress=False)
-        seconds = time.perf_counter() - start
+        settings = ShardSettings(resize=size, format=fmt, shard_size=64)
+        output = folder.parent / f"shards-{fmt}-{size}"
+        seconds, done = time_once(lambda settings=settings, output=output: prepare_shards(
+            root=folder, settings=settings, output=output, workers=1, show_progress=False))
         sources[fmt] = ShardImages(ShardSet(done.folder), image_size=size)
         stored[fmt] = {"bytes_per_image": done.manifest["data_bytes"] / done.manifest["num_images"],
                        "prepare_images_per_s": len(files) / seconds}

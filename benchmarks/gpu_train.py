@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.timing import Timing, time_calls
+from benchmarks.timing import Timing, time_calls, time_once
 from benchmarks.training import LOSS, FastStep
 from benchmarks.variants import LIGHTNING_PRECISION, Variant
 from fast_style.training.data import ContentDataModule
@@ -92,9 +91,8 @@ class BatchFeed:
         self.waits: list[float] = []
 
     def __next__(self) -> torch.Tensor:
-        start = time.perf_counter()
-        batch = next(self.batches).to(self.device, non_blocking=True)
-        self.waits.append(time.perf_counter() - start)
+        seconds, batch = time_once(lambda: next(self.batches).to(self.device, non_blocking=True))
+        self.waits.append(seconds)
         return batch
 
 

@@ -33,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +42,7 @@ from PIL import Image
 from benchmarks.data import source_photos
 from benchmarks.inference import style_argument, synthetic_photo
 from benchmarks.options import BenchmarkConfig, BenchOptionError
+from benchmarks.timing import time_once
 from fast_style.devices import device_name, resolve_device
 from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import save_style_model
@@ -94,9 +94,7 @@ def make_photos(folder: Path, *, count: int, size: int, seed: int, sample_photos
 
 def timed(cmd: list[str]) -> tuple[float, str]:
     """(wall seconds, stderr) of ``cmd``; raises when it fails."""
-    start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - start
+    seconds, done = time_once(lambda: subprocess.run(cmd, capture_output=True, text=True, check=False))
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:3])} ... failed: {done.stderr.strip()[-500:]}")
     return seconds, done.stderr

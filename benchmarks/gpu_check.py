@@ -47,7 +47,7 @@ from fast_style.io.files import atomic_write_text
 
 @dataclass
 class GpuCheckConfig:
-    """Every option of scripts/gpu_check.py and its default (configs/gpu_check.yaml only sets Hydra's behaviour)."""
+    """Every option of scripts/gpu_check.py and its default (benchmarks/configs/gpu_check.yaml only sets Hydra's behaviour)."""
 
     device: str = "auto"  # auto: the CUDA GPU, or one line and exit 0 without one; cpu: smoke run
     quick: bool = False  # a short run: fewer steps, 4K left out (and, off CUDA, tiny sizes and net)

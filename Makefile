@@ -10,7 +10,7 @@ help:
 	@echo "make test       the whole test suite (what CI runs)"
 	@echo "make test-fast  unit tests only (skips end-to-end subprocess tests)"
 	@echo "make lint       ruff"
-	@echo "make bench      scripts/benchmark.py part=all"
+	@echo "make bench      scripts/benchmark.py part=all (benchmarks/)"
 	@echo "make gpu-check  scripts/gpu_check.py: training and stylize speed on a CUDA GPU (one line without one; docs/gpu.md)"
 
 $(STAMP): pyproject.toml
@@ -31,7 +31,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
 lint: $(STAMP)
-	$(PY) -m ruff check src tests scripts train.py stylize.py optimize.py
+	$(PY) -m ruff check src benchmarks studies tests scripts train.py stylize.py optimize.py
 
 bench: $(STAMP)
 	$(PY) scripts/benchmark.py part=all

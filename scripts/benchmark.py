@@ -1,12 +1,12 @@
 """Side-by-side speed measurements: reference path vs fast path, in one run.
 
-    python scripts/benchmark.py part=inference [key=value ...]   # stylizing (fast_style.bench.inference)
-    python scripts/benchmark.py part=training [key=value ...]    # training steps (fast_style.bench.training)
-    python scripts/benchmark.py part=onnx [key=value ...]        # PyTorch vs onnxruntime (fast_style.bench.onnx)
-    python scripts/benchmark.py part=video [key=value ...]       # clips: frames/s and peak memory (fast_style.bench.video)
-    python scripts/benchmark.py part=data [key=value ...]        # photo folder vs shards, images/s (fast_style.bench.data)
-    python scripts/benchmark.py part=stylize [key=value ...]     # stylize.py end to end vs an eager loop (fast_style.bench.stylize)
-    python scripts/benchmark.py part=precision [key=value ...]   # bf16 / fp16 against fp32: PSNR (fast_style.bench.precision)
+    python scripts/benchmark.py part=inference [key=value ...]   # stylizing (benchmarks.inference)
+    python scripts/benchmark.py part=training [key=value ...]    # training steps (benchmarks.training)
+    python scripts/benchmark.py part=onnx [key=value ...]        # PyTorch vs onnxruntime (benchmarks.onnx)
+    python scripts/benchmark.py part=video [key=value ...]       # clips: frames/s and peak memory (benchmarks.video)
+    python scripts/benchmark.py part=data [key=value ...]        # photo folder vs shards, images/s (benchmarks.data)
+    python scripts/benchmark.py part=stylize [key=value ...]     # stylize.py end to end vs an eager loop (benchmarks.stylize)
+    python scripts/benchmark.py part=precision [key=value ...]   # bf16 / fp16 against fp32: PSNR (benchmarks.precision)
     python scripts/benchmark.py [part=all] [quick=true]          # inference, training, onnx and data in turn
 
     e.g. part=inference sizes=[1024,2048] big=false tiling=false
@@ -15,30 +15,41 @@
 
 Each part prints a markdown table of ratios measured in the same process and writes
 JSON (``json=PATH``; default benchmark-<part>.json). Every key, its default and which
-part reads it: fast_style.bench.options (``--cfg job`` prints them as composed).
+part reads it: benchmarks.options (``--cfg job`` prints them as composed).
 Machines are shared and noisy: compare the ratios, not absolute times across runs.
 """
 
+import os
 import sys
 from pathlib import Path
 
-import hydra
-from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+# The checkout is decided here, once: its root makes ``benchmarks`` importable (also in child
+# processes, through PYTHONPATH) and is passed down as an explicit option.
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
-from fast_style.bench.options import BenchmarkConfig
-from fast_style.cli import report_user_errors, run
+import dataclasses  # noqa: E402
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-ConfigStore.instance().store(name="benchmark_schema", node=BenchmarkConfig)
+import hydra  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from benchmarks.schemas import CONFIG_DIR, register_schemas  # noqa: E402
+from fast_style.cli import report_user_errors, run  # noqa: E402
+
+register_schemas()
+SAMPLE_PHOTOS = ROOT.parent / "shared" / "data" / "content"  # the checkout's sample photos, where present
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="benchmark")
 def main(cfg: DictConfig) -> None:
-    from fast_style.bench import run
+    from benchmarks import run as run_benchmarks
 
     with report_user_errors():
-        status = run(OmegaConf.to_object(cfg))
+        config = OmegaConf.to_object(cfg)
+        config = dataclasses.replace(config, sample_photos=config.sample_photos or str(SAMPLE_PHOTOS),
+                                     project_dir=config.project_dir or str(ROOT))
+        status = run_benchmarks(config)
     if status:
         sys.exit(status)
 

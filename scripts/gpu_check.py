@@ -7,27 +7,33 @@
 
 Without a CUDA device it prints one line and exits 0. Writes gpu-check.json and
 gpu-check.md (``json=``, ``markdown=``); every key and its default:
-fast_style.bench.gpu_check.GpuCheckConfig (``--cfg job`` prints them as composed).
+benchmarks.gpu_check.GpuCheckConfig (``--cfg job`` prints them as composed).
 How to read the tables: docs/gpu.md.
 """
 
+import os
 import sys
 from pathlib import Path
 
-import hydra
-from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+# The checkout is decided here, once: its root makes ``benchmarks`` importable (also in child
+# processes, through PYTHONPATH) and is passed down as an explicit option.
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
-from fast_style.bench.gpu_check import GpuCheckConfig
-from fast_style.cli import report_user_errors, run
+import hydra  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-ConfigStore.instance().store(name="gpu_check_schema", node=GpuCheckConfig)
+from benchmarks.gpu_check import GpuCheckConfig  # noqa: E402
+from benchmarks.schemas import CONFIG_DIR, register_schemas  # noqa: E402
+from fast_style.cli import report_user_errors, run  # noqa: E402
+
+register_schemas()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="gpu_check")
 def main(cfg: DictConfig) -> None:
-    from fast_style.bench.gpu_check import main as gpu_check
+    from benchmarks.gpu_check import main as gpu_check
 
     with report_user_errors():
         status = gpu_check(OmegaConf.to_object(cfg))

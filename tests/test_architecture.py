@@ -1,5 +1,7 @@
 """The package's shape: layers import only downwards, no cycles, one way to open a model,
-and the Hydra schemas are the only place that holds an option's default."""
+and the Hydra schemas are the only place that holds an option's default. The benchmarks and
+studies live outside the package (benchmarks/, studies/ at the root): the package never
+imports them, and no module of either finds the checkout by itself."""
 
 from __future__ import annotations
 
@@ -20,9 +22,10 @@ LAYERS = [
     {"io"},
     {"training", "inference"},
     {"evaluation"},
-    {"bench"},
     {"config", "cli", "slurm", "__init__"},
 ]
+# root packages that use fast_style and that fast_style never imports
+OUTSIDE = ("benchmarks", "studies")
 
 
 def _layer(module: str) -> int:
@@ -30,20 +33,30 @@ def _layer(module: str) -> int:
     return next(i for i, names in enumerate(LAYERS) if part in names)
 
 
+def _imported(path: Path, prefixes: tuple[str, ...]) -> set[str]:
+    """The modules named ``prefix...`` that ``path`` imports (at any depth of its code)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(prefixes):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith(prefixes)}
+    return found
+
+
+def _module_graph(root: Path, prefixes: tuple[str, ...]) -> dict[str, set[str]]:
+    """module of the package at ``root`` -> the ``prefixes`` modules it imports."""
+    graph = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        graph[name] = _imported(path, prefixes) - {name}
+    return graph
+
+
 def _imports() -> dict[str, set[str]]:
     """fast_style module -> the fast_style modules it imports (at any depth of its code)."""
-    graph = {}
-    for path in PACKAGE.rglob("*.py"):
-        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        found = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fast_style"):
-                found.add(node.module)
-            elif isinstance(node, ast.Import):
-                found |= {a.name for a in node.names if a.name.startswith("fast_style")}
-        graph[name] = found - {name}
-    return graph
+    return _module_graph(PACKAGE, ("fast_style",))
 
 
 def test_every_module_is_in_a_layer():
@@ -89,6 +102,34 @@ def test_the_layer_check_can_fail(tmp_path, monkeypatch):
     monkeypatch.setattr(__import__(__name__), "_imports", lambda: fake)
     with pytest.raises(AssertionError):
         test_no_module_imports_a_layer_above_it()
+
+
+def test_the_package_never_imports_the_benchmarks_or_studies():
+    found = {m: deps for m, deps in _module_graph(PACKAGE, OUTSIDE).items() if deps}
+    assert found == {}
+
+
+@pytest.mark.parametrize("outside", OUTSIDE)
+def test_benchmarks_and_studies_import_only_fast_style_and_themselves(outside):
+    """Each root package imports fast_style and its own modules, not the other one (nor the tests)."""
+    other = tuple(o for o in OUTSIDE if o != outside) + ("conftest", "scripts")
+    graph = _module_graph(REPO / outside, other)
+    assert {m: deps for m, deps in graph.items() if deps} == {}
+    assert any(_imported(path, ("fast_style",)) for path in (REPO / outside).rglob("*.py"))
+
+
+@pytest.mark.parametrize("root", [PACKAGE, *(REPO / o for o in OUTSIDE)], ids=["fast_style", *OUTSIDE])
+def test_no_module_locates_the_checkout(root):
+    """Checkout paths are decided by the root entry scripts and passed down: no ``parents[N]``
+    of a module's own file here (benchmarks/ and studies/ may name their own configs/ folder)."""
+    offenders = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "parents":
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
+            if isinstance(node, ast.Name) and node.id == "__file__" and path.name != "schemas.py":
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno} __file__")
+    assert offenders == []
 
 
 def test_only_open_model_reads_model_files():

@@ -19,14 +19,15 @@ from omegaconf import OmegaConf
 
 from conftest import REPO
 
-# (script, its config name, its schema class), as each script registers them
+# (script, its config folder, its config name, its schema class (a name the script imports or
+# defines)), as each script registers them
 SCRIPTS = [
-    ("scripts/benchmark.py", "benchmark", "BenchmarkConfig"),
-    ("scripts/gpu_check.py", "gpu_check", "GpuCheckConfig"),
-    ("scripts/prepare_data.py", "prepare_data", "PrepareDataConfig"),
-    ("scripts/multistyle_study.py", "multistyle_study", "MultistyleStudyConfig"),
-    ("scripts/flicker_study.py", "flicker_study", "FlickerStudyConfig"),
-    ("scripts/loss_curve.py", "loss_curve", "LossCurveConfig"),
+    ("scripts/benchmark.py", "benchmarks/configs", "benchmark", "benchmarks.options.BenchmarkConfig"),
+    ("scripts/gpu_check.py", "benchmarks/configs", "gpu_check", "GpuCheckConfig"),
+    ("scripts/prepare_data.py", "configs", "prepare_data", "PrepareDataConfig"),
+    ("scripts/multistyle_study.py", "studies/configs", "multistyle_study", "MultistyleStudyConfig"),
+    ("scripts/flicker_study.py", "studies/configs", "flicker_study", "FlickerStudyConfig"),
+    ("scripts/loss_curve.py", "configs", "loss_curve", "LossCurveConfig"),
 ]
 
 
@@ -64,14 +65,23 @@ def scalar_or_list_fields(schema) -> list[tuple[str, object]]:
     return fields
 
 
-@pytest.mark.parametrize(("script", "config_name", "schema_name"), SCRIPTS, ids=[s[1] for s in SCRIPTS])
-def test_every_key_can_be_set_on_the_command_line(script, config_name, schema_name):
+def schema_of(module, name: str):
+    """``name`` in the script's namespace, or a dotted ``module.Class``."""
+    if "." not in name:
+        return getattr(module, name)
+    where, _, cls = name.rpartition(".")
+    return getattr(importlib.import_module(where), cls)
+
+
+@pytest.mark.parametrize(("script", "config_dir", "config_name", "schema_name"), SCRIPTS, ids=[s[2] for s in SCRIPTS])
+def test_every_key_can_be_set_on_the_command_line(script, config_dir, config_name, schema_name):
     module = load_script(script)
-    schema = getattr(module, schema_name)
+    assert Path(module.CONFIG_DIR) == REPO / config_dir
+    schema = schema_of(module, schema_name)
     fields = scalar_or_list_fields(schema)
     assert fields
     failures = []
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / config_dir), version_base="1.3"):
         for name, default in fields:
             override = f"{name}={override_value(default)}"
             try:

@@ -30,21 +30,24 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from fast_style.evaluation.evaluate import loss_net_kwargs, open_trained
 from fast_style.evaluation.flicker import flicker
 from fast_style.evaluation.optimize import LOSS_KEYS, build_loss
-from fast_style.evaluation.training_runs import (
-    PROJECT,
+from fast_style.io.images import images_below, square_image
+from studies.training_runs import (
     StudyError,
     composed_config,
     style_tensor_of,
     train_in_folder,
+    write_report,
 )
-from fast_style.io.images import images_below, square_image
+
+if TYPE_CHECKING:
+    from studies.schemas import FlickerStudyConfig
 
 MAX_FLICKER_RATIO = 0.5
 MAX_LOSS_RATIO = 1.1
@@ -52,9 +55,11 @@ MAX_LOSS_RATIO = 1.1
 
 @dataclass(frozen=True)
 class FlickerStudySettings:
-    """What every run of the study shares (keys: scripts/flicker_study.py)."""
+    """What every run of the study shares (the keys: :class:`studies.schemas.FlickerStudyConfig`);
+    ``project``: the checkout whose train.py the study runs (and where its data.root is)."""
 
     output_dir: Path
+    project: Path
     experiment: str = "demo"
     steps: int = 900
     seed: int = 42
@@ -71,7 +76,7 @@ def train_model(settings: FlickerStudySettings, weight: float) -> dict[str, Any]
     return train_in_folder(settings.output_dir / "runs" / run_name(weight), [
         f"experiment={settings.experiment}", f"loss.temporal_weight={weight:g}", f"seed={settings.seed}",
         "trainer.max_time=null", "check=null", *settings.extra,
-    ], label=run_name(weight), steps=settings.steps)
+    ], project=settings.project, label=run_name(weight), steps=settings.steps)
 
 
 def held_out_photos(folder: Path, trained_on: Sequence[Path], *, limit: int | None) -> list[Path]:
@@ -115,12 +120,12 @@ def run_study(settings: FlickerStudySettings, *, temporal_weights: Sequence[floa
         raise StudyError(f"temporal_weights={list(temporal_weights)}: give one or more weights > 0, e.g. [1e6]")
     runs = {weight: train_model(settings, weight) for weight in [0.0, *weights]}
     config = composed_config(runs[0.0])
-    photos = held_out_photos(images, images_below(PROJECT / str(config["data"]["root"])), limit=num_images)
-    style_image = style_tensor_of(config["style"], Path(str(config["paths"]["style_dir"])))[None]
+    photos = held_out_photos(images, images_below(settings.project / str(config["data"]["root"])), limit=num_images)
+    style_image = style_tensor_of(config["style"], Path(str(config["paths"]["style_dir"])), project=settings.project)[None]
     scores = {weight: score_model(run["style_model"], photos, style_image=style_image, size=size, frames=frames)
               for weight, run in runs.items()}
     rows = compare({weight: score["means"] for weight, score in scores.items()})
-    return {"settings": {k: str(v) for k, v in settings.__dict__.items()}, "size": size, "frames": frames,
+    return {"settings": {k: str(v) for k, v in settings.__dict__.items() if k != "project"}, "size": size, "frames": frames,
             "photos": [p.name for p in photos], "rows": rows, "models": {run_name(w): s["model"] for w, s in scores.items()},
             "per_photo": {run_name(w): s["per_photo"] for w, s in scores.items()}}
 
@@ -159,3 +164,15 @@ def table(report: dict[str, Any]) -> str:
                      f"(goal >= {1 / MAX_FLICKER_RATIO:g}x), total loss {row['loss_ratio']:.3f}x "
                      f"(goal <= {MAX_LOSS_RATIO:g}x): {verdict}")
     return "\n".join(lines)
+
+
+def main(config: FlickerStudyConfig, *, project: Path) -> None:
+    """scripts/flicker_study.py: the study with ``project``'s train.py, its table printed and
+    written to ``output_dir``."""
+    output_dir = Path(config.output_dir).resolve()
+    settings = FlickerStudySettings(output_dir=output_dir, project=project, experiment=config.train_experiment,
+                                    steps=config.steps, seed=config.seed, extra=tuple(config.extra))
+    report = run_study(settings, temporal_weights=config.temporal_weights, images=Path(config.images).resolve(),
+                       num_images=config.num_images, size=config.size, frames=config.frames)
+    print(write_report(report, table(report), output_dir))
+    print(f"\nwritten: {output_dir / 'study.json'}, {output_dir / 'table.md'}")

@@ -11,7 +11,7 @@ measures the peak RSS of an 8K (7680x4320) tiled run in a child process (``big``
 tiled vs untiled (fp32) at 2048x2048 with 512 px tiles (``tiling``). Without ``ckpt``
 the model is a seeded, randomly initialised paper-sized TransformerNet. A multi-style
 ``ckpt`` runs one of its styles, on every path alike: ``styles=<name or index>``, else its
-first (:func:`bench_style`). Options: :class:`fast_style.bench.options.BenchmarkConfig`.
+first (:func:`bench_style`). Options: :class:`benchmarks.options.BenchmarkConfig`.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-from fast_style.bench.options import BenchmarkConfig
+from benchmarks.options import BenchmarkConfig
+from benchmarks.timing import time_once
 from fast_style.devices import cpu_has_native_bf16, resolve_device
 from fast_style.evaluation.one_style import one_style
 from fast_style.inference.mixing import StyleChoice
@@ -102,9 +102,8 @@ def interleaved(fns: list, repeats: int) -> tuple[list[float], list[torch.Tensor
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
         for i, fn in enumerate(fns):
-            start = time.perf_counter()
-            outs[i] = fn()
-            times[i].append(time.perf_counter() - start)
+            seconds, outs[i] = time_once(fn)
+            times[i].append(seconds)
     return [statistics.median(t) for t in times], outs
 
 
@@ -133,12 +132,8 @@ def tiled_vs_untiled(model: TransformerNet, *, size: int, tile: int, styles: Sty
     x = synthetic_photo(size, size, seed=7)
     whole = Stylizer(model, pixel_budget=0, styles=styles)
     tiled = Stylizer(model, pixel_budget=1, tile_size=tile, styles=styles)
-    start = time.perf_counter()
-    a = whole(x)
-    t_whole = time.perf_counter() - start
-    start = time.perf_counter()
-    b = tiled(x)
-    t_tiled = time.perf_counter() - start
+    t_whole, a = time_once(lambda: whole(x))
+    t_tiled, b = time_once(lambda: tiled(x))
     worst, mean = diff255(a, b)
     return {"size": size, "tile": tile, "untiled_s": t_whole, "tiled_s": t_tiled, "max_diff_255": worst, "mean_diff_255": mean}
 
@@ -164,9 +159,7 @@ def child_run(height: int, width: int, precision: str, ckpt: str | None, tile: i
     stylizer = Stylizer(model, device=device, dtype=resolve_precision(precision, device), tile_size=tile,
                         pixel_budget=budget, styles=choice)
     x = synthetic_photo(height, width, seed=1)
-    start = time.perf_counter()
-    out = stylizer(x)
-    seconds = time.perf_counter() - start
+    seconds, out = time_once(lambda: stylizer(x), device=device)
     peak_kb = peak_rss_kb()
     print(json.dumps({"height": height, "width": width, "tiled": stylizer.needs_tiling(height, width), "seconds": seconds,
                       "peak_rss_mb": peak_kb / 1024, "output_shape": list(out.shape)}))
@@ -176,7 +169,7 @@ def measure_rss(height: int, width: int, *, precision: str, ckpt: str | None, ti
                 styles: str | None = None) -> dict:
     """:func:`child_run` in a fresh Python process (so its peak RSS is the run's own)."""
     call = f"child_run({height!r}, {width!r}, {precision!r}, {ckpt!r}, {tile!r}, {budget!r}, {styles!r})"
-    cmd = [sys.executable, "-c", f"from fast_style.bench.inference import child_run; {call}"]
+    cmd = [sys.executable, "-c", f"from benchmarks.inference import child_run; {call}"]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return {"height": height, "width": width, "error": done.stderr.strip().splitlines()[-1:]}

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fast_style.bench.inference import style_argument, synthetic_photo
-from fast_style.bench.options import BenchmarkConfig, BenchOptionError
-from fast_style.bench.stylize import choice_notes
+from benchmarks.inference import style_argument, synthetic_photo
+from benchmarks.options import BenchmarkConfig, BenchOptionError
+from benchmarks.stylize import choice_notes
 from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import save_style_model
 from fast_style.io.video import require_av

@@ -1,9 +1,12 @@
 """``train.py`` runs for the studies, each in a subprocess and a folder of its own.
 
-A study (:mod:`fast_style.evaluation.multistyle`, :mod:`fast_style.evaluation.flicker_study`)
+A study (:mod:`studies.multistyle`, :mod:`studies.flicker_study`)
 trains its models with the project's own command line, so that what it measures is what
 a user's ``python train.py ...`` gives. A run whose folder already holds ``finished.json``
 is not trained again: a study that stopped half way resumes with its next model.
+
+``project`` is the checkout that holds ``train.py`` and ``configs/``: the entry script
+(scripts/<study>.py) passes its own; nothing here finds it.
 """
 
 from __future__ import annotations
@@ -23,15 +26,14 @@ from omegaconf import OmegaConf
 from fast_style.errors import FastStyleError
 from fast_style.io.files import atomic_write_text
 
-PROJECT = Path(__file__).resolve().parents[3]
-
 
 class StudyError(FastStyleError):
     """A study setting or input that cannot work, or a training run that failed (one line)."""
 
 
-def train_in_folder(run_dir: Path, overrides: Sequence[str], *, label: str, steps: int) -> dict[str, Any]:
-    """Run ``python train.py <overrides>`` for exactly ``steps`` steps, without TensorBoard
+def train_in_folder(run_dir: Path, overrides: Sequence[str], *, project: Path, label: str, steps: int
+                    ) -> dict[str, Any]:
+    """Run ``python <project>/train.py <overrides>`` in ``project`` for exactly ``steps`` steps, without TensorBoard
     or sample grids, with its run folder (and exported style model) in ``run_dir``;
     returns the run's ``finished.json``. Raises :class:`StudyError` with the last lines
     of its output when it fails."""
@@ -39,12 +41,12 @@ def train_in_folder(run_dir: Path, overrides: Sequence[str], *, label: str, step
     if finished.is_file():
         return json.loads(finished.read_text())
     # the caller's overrides come after these (Hydra keeps the last value of a key)
-    command = [sys.executable, str(PROJECT / "train.py"), f"trainer.max_steps={steps}", "trainer.max_epochs=-1",
+    command = [sys.executable, str(project / "train.py"), f"trainer.max_steps={steps}", "trainer.max_epochs=-1",
                "logger=[]", "callbacks.style_samples.every_n_steps=0", *overrides,
                f"paths.checkpoint_dir={run_dir}/export", f"hydra.run.dir={run_dir}"]
     started = time.monotonic()
     print(f"training {label} ({steps} steps) ...", flush=True)
-    done = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True,
+    done = subprocess.run(command, cwd=project, capture_output=True, text=True,
                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
@@ -53,26 +55,26 @@ def train_in_folder(run_dir: Path, overrides: Sequence[str], *, label: str, step
     return json.loads(finished.read_text())
 
 
-def style_config(name: str) -> dict[str, Any]:
-    """``configs/style/<name>.yaml`` as a dict."""
-    path = PROJECT / "configs" / "style" / f"{name}.yaml"
+def style_config(name: str, *, project: Path) -> dict[str, Any]:
+    """``<project>/configs/style/<name>.yaml`` as a dict."""
+    path = project / "configs" / "style" / f"{name}.yaml"
     if not path.is_file():
         raise StudyError(f"style {name!r}: no configs/style/{name}.yaml")
     return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
 
 
-def style_tensor(name: str, style_dir: Path) -> torch.Tensor:
-    """The painting of ``configs/style/<name>.yaml`` exactly as training loads it."""
-    return style_tensor_of(style_config(name), style_dir)
+def style_tensor(name: str, style_dir: Path, *, project: Path) -> torch.Tensor:
+    """The painting of ``<project>/configs/style/<name>.yaml`` exactly as training loads it."""
+    return style_tensor_of(style_config(name, project=project), style_dir, project=project)
 
 
-def style_tensor_of(config: dict[str, Any], style_dir: Path) -> torch.Tensor:
+def style_tensor_of(config: dict[str, Any], style_dir: Path, *, project: Path) -> torch.Tensor:
     """The painting of a ``style`` config exactly as training loads it (file, checksum,
-    ``style.size``): (3, H, W) in [0, 1]; a relative ``style_dir`` is the project's."""
+    ``style.size``): (3, H, W) in [0, 1]; a relative ``style_dir`` is ``project``'s."""
     from fast_style.training.styles import resolve_style_image
     from fast_style.training.train import load_style_tensor
 
-    path = resolve_style_image(style_dir=str(PROJECT / style_dir), **config)
+    path = resolve_style_image(style_dir=str(project / style_dir), **config)
     return load_style_tensor(path, size=config.get("size"))[0]
 
 

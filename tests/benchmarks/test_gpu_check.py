@@ -8,6 +8,7 @@ import pytest
 from conftest import run_entry
 
 
+@pytest.mark.slow
 def test_without_cuda_it_says_so_in_one_line_and_exits_0(tmp_path):
     result = run_entry("scripts/gpu_check.py", cwd=tmp_path, timeout=120, env={"CUDA_VISIBLE_DEVICES": ""})
     assert result.returncode == 0, result.stderr[-2000:]
@@ -17,6 +18,7 @@ def test_without_cuda_it_says_so_in_one_line_and_exits_0(tmp_path):
     assert not list(tmp_path.iterdir())  # nothing measured, nothing written
 
 
+@pytest.mark.slow
 def test_cpu_smoke_run_measures_every_table(tmp_path):
     """device=cpu quick=true runs the same code as on a GPU (training on synthetic and loader
     batches, the loader alone, the stylize runner on device and host paths, tiled), tiny."""
@@ -49,8 +51,8 @@ def test_cpu_smoke_run_measures_every_table(tmp_path):
 
 
 def test_variant_names_are_checked():
-    from fast_style.bench.options import BenchOptionError
-    from fast_style.bench.variants import parse_variant
+    from benchmarks.options import BenchOptionError
+    from benchmarks.variants import parse_variant
 
     variant = parse_variant("BF16+compile")
     assert (variant.precision, variant.compile, variant.cudagraphs) == ("bf16", True, False)
@@ -65,7 +67,7 @@ def test_variant_names_are_checked():
 def test_quick_plan_keeps_4k_out_and_shrinks_off_cuda():
     import torch
 
-    from fast_style.bench.gpu_check import GpuCheckConfig, make_plan
+    from benchmarks.gpu_check import GpuCheckConfig, make_plan
 
     full = make_plan(GpuCheckConfig(), torch.device("cpu"))
     assert full.stylize_sizes == [(1024, 1024), (3840, 2160)] and full.model["width"] == 32

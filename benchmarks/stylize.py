@@ -15,7 +15,8 @@ the model), on the same folder of photos and the same weights:
   no speed option (``runtime``/``precision`` auto).
 
 Photos: ``photos`` JPEGs (quality 95) whose longer side is ``size``, made from the sample
-photos of the data benchmark (``../shared/data/content``, else scikit-image's), else synthetic. The model is a seeded
+photos of the data benchmark (``sample_photos``, else scikit-image's), else synthetic.
+``stylize.py`` is the one in ``project_dir`` (scripts/benchmark.py passes its checkout). The model is a seeded
 random paper-sized network (or ``ckpt``; a multi-style one runs one of its styles on both
 paths, ``styles=``, else the first). The paths alternate ``repeats`` times; the
 table gives each run's wall time, the speed-up (median of the per-pair ratios) and the
@@ -32,22 +33,20 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from fast_style.bench.data import source_photos
-from fast_style.bench.inference import style_argument, synthetic_photo
-from fast_style.bench.options import BenchmarkConfig, BenchOptionError
+from benchmarks.data import source_photos
+from benchmarks.inference import style_argument, synthetic_photo
+from benchmarks.options import BenchmarkConfig, BenchOptionError
+from benchmarks.timing import time_once
 from fast_style.devices import device_name, resolve_device
 from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import save_style_model
 from fast_style.nn.transformer import TransformerNet
-
-REPO = Path(__file__).resolve().parents[3]
 
 REFERENCE_LOOP = """
 import sys, time
@@ -69,12 +68,12 @@ for photo in map(Path, sys.argv[5:]):
 """
 
 
-def make_photos(folder: Path, *, count: int, size: int, seed: int) -> list[Path]:
+def make_photos(folder: Path, *, count: int, size: int, seed: int, sample_photos: str | Path | None) -> list[Path]:
     """``count`` JPEGs with longer side ``size``: the benchmark's sample photos
-    (:func:`fast_style.bench.data.source_photos`), cycled, or synthetic ones without them."""
+    (:func:`benchmarks.data.source_photos` of ``sample_photos``), cycled, or synthetic ones without them."""
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        sources = source_photos()
+        sources = source_photos(sample_photos)
     except BenchOptionError:
         sources = []
     paths = []
@@ -95,9 +94,7 @@ def make_photos(folder: Path, *, count: int, size: int, seed: int) -> list[Path]
 
 def timed(cmd: list[str]) -> tuple[float, str]:
     """(wall seconds, stderr) of ``cmd``; raises when it fails."""
-    start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - start
+    seconds, done = time_once(lambda: subprocess.run(cmd, capture_output=True, text=True, check=False))
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:3])} ... failed: {done.stderr.strip()[-500:]}")
     return seconds, done.stderr
@@ -125,19 +122,20 @@ def agreement(reference: Path, fast: Path) -> dict:
             "mean_diff_255": absolute / count, "max_diff_255": worst}
 
 
-def compare(model_path: Path, photos: Path, work: Path, *, repeats: int, stylize_args: list[str],
-            per_photo: bool, style: str = "", device: str = "cpu") -> dict:
+def compare(model_path: Path, photos: Path, work: Path, *, stylize_script: Path, repeats: int,
+            stylize_args: list[str], per_photo: bool, style: str = "", device: str = "cpu") -> dict:
     """Alternating timed runs of the reference loop (one process), optionally the reference
     as one process per photo (how pytorch/examples' CLI, which takes one photo, is run on a
     folder), and stylize.py; the speed-ups are against the one-process loop. ``style``: the
-    index of a multi-style model's style both run ("" for a one-style model); ``device``: where
+    index of a multi-style model's style both run ("" for a one-style model); ``stylize_script``:
+    the ``stylize.py`` to run; ``device``: where
     the reference loop runs (pytorch/examples' ``--cuda 1`` on a GPU; stylize.py picks its own)."""
     ref_out, per_out, fast_out = work / "reference", work / "per_photo", work / "fast"
     files = [str(p) for p in sorted(photos.iterdir())]
     reference = [[sys.executable, "-c", REFERENCE_LOOP, str(model_path), str(ref_out), style, device, *files]]
     one_each = [[sys.executable, "-c", REFERENCE_LOOP, str(model_path), str(per_out), style, device, f]
                 for f in files]
-    fast = [[sys.executable, str(REPO / "stylize.py"), f"ckpt={model_path}", f"input={photos}",
+    fast = [[sys.executable, str(stylize_script), f"ckpt={model_path}", f"input={photos}",
              f"output={fast_out}", "format=png", "progress=false", *stylize_args, *([f"styles={style}"] if style else [])]]
     paths = [("reference", reference), ("fast", fast)] + ([("per_photo", one_each)] if per_photo else [])
     runs, notes = [], []
@@ -186,6 +184,9 @@ def main(options: BenchmarkConfig) -> int:
     size = 128 if options.quick else int(options.sizes[0])
     count = 2 if options.quick else int(options.photos)
     repeats = 1 if options.quick else int(options.repeats)
+    if not options.project_dir or not (stylize_script := Path(options.project_dir) / "stylize.py").is_file():
+        raise BenchOptionError(f"part=stylize runs stylize.py of project_dir={options.project_dir}: "
+                               "give the checkout that holds it")
     with tempfile.TemporaryDirectory(prefix="fast-style-e2e-") as tmp:
         work = Path(tmp)
         style = ""
@@ -196,7 +197,8 @@ def main(options: BenchmarkConfig) -> int:
             torch.manual_seed(options.seed)
             model_path = save_style_model(TransformerNet(), work / "random.safetensors",
                                           metadata=StyleModelMetadata(style_name="random"))
-        make_photos(work / "photos", count=count, size=size, seed=options.seed)
+        make_photos(work / "photos", count=count, size=size, seed=options.seed,
+                    sample_photos=options.sample_photos)
         stylize_args = [f"precision={options.precision}"] if options.precision != "auto" else []
         device = resolve_device(options.device)
         result = {
@@ -208,7 +210,7 @@ def main(options: BenchmarkConfig) -> int:
             "photos": count,
             "size": size,
             "stylize_args": stylize_args,
-            **compare(model_path, work / "photos", work, repeats=repeats, stylize_args=stylize_args,
+            **compare(model_path, work / "photos", work, stylize_script=stylize_script, repeats=repeats, stylize_args=stylize_args,
                       per_photo=bool(options.per_photo) and not options.quick, style=style,
                       device=str(device)),
         }

@@ -3,8 +3,8 @@
     python scripts/benchmark.py part=data [sizes=[256]] [images=256] [rounds=5] [quick=true]
 
 ``images`` COCO-like photos are generated into a temporary folder from the sample
-photos beside the checkout (``../shared/data/content``; scikit-image's when that is
-missing): random 4:3 crops (every fourth one portrait), resized to 640x480, saved as
+photos of ``sample_photos`` (scripts/benchmark.py passes the checkout's
+``../shared/data/content``; scikit-image's when that is missing or not given): random 4:3 crops (every fourth one portrait), resized to 640x480, saved as
 JPEG quality 90, about COCO's size and compression. For each size S (crop S, data.resize
 S) the folder is prepared into raw and jpeg shards, then one process (what one
 DataLoader worker does, torch at one thread) loads every image once per round for each
@@ -22,7 +22,6 @@ import platform
 import random
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,36 +29,39 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fast_style.bench.options import BenchmarkConfig, BenchOptionError
+from benchmarks.options import BenchmarkConfig, BenchOptionError
+from benchmarks.timing import time_once
 from fast_style.training.data import ContentImages, ShardImages
 from fast_style.training.index import scan_images
 from fast_style.training.prepare import prepare_shards
 from fast_style.training.shards import ShardSet, ShardSettings
 
-SAMPLE_PHOTOS = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "content"
 COCO_SIZE = (640, 480)
 COCO_QUALITY = 90
 
 
-def source_photos() -> list[Image.Image]:
-    """The sample photos to cut the benchmark's images from, as RGB."""
-    paths = sorted(p for p in SAMPLE_PHOTOS.glob("*") if p.suffix.lower() in (".jpg", ".png")) \
-        if SAMPLE_PHOTOS.is_dir() else []
+def source_photos(folder: str | Path | None) -> list[Image.Image]:
+    """The sample photos to cut the benchmark's images from, as RGB: the JPEGs and PNGs of
+    ``folder``, else (None, missing or empty) scikit-image's four samples."""
+    folder = Path(folder) if folder else None
+    paths = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".png")) \
+        if folder is not None and folder.is_dir() else []
     if paths:
         return [Image.open(p).convert("RGB") for p in paths]
     try:
         from skimage import data as samples
     except ImportError as exc:
-        raise BenchOptionError(f"no sample photos: {SAMPLE_PHOTOS} is missing and scikit-image is not installed "
+        raise BenchOptionError(f"no sample photos: {folder or 'sample_photos'} is missing and scikit-image is not installed "
                                "(pip install scikit-image)") from exc
     return [Image.fromarray(getattr(samples, name)()).convert("RGB") for name in ("astronaut", "chelsea", "coffee",
                                                                                    "rocket")]
 
 
-def make_photos(folder: Path, count: int, *, seed: int) -> list[Path]:
-    """``count`` COCO-like JPEGs (640x480, every fourth 480x640) in ``folder``, cut from the sample photos."""
+def make_photos(folder: Path, count: int, *, seed: int, sample_photos: str | Path | None) -> list[Path]:
+    """``count`` COCO-like JPEGs (640x480, every fourth 480x640) in ``folder``, cut from
+    :func:`source_photos` of ``sample_photos``."""
     rng = random.Random(seed)
-    photos = source_photos()
+    photos = source_photos(sample_photos)
     paths = []
     for i in range(count):
         photo = photos[i % len(photos)]
@@ -78,10 +80,13 @@ def make_photos(folder: Path, count: int, *, seed: int) -> list[Path]:
 
 
 def time_round(dataset, order: list[int]) -> float:
-    start = time.perf_counter()
-    for index in order:
-        dataset[index]
-    return time.perf_counter() - start
+    """Seconds to load ``dataset[i]`` for each i of ``order`` (each image dropped once loaded)."""
+
+    def load() -> None:
+        for index in order:
+            dataset[index]
+
+    return time_once(load)[0]
 
 
 def measure(folder: Path, *, size: int, rounds: int, seed: int) -> dict[str, Any]:
@@ -90,10 +95,10 @@ def measure(folder: Path, *, size: int, rounds: int, seed: int) -> dict[str, Any
     sources: dict[str, Any] = {"folder": ContentImages(files, image_size=size, resize=size)}
     stored: dict[str, dict] = {"folder": {"bytes_per_image": sum(p.stat().st_size for p in files) / len(files)}}
     for fmt in ("jpeg", "raw"):
-        start = time.perf_counter()
-        done = prepare_shards(root=folder, settings=ShardSettings(resize=size, format=fmt, shard_size=64),
-                              output=folder.parent / f"shards-{fmt}-{size}", workers=1, show_progress=False)
-        seconds = time.perf_counter() - start
+        settings = ShardSettings(resize=size, format=fmt, shard_size=64)
+        output = folder.parent / f"shards-{fmt}-{size}"
+        seconds, done = time_once(lambda settings=settings, output=output: prepare_shards(
+            root=folder, settings=settings, output=output, workers=1, show_progress=False))
         sources[fmt] = ShardImages(ShardSet(done.folder), image_size=size)
         stored[fmt] = {"bytes_per_image": done.manifest["data_bytes"] / done.manifest["num_images"],
                        "prepare_images_per_s": len(files) / seconds}
@@ -146,7 +151,7 @@ def main(options: BenchmarkConfig) -> int:
             folder = Path(tmp) / "photos"
             folder.mkdir()
             print(f"generating {count} COCO-like 640x480 JPEGs ...", flush=True)
-            make_photos(folder, count, seed=options.seed)
+            make_photos(folder, count, seed=options.seed, sample_photos=options.sample_photos)
             for size in sizes:
                 print(f"data at {size} px: folder vs jpeg and raw shards, {rounds} rounds ...", flush=True)
                 results.append(measure(folder, size=size, rounds=rounds, seed=options.seed))

@@ -6,18 +6,18 @@
 
 Measured (each: ``warmup`` untimed calls, then ``steps`` calls between two
 ``torch.cuda.synchronize()``; peak memory reset before each timed region,
-:mod:`fast_style.bench.timing`):
+:mod:`benchmarks.timing`):
 
 1. Training steps/s at ``train_size`` px, batch ``train_batch``, for each of
    ``train_variants`` (fp32, bf16-mixed, bf16-mixed + torch.compile, ...), fed by
    synthetic tensors already on the GPU and by the real DataModule reading the photo
-   folder and its prepared shards (``feeds``; :mod:`fast_style.bench.gpu_train`); and each
+   folder and its prepared shards (``feeds``; :mod:`benchmarks.gpu_train`); and each
    loader alone.
 2. Reduced precisions against fp32 (PSNR, mean difference) and what ``precision=auto``
    picks, at the first stylize size.
 3. Stylize images/s and MP/s at each of ``stylize_sizes`` for each of
    ``stylize_variants`` (fp32, bf16, fp16, compile, CUDA graphs, tiled), on the device
-   and from host to host (:mod:`fast_style.bench.gpu_stylize`).
+   and from host to host (:mod:`benchmarks.gpu_stylize`).
 
 Writes ``json`` and ``markdown`` and prints the tables. Without CUDA (and ``device=auto``)
 it prints one line and measures nothing. ``time_budget_s`` bounds the run: measurements
@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from fast_style.bench.variants import Variant, parse_variant
+from benchmarks.variants import Variant, parse_variant
 from fast_style.devices import device_name, resolve_device
 from fast_style.io.files import atomic_write_text
 
@@ -47,7 +47,7 @@ from fast_style.io.files import atomic_write_text
 
 @dataclass
 class GpuCheckConfig:
-    """Every option of scripts/gpu_check.py and its default (configs/gpu_check.yaml only sets Hydra's behaviour)."""
+    """Every option of scripts/gpu_check.py and its default (benchmarks/configs/gpu_check.yaml only sets Hydra's behaviour)."""
 
     device: str = "auto"  # auto: the CUDA GPU, or one line and exit 0 without one; cpu: smoke run
     quick: bool = False  # a short run: fewer steps, 4K left out (and, off CUDA, tiny sizes and net)
@@ -108,13 +108,13 @@ class Plan:
 def make_plan(options: GpuCheckConfig, device: torch.device) -> Plan:
     """Options -> :class:`Plan`: variants parsed, those the device cannot run set aside
     (listed in ``skipped``), and ``quick`` applied (off CUDA also tiny sizes and net)."""
-    from fast_style.bench.gpu_stylize import parse_size
-    from fast_style.bench.options import BenchOptionError
-    from fast_style.bench.training import PAPER_MODEL, QUICK_MODEL
+    from benchmarks.gpu_stylize import parse_size
+    from benchmarks.options import BenchOptionError
+    from benchmarks.training import PAPER_MODEL, QUICK_MODEL
 
     if options.train_steps < 1 or options.stylize_steps < 1 or options.tiled_steps < 1:
         raise BenchOptionError("train_steps, stylize_steps and tiled_steps must be at least 1")
-    from fast_style.bench.gpu_train import DATA_KINDS
+    from benchmarks.gpu_train import DATA_KINDS
 
     if unknown := [d for d in options.feeds if d not in DATA_KINDS]:
         raise BenchOptionError(f"feeds={unknown}: each feed is one of {', '.join(DATA_KINDS)} (synthetic always runs)")
@@ -152,7 +152,7 @@ def run_plan(plan: Plan, options: GpuCheckConfig, *, save: Callable[[dict[str, A
              ) -> dict[str, Any]:
     """Measure everything in ``plan``; the report as a JSON-able dict. ``save(report)`` is
     called after each measurement, so a run cut short keeps what it measured."""
-    from fast_style.bench import gpu_stylize, gpu_train
+    from benchmarks import gpu_stylize, gpu_train
 
     started = time.perf_counter()
 

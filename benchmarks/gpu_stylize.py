@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-from fast_style.bench.timing import Timing, time_calls
-from fast_style.bench.variants import Variant
+from benchmarks.timing import Timing, time_calls
+from benchmarks.variants import Variant
 from fast_style.inference.choice import make_runner
 from fast_style.inference.options import StylizeOptions
 from fast_style.inference.runner import DTYPES, Stylizer, dtype_name
@@ -38,7 +38,7 @@ from fast_style.nn.transformer import TransformerNet
 
 def parse_size(text: object) -> tuple[int, int]:
     """``"3840x2160"`` -> (3840, 2160) (width, height); ``1024`` -> (1024, 1024)."""
-    from fast_style.bench.options import BenchOptionError
+    from benchmarks.options import BenchOptionError
 
     width, _, height = str(text).lower().partition("x")
     height = height or width

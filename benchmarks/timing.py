@@ -1,4 +1,9 @@
-"""Timing one repeated call on a device: warm-up, then a synchronised timed region.
+"""The one timing helper of the benchmarks: a synchronised timed region on a device.
+
+:func:`time_once` times one call (a stylized image, a training step, a round over a
+data set, a whole child process): ``synchronize()``, start, the call, ``synchronize()``,
+stop; it returns the seconds and the call's result, so callers that interleave paths or
+keep per-call times (medians, ratios) time each call the same way.
 
 :func:`time_calls` runs ``call()`` ``warmup`` times untimed (compilation, cuDNN
 autotuning, allocator growth, DataLoader start-up), then resets the device's memory
@@ -19,8 +24,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
+
+T = TypeVar("T")
+CPU = torch.device("cpu")
 
 
 def synchronize(device: torch.device) -> None:
@@ -40,6 +49,15 @@ def peak_mb(device: torch.device) -> float | None:
     if device.type != "cuda":
         return None
     return torch.cuda.max_memory_allocated(device) / 1e6
+
+
+def time_once(call: Callable[[], T], *, device: torch.device = CPU) -> tuple[float, T]:
+    """(seconds, result) of one ``call()`` between two ``synchronize(device)``s (see the module docstring)."""
+    synchronize(device)
+    start = time.perf_counter()
+    result = call()
+    synchronize(device)
+    return time.perf_counter() - start, result
 
 
 @dataclass

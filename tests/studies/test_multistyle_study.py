@@ -1,4 +1,4 @@
-"""The multi-style study's measurements (fast_style.evaluation.multistyle), without its training runs."""
+"""The multi-style study's measurements (studies.multistyle), without its training runs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from fast_style.evaluation import multistyle
-from fast_style.evaluation.multistyle import (
+from fast_style.io.images import pil_to_tensor
+from fast_style.nn.transformer import ConditionalInstanceNorm2d
+from studies import multistyle
+from studies.multistyle import (
     StudyError,
     StyleScorer,
     mask_halves,
@@ -18,8 +20,6 @@ from fast_style.evaluation.multistyle import (
     tables,
     training_folder,
 )
-from fast_style.io.images import pil_to_tensor
-from fast_style.nn.transformer import ConditionalInstanceNorm2d
 
 from conftest import random_photo, two_style_net
 
@@ -133,7 +133,7 @@ def test_summary_of_the_seeds():
 
 
 def test_the_multi_style_batch_is_the_one_style_batch_unless_set(tmp_path):
-    settings = multistyle.StudySettings(output_dir=tmp_path, photos=tmp_path, style_dir=tmp_path, steps=4, size=32,
+    settings = multistyle.StudySettings(output_dir=tmp_path, project=tmp_path, photos=tmp_path, style_dir=tmp_path, steps=4, size=32,
                                         batch_size=3, model="tiny")
     assert multistyle.multi_batch(settings) == 3
     assert multistyle.multi_batch(dataclasses.replace(settings, multi_batch_size=12)) == 12
@@ -158,7 +158,7 @@ def test_the_training_folder_links_all_but_the_held_out_photos(tmp_path):
 
 @pytest.mark.parametrize("seeds", [(), (42, 42)])
 def test_the_seeds_must_be_given_each_once(tmp_path, seeds):
-    settings = multistyle.StudySettings(output_dir=tmp_path, photos=tmp_path, style_dir=tmp_path, steps=4, size=32,
+    settings = multistyle.StudySettings(output_dir=tmp_path, project=tmp_path, photos=tmp_path, style_dir=tmp_path, steps=4, size=32,
                                         batch_size=3, model="tiny", seeds=seeds)
     with pytest.raises(StudyError, match=r"seeds=\[.*\]: give one seed or more, each once"):
         multistyle.run_study(settings, styles=["a", "b"], new_style="c", held_out=[], eval_size=32,

@@ -1,4 +1,4 @@
-"""The flicker study's measurements (fast_style.evaluation.flicker_study), without its training runs."""
+"""The flicker study's measurements (studies.flicker_study), without its training runs."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from fast_style.evaluation.evaluate import evaluate
-from fast_style.evaluation.flicker_study import (
+from fast_style.io.images import load_image
+from fast_style.io.metadata import StyleModelMetadata
+from fast_style.io.model_files import save_style_model
+from fast_style.nn.transformer import TransformerNet
+from studies.flicker_study import (
     StudyError,
     compare,
     held_out_photos,
     score_model,
     table,
 )
-from fast_style.io.images import load_image
-from fast_style.io.metadata import StyleModelMetadata
-from fast_style.io.model_files import save_style_model
-from fast_style.nn.transformer import TransformerNet
 
 from conftest import CONFIG_DIR, TINY_LOSS, random_photo
 
@@ -85,14 +85,15 @@ def test_a_weight_meets_the_goals_only_with_half_the_flicker_and_at_most_a_tenth
 
 
 def test_the_study_needs_a_positive_weight(tmp_path):
-    from fast_style.evaluation.flicker_study import FlickerStudySettings, run_study
+    from studies.flicker_study import FlickerStudySettings, run_study
 
     for weights in ([], [0.0], [-1.0, 1e5]):
         with pytest.raises(StudyError, match=r"^temporal_weights=.*: give one or more weights > 0"):
-            run_study(FlickerStudySettings(output_dir=tmp_path), temporal_weights=weights, images=tmp_path,
+            run_study(FlickerStudySettings(output_dir=tmp_path, project=tmp_path), temporal_weights=weights, images=tmp_path,
                       num_images=None, size=32, frames=4)
 
 
+@pytest.mark.slow
 def test_the_script_refuses_a_study_without_a_positive_weight_in_one_line(tmp_path):
     from conftest import run_entry
 

@@ -2,7 +2,7 @@
 
 One step is ``StyleTransferModule.step_losses`` (transform net, VGG-16 taps, content +
 style + TV losses) under the precision's autocast, then backward and Adam: the step of
-``fast_style.bench.training`` (:class:`FastStep`), plus :class:`ScaledStep` for fp16,
+``benchmarks.training`` (:class:`FastStep`), plus :class:`ScaledStep` for fp16,
 which adds the gradient scaler of Lightning's ``precision=16-mixed``. The networks are
 seeded random ones: a paper-sized TransformerNet and VGG-16 (``loss_net.pretrained=false``).
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,9 +34,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fast_style.bench.timing import Timing, time_calls
-from fast_style.bench.training import LOSS, FastStep
-from fast_style.bench.variants import LIGHTNING_PRECISION, Variant
+from benchmarks.timing import Timing, time_calls, time_once
+from benchmarks.training import LOSS, FastStep
+from benchmarks.variants import LIGHTNING_PRECISION, Variant
 from fast_style.training.data import ContentDataModule
 from fast_style.training.module import StyleTransferModule
 
@@ -92,9 +91,8 @@ class BatchFeed:
         self.waits: list[float] = []
 
     def __next__(self) -> torch.Tensor:
-        start = time.perf_counter()
-        batch = next(self.batches).to(self.device, non_blocking=True)
-        self.waits.append(time.perf_counter() - start)
+        seconds, batch = time_once(lambda: next(self.batches).to(self.device, non_blocking=True))
+        self.waits.append(seconds)
         return batch
 
 

@@ -11,7 +11,7 @@ megapixels/s, speed ratio against the reference and the max absolute difference 
 the reference in 1/255 units (clamped outputs). Without ``ckpt`` the model is a
 seeded random paper-sized TransformerNet (width 32, 5 residual blocks). A multi-style
 ``ckpt`` is exported with its ``style_weights`` input and every path runs the same one of
-its styles (``styles=``, else the first). Options: :class:`fast_style.bench.options.BenchmarkConfig`.
+its styles (``styles=``, else the first). Options: :class:`benchmarks.options.BenchmarkConfig`.
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ from pathlib import Path
 
 import torch
 
-from fast_style.bench.inference import (
+from benchmarks.inference import (
     diff255,
     interleaved,
     model_or_random,
     reference,
     synthetic_photo,
 )
-from fast_style.bench.options import BenchmarkConfig
+from benchmarks.options import BenchmarkConfig
 from fast_style.inference.mixing import StyleChoice
 from fast_style.inference.runner import Stylizer, resolve_precision
 from fast_style.io.metadata import StyleModelMetadata

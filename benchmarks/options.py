@@ -14,6 +14,11 @@ Which keys each part reads (``part=all`` runs every part in turn):
                  auto: CUDA where there is one); sizes[0] is the photos' longer side
     data         images (generated 640x480 photos), rounds, seed; sizes are crop = data.resize sizes
 
+``sample_photos``: the folder of photos the data and stylize parts cut their images from
+(None: scikit-image's samples; scripts/benchmark.py passes the checkout's
+``../shared/data/content``); ``project_dir``: the checkout whose ``stylize.py`` the stylize
+part runs (scripts/benchmark.py passes its own).
+
 ``styles``: which style of a multi-style ``ckpt`` the parts that run it (inference, onnx,
 video, precision, stylize) measure, one name or index (None: its first); it needs ``ckpt``.
 """
@@ -67,6 +72,8 @@ class BenchmarkConfig:
     photos: int = 8
     repeats: int = 2
     per_photo: bool = True
+    sample_photos: str | None = None
+    project_dir: str | None = None
 
     def for_part(self, part: str) -> BenchmarkConfig:
         """These options for one ``part``: its default ``sizes`` and ``json`` where unset."""

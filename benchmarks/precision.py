@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from fast_style.bench.inference import model_or_random, synthetic_photo
-from fast_style.bench.options import BenchmarkConfig
+from benchmarks.inference import model_or_random, synthetic_photo
+from benchmarks.options import BenchmarkConfig
 from fast_style.inference.mixing import StyleChoice
 from fast_style.inference.precision import Agreement
 from fast_style.inference.runner import DTYPES, Stylizer

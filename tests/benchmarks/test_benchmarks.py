@@ -7,8 +7,9 @@ import pytest
 from conftest import run_entry, save_two_styles
 
 
+@pytest.mark.slow
 def test_unknown_part_is_a_one_line_error(tmp_path):
-    from fast_style.bench.options import PARTS
+    from benchmarks.options import PARTS
 
     result = run_entry("scripts/benchmark.py", "part=nope", cwd=tmp_path, timeout=60)
     assert result.returncode == 2
@@ -30,8 +31,8 @@ def test_inference_quick_writes_a_table_and_json(tmp_path):
 
 
 def test_flat_keys_reach_each_part_with_its_own_defaults():
-    from fast_style.bench.options import DEFAULT_SIZES, BenchmarkConfig, BenchOptionError
-    from fast_style.bench.training import size_batches
+    from benchmarks.options import DEFAULT_SIZES, BenchmarkConfig, BenchOptionError
+    from benchmarks.training import size_batches
 
     parts = BenchmarkConfig().parts()
     assert [(c.part, c.sizes, c.json) for c in parts] == [
@@ -72,8 +73,8 @@ def test_video_part_reports_frames_per_second_and_peak_memory(tmp_path):
 
 
 def test_data_quick_compares_folder_and_shards(tmp_path, capsys):
-    from fast_style.bench import run
-    from fast_style.bench.options import BenchmarkConfig
+    from benchmarks import run
+    from benchmarks.options import BenchmarkConfig
 
     out = tmp_path / "data.json"
     assert run(BenchmarkConfig(part="data", quick=True, json=str(out))) == 0
@@ -87,9 +88,37 @@ def test_data_quick_compares_folder_and_shards(tmp_path, capsys):
     assert sources["raw"]["speedup"] > 1.0
 
 
+def test_the_sample_photos_are_the_folder_given_else_scikit_image_s(tmp_path):
+    from PIL import Image
+
+    from benchmarks.data import make_photos, source_photos
+
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "red.png")
+    (tmp_path / "notes.txt").write_text("not a photo")
+    (photo,) = source_photos(tmp_path)
+    assert photo.size == (40, 30) and photo.getpixel((0, 0)) == (200, 10, 10)
+    assert [p.size for p in source_photos(None)] == [p.size for p in source_photos(tmp_path / "missing")]
+    assert len(source_photos(None)) == 4
+    out = tmp_path / "out"
+    out.mkdir()
+    paths = make_photos(out, 2, seed=0, sample_photos=tmp_path)
+    colours = [Image.open(p).convert("RGB").getpixel((320, 240)) for p in paths]
+    assert all(r > 150 and g < 60 and b < 60 for r, g, b in colours)  # cut from the red photo (JPEG-rounded)
+
+
+def test_the_stylize_part_needs_the_checkout_of_stylize_py(tmp_path):
+    from benchmarks import stylize
+    from benchmarks.options import BenchmarkConfig, BenchOptionError
+
+    for project in (None, str(tmp_path)):
+        (config,) = BenchmarkConfig(part="stylize", quick=True, project_dir=project).parts()
+        with pytest.raises(BenchOptionError, match=r"^part=stylize runs stylize.py of project_dir=.*: give the checkout"):
+            stylize.main(config)
+
+
 def test_precision_quick_reports_psnr_against_fp32(tmp_path, capsys):
-    from fast_style.bench import precision
-    from fast_style.bench.options import BenchmarkConfig
+    from benchmarks import precision
+    from benchmarks.options import BenchmarkConfig
 
     (config,) = BenchmarkConfig(part="precision", quick=True, json=str(tmp_path / "p.json")).parts()
     assert precision.main(config) == 0
@@ -124,8 +153,8 @@ def two_styles(tmp_path):
 
 
 def test_a_multi_style_model_is_benchmarked_with_its_first_style_or_the_one_named(two_styles, model_file, capsys):
-    from fast_style.bench.inference import model_or_random, style_argument
-    from fast_style.bench.options import BenchmarkConfig, BenchOptionError
+    from benchmarks.inference import model_or_random, style_argument
+    from benchmarks.options import BenchmarkConfig, BenchOptionError
     from fast_style.errors import FastStyleError
 
     _, choice = model_or_random(str(two_styles))
@@ -144,8 +173,8 @@ def test_a_multi_style_model_is_benchmarked_with_its_first_style_or_the_one_name
 
 
 def test_inference_part_runs_the_chosen_style_on_every_path(two_styles, tmp_path, capsys):
-    from fast_style.bench import inference
-    from fast_style.bench.options import BenchmarkConfig
+    from benchmarks import inference
+    from benchmarks.options import BenchmarkConfig
 
     (config,) = BenchmarkConfig(part="inference", quick=True, big=False, ckpt=str(two_styles), styles="b",
                                 json=str(tmp_path / "i.json")).parts()
@@ -160,8 +189,8 @@ def test_inference_part_runs_the_chosen_style_on_every_path(two_styles, tmp_path
 
 
 def test_precision_part_names_the_style_of_a_multi_style_model(two_styles, tmp_path, capsys):
-    from fast_style.bench import precision
-    from fast_style.bench.options import BenchmarkConfig
+    from benchmarks import precision
+    from benchmarks.options import BenchmarkConfig
 
     (config,) = BenchmarkConfig(part="precision", quick=True, ckpt=str(two_styles), styles="b",
                                 json=str(tmp_path / "p.json")).parts()
@@ -173,8 +202,8 @@ def test_precision_part_names_the_style_of_a_multi_style_model(two_styles, tmp_p
 
 def test_onnx_part_feeds_the_style_weights_to_the_export(two_styles, tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
-    from fast_style.bench import onnx
-    from fast_style.bench.options import BenchmarkConfig
+    from benchmarks import onnx
+    from benchmarks.options import BenchmarkConfig
     from fast_style.io.export import export_model
     from fast_style.io.model_files import save_style_model
 

@@ -57,7 +57,7 @@ class Variant:
 
 def parse_variant(text: str, *, allowed: tuple[str, ...] = FLAGS) -> Variant:
     """``"bf16+compile"`` -> Variant(precision="bf16", flags={"compile"}); one-line error otherwise."""
-    from fast_style.bench.options import (
+    from benchmarks.options import (
         BenchOptionError,  # imports the inference runner: only when needed
     )
 

@@ -19,13 +19,13 @@ import copy
 import json
 import os
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from fast_style.bench.options import BenchmarkConfig, BenchOptionError
+from benchmarks.options import BenchmarkConfig, BenchOptionError
+from benchmarks.timing import time_once
 from fast_style.devices import device_name, native_bf16, resolve_device
 from fast_style.nn.losses import content_loss, gram_matrix, style_loss, total_variation
 from fast_style.nn.transformer import TransformerNet
@@ -132,17 +132,13 @@ def measure(
     gen = torch.Generator().manual_seed(seed + 1)
     times: dict[str, list[float]] = {"reference": [], "fast": []}
     last: dict[str, dict[str, torch.Tensor]] = {}
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for step in range(steps):
         x = torch.rand(batch, 3, size, size, generator=gen).to(device)
         order = [("reference", reference), ("fast", fast)]
         for name, run in order if step % 2 == 0 else order[::-1]:
-            sync()
-            start = time.perf_counter()
-            last[name] = run(x)
-            sync()
+            seconds, last[name] = time_once(lambda run=run, x=x: run(x), device=device)
             if step >= warmup:
-                times[name].append(time.perf_counter() - start)
+                times[name].append(seconds)
     ref_s, fast_s = statistics.median(times["reference"]), statistics.median(times["fast"])
     ratios = [r / f for r, f in zip(times["reference"], times["fast"], strict=True)]
     losses = {name: {k: float(v) for k, v in terms.items() if v.dim() == 0} for name, terms in last.items()}  # scalar terms

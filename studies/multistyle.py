@@ -40,16 +40,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from fast_style.evaluation.training_runs import PROJECT, StudyError, style_tensor, train_in_folder
 from fast_style.io.images import images_below, square_image
 from fast_style.io.model_files import open_model
 from fast_style.nn.losses import gram_matrix, style_loss
 from fast_style.nn.transformer import TransformerNet
 from fast_style.nn.vgg import VGGFeatures
+from studies.training_runs import StudyError, style_tensor, train_in_folder, write_report
+
+if TYPE_CHECKING:
+    from studies.schemas import MultistyleStudyConfig
 
 # ---------------------------------------------------------------------------- scoring
 
@@ -126,9 +129,11 @@ def mask_halves(network: TransformerNet, photos: torch.Tensor, first: int, secon
 
 @dataclass(frozen=True)
 class StudySettings:
-    """What every run of the study shares (see scripts/multistyle_study.py for the keys)."""
+    """What every run of the study shares (the keys: :class:`studies.schemas.MultistyleStudyConfig`);
+    ``project``: the checkout whose train.py and configs/ the study uses."""
 
     output_dir: Path
+    project: Path
     photos: Path
     style_dir: Path
     steps: int
@@ -156,7 +161,7 @@ def train_run(settings: StudySettings, name: str, overrides: Sequence[str], *, s
         f"data.root={settings.photos}", f"data.image_size={settings.size}", f"data.resize={settings.size}",
         f"data.batch_size={settings.batch_size if batch_size is None else batch_size}", "data.num_workers=0", "data.hflip=true",
         f"paths.style_dir={settings.style_dir}", *settings.extra,
-    ], label=f"{name} (seed {seed})", steps=settings.steps)
+    ], project=settings.project, label=f"{name} (seed {seed})", steps=settings.steps)
 
 
 def held_out_photos(paths: Sequence[Path], size: int) -> torch.Tensor:
@@ -207,10 +212,10 @@ def run_study(settings: StudySettings, *, styles: Sequence[str], new_style: str,
                          "and a new style that is not among them")
     if not settings.seeds or len(set(settings.seeds)) != len(settings.seeds):
         raise StudyError(f"seeds={list(settings.seeds)}: give one seed or more, each once")
-    loss = style_config_loss()
+    loss = style_config_loss(settings.project)
     loss_net = {"arch": "vgg16", "pretrained": False, "seed": 0, "pool": "max"}
     names = [*styles, new_style]
-    scorer = StyleScorer(style_images={n: style_tensor(n, settings.style_dir) for n in names}, loss=loss, loss_net=loss_net)
+    scorer = StyleScorer(style_images={n: style_tensor(n, settings.style_dir, project=settings.project) for n in names}, loss=loss, loss_net=loss_net)
     photos = held_out_photos(held_out, eval_size)
     seeds = settings.seeds
 
@@ -221,7 +226,7 @@ def run_study(settings: StudySettings, *, styles: Sequence[str], new_style: str,
                   for seed in seeds]
     multis = [open_model(run["style_model"]).network for run in multi_runs]
 
-    report: dict[str, Any] = {"settings": {k: str(v) for k, v in settings.__dict__.items()},
+    report: dict[str, Any] = {"settings": {k: str(v) for k, v in settings.__dict__.items() if k != "project"},
                               "styles": list(styles), "new_style": new_style, "seeds": list(seeds),
                               "held_out": [p.name for p in held_out], "eval_size": eval_size}
     per_style = []
@@ -301,11 +306,11 @@ def onnx_difference(network: TransformerNet, photos: torch.Tensor) -> float:
     return worst
 
 
-def style_config_loss() -> dict[str, Any]:
-    """The ``loss=perceptual`` config the study trains with."""
+def style_config_loss(project: Path) -> dict[str, Any]:
+    """The ``loss=perceptual`` config the study trains with (``project``'s configs/loss/perceptual.yaml)."""
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_container(OmegaConf.load(PROJECT / "configs" / "loss" / "perceptual.yaml"), resolve=True)
+    return OmegaConf.to_container(OmegaConf.load(project / "configs" / "loss" / "perceptual.yaml"), resolve=True)
 
 
 def monotone(values: Sequence[float], *, rising: bool) -> bool:
@@ -357,3 +362,19 @@ def tables(report: dict[str, Any]) -> str:
               f"right own {m['right_own']:.4f} / other {m['right_other']:.4f}",
               "", f"ONNX with a style_weights input vs PyTorch: max |diff| {report['onnx_max_diff']:.2g}"]
     return "\n".join(lines)
+
+
+def main(config: MultistyleStudyConfig, *, project: Path) -> None:
+    """scripts/multistyle_study.py: the training folder without the held-out photos, the
+    study on it with ``project``'s train.py, its tables printed and written to ``output_dir``."""
+    output_dir = Path(config.output_dir).resolve()
+    photos, held_out = training_folder(Path(config.photos), config.held_out, output_dir / "photos")
+    settings = StudySettings(output_dir=output_dir, project=project, photos=photos,
+                             style_dir=Path(config.style_dir).resolve(), steps=config.steps, size=config.size,
+                             batch_size=config.batch_size, model=config.train_model, seeds=tuple(config.seeds),
+                             extra=tuple(config.extra), multi_batch_size=config.multi_batch_size)
+    report = run_study(settings, styles=config.styles, new_style=config.new_style, held_out=held_out,
+                       eval_size=config.eval_size, finetune_checkpoints=config.finetune_checkpoints,
+                       finetune_lr=config.finetune_lr)
+    print(write_report(report, tables(report), output_dir))
+    print(f"\nwritten: {output_dir / 'study.json'}, {output_dir / 'table.md'}")

@@ -98,7 +98,7 @@ def test_no_import_cycles():
 
 def test_the_layer_check_can_fail(tmp_path, monkeypatch):
     """An nn module importing the inference layer would be reported as upward."""
-    fake = {"fast_style.nn.losses": {"fast_style.inference.runner"}}
+    fake = {"fast_style.nn.losses": {"fast_style.inference.runners.pytorch"}}
     monkeypatch.setattr(__import__(__name__), "_imports", lambda: fake)
     with pytest.raises(AssertionError):
         test_no_module_imports_a_layer_above_it()

@@ -46,12 +46,12 @@ def test_devices_run_honours_batch_size(tmp_path):
 
     from fast_style.inference.distributed import PredictJobs, job_loader
     from fast_style.inference.options import StylizeOptions
-    from fast_style.inference.pipeline import Job
+    from fast_style.inference.outcome import PHOTO, Job
     from fast_style.io.model_files import open_model
 
     for i in range(5):
         random_photo(32, 24 if i != 2 else 20, seed=i).save(tmp_path / f"{i}.png")
-    jobs = [Job(tmp_path / f"{i}.png", tmp_path / "out" / f"{i}.png") for i in range(5)]
+    jobs = [Job(tmp_path / f"{i}.png", tmp_path / "out" / f"{i}.png", PHOTO) for i in range(5)]
     options = StylizeOptions(batch_size=2, progress=False)
     batches = list(job_loader(jobs, options, rank=0, world=2))  # rank 0: jobs 0, 2, 4
     assert [[item.job.source.name for item in batch] for batch in batches] == [["0.png", "2.png"], ["4.png"]]

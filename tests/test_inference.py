@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fast_style.inference.folding import FoldedHead, FoldedUpConv, fold_for_inference
-from fast_style.inference.runner import Stylizer, resolve_precision
+from fast_style.inference.runners.pytorch import Stylizer, resolve_precision
 from fast_style.inference.tiling import _Moments
 from fast_style.nn.transformer import TransformerNet, UpConv
 

@@ -8,11 +8,12 @@ import torch
 from PIL import Image
 
 from fast_style.errors import FastStyleError
-from fast_style.inference import choice
 from fast_style.inference.api import stylize, stylize_images
-from fast_style.inference.choice import CalibratedStylizer, make_runner
 from fast_style.inference.mixing import read_mask
 from fast_style.inference.options import StylizeOptions
+from fast_style.inference.runners import settings
+from fast_style.inference.runners.calibrated import CalibratedStylizer
+from fast_style.inference.runners.rules import make_runner
 from fast_style.io.export import export_model, onnx_bytes
 from fast_style.io.images import pil_to_tensor
 from fast_style.io.metadata import StyleModelMetadata
@@ -162,7 +163,7 @@ def test_strength_in_the_network_scales_the_head(files):
 
 
 def test_precision_auto_calibrates_with_the_style_weights(files, monkeypatch):
-    monkeypatch.setattr(choice, "auto_candidates", lambda device: [torch.bfloat16, torch.float32])
+    monkeypatch.setattr(settings, "auto_candidates", lambda device: [torch.bfloat16, torch.float32])
     options = StylizeOptions(styles=["a", "b"], mask=str(files / "mask.png"))
     runner = make_runner(open_model(files / "two.safetensors"), options)
     assert isinstance(runner, CalibratedStylizer)
@@ -187,13 +188,14 @@ def test_devices_runs_carry_the_style_choice(files, tmp_path):
     """devices>1: each rank builds its runner with the run's style choice (here a mask)."""
     from fast_style.inference.distributed import PredictJobs
     from fast_style.inference.mixing import choose_styles
-    from fast_style.inference.pipeline import Job, read
+    from fast_style.inference.outcome import PHOTO, Job
+    from fast_style.inference.reading import read
 
     model = open_model(files / "two.safetensors")
     options = StylizeOptions(styles=["a", "b"], mask=str(files / "mask.png"), runtime="torch")
     module = PredictJobs(model=model, options=options, styles=choose_styles(model, options))
     module.on_predict_start()
-    (outcome,) = module.predict_step([read(Job(files / "p.png", tmp_path / "out.png"), options)], 0)
+    (outcome,) = module.predict_step([read(Job(files / "p.png", tmp_path / "out.png", PHOTO), options)], 0)
     assert outcome.status == "done"
     expected = _run(files / "two.safetensors", files, style=["a", "b"], mask=files / "mask.png")
     assert (_image(tmp_path / "out.png") - expected).abs().max() <= 1 / 255

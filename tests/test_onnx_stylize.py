@@ -10,9 +10,9 @@ from PIL import Image
 
 from fast_style.errors import CheckpointError, FastStyleError
 from fast_style.inference.api import stylize, stylize_images
-from fast_style.inference.choice import make_runner
 from fast_style.inference.options import StylizeOptions
-from fast_style.inference.runner import HugeImageError
+from fast_style.inference.runners.base import HugeImageError
+from fast_style.inference.runners.rules import make_runner
 from fast_style.io.export import export_model
 from fast_style.io.images import open_rgb_alpha, pil_to_tensor
 from fast_style.io.metadata import StyleModelMetadata

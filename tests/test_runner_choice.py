@@ -8,8 +8,6 @@ import pytest
 import torch
 
 from fast_style.errors import FastStyleError
-from fast_style.inference import choice
-from fast_style.inference.choice import CalibratedStylizer, OnnxStylizer, make_runner
 from fast_style.inference.options import OptionError, StylizeOptions
 from fast_style.inference.precision import (
     MAX_MEAN_DIFF,
@@ -20,7 +18,12 @@ from fast_style.inference.precision import (
     is_flat,
     psnr,
 )
-from fast_style.inference.runner import InferenceOptionError, Stylizer
+from fast_style.inference.runners import settings
+from fast_style.inference.runners.base import InferenceOptionError
+from fast_style.inference.runners.calibrated import CalibratedStylizer
+from fast_style.inference.runners.onnxrt import OnnxStylizer
+from fast_style.inference.runners.pytorch import Stylizer
+from fast_style.inference.runners.rules import make_runner
 from fast_style.io.model_files import open_model
 from fast_style.nn.transformer import TransformerNet
 
@@ -78,13 +81,13 @@ def _model(model_file):
 @pytest.fixture
 def cpu_without_native_bf16(monkeypatch):
     """The choice as made on a CPU without AVX512-BF16/AMX, whatever this one has."""
-    monkeypatch.setattr(choice, "auto_candidates", lambda device: [torch.float32])
+    monkeypatch.setattr(settings, "auto_candidates", lambda device: [torch.float32])
 
 
 @pytest.fixture
 def cpu_with_native_bf16(monkeypatch):
     """The choice as made on a CPU with native bf16 (bf16 is emulated where it is not)."""
-    monkeypatch.setattr(choice, "auto_candidates", lambda device: [torch.bfloat16, torch.float32])
+    monkeypatch.setattr(settings, "auto_candidates", lambda device: [torch.bfloat16, torch.float32])
 
 
 @pytest.mark.usefixtures("cpu_without_native_bf16")
@@ -216,7 +219,7 @@ def test_with_native_bf16_a_model_that_fails_the_bound_runs_fp32_in_onnxruntime(
 
 
 def test_default_pixel_budget_grows_with_free_gpu_memory_only(monkeypatch):
-    from fast_style.inference.choice import device_pixel_budget
+    from fast_style.inference.runners.settings import device_pixel_budget
 
     net = TransformerNet(width=32, num_residual=1)
     cpu, cuda = torch.device("cpu"), torch.device("cuda")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fast_style.inference.tiling import _ramp, make_tiles, tiled_forward
+from fast_style.inference.tile_grid import make_tiles, ramp
+from fast_style.inference.tiling import tiled_forward
 from fast_style.nn.transformer import TransformerNet
 
 
@@ -80,6 +81,6 @@ def test_tiles_partition_the_image():
 
 
 def test_blend_ramps_sum_to_one():
-    rising, falling = _ramp(8, 8, 0), _ramp(8, 0, 8)
+    rising, falling = ramp(8, 8, 0), ramp(8, 0, 8)
     assert torch.allclose(rising + falling, torch.ones(8))
     assert rising[0] < 0.05 and rising[-1] > 0.95

@@ -19,11 +19,16 @@ from typing import Any
 
 import torch
 
-from fast_style.inference.choice import make_runner, notice, resolve_strength_space
 from fast_style.inference.executors import report, run_local
+from fast_style.inference.finishing import finish
 from fast_style.inference.mixing import StyleChoice, choose_styles
 from fast_style.inference.options import OptionError, StylizeOptions, with_aliases
-from fast_style.inference.pipeline import Summary, finish, load_photo, plan
+from fast_style.inference.outcome import Summary
+from fast_style.inference.plan import plan
+from fast_style.inference.reading import load_photo
+from fast_style.inference.runners.base import notice
+from fast_style.inference.runners.rules import make_runner
+from fast_style.inference.runners.settings import resolve_strength_space
 from fast_style.io.files import safe_name
 from fast_style.io.model_files import StyleModel, open_model
 
@@ -105,5 +110,5 @@ def stylize_images(
             photo = image.detach().float().cpu()
         else:
             photo = load_photo(Path(image), opts)[0]
-        results.append(finish(runner(photo)[0], photo, keep_colour=bool(opts.preserve_color), strength=opts.pixel_strength))
+        results.append(finish(runner(photo)[0], photo, opts))
     return results

@@ -20,13 +20,14 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fast_style.devices import cluster_plugins
 from fast_style.errors import FastStyleError
-from fast_style.inference.choice import make_runner
 from fast_style.inference.executors import STATUSES, report, size_groups
 from fast_style.inference.mixing import StyleChoice
 from fast_style.inference.options import StylizeOptions
-from fast_style.inference.pipeline import Job, Loaded, Outcome, Summary, read, run_batch
+from fast_style.inference.outcome import Job, Loaded, Outcome, Summary
+from fast_style.inference.reading import read
+from fast_style.inference.runners.rules import make_runner
+from fast_style.inference.writing import run_batch
 from fast_style.io.model_files import StyleModel
-from fast_style.io.video import is_video
 
 
 class Shard(Sampler[int]):
@@ -43,7 +44,7 @@ class Shard(Sampler[int]):
 
 
 class JobPhotos(Dataset):
-    """Step 1 of each job (:func:`~fast_style.inference.pipeline.read`) in a DataLoader."""
+    """Step 1 of each job (:func:`~fast_style.inference.reading.read`) in a DataLoader."""
 
     def __init__(self, jobs: list[Job], options: StylizeOptions):
         self.jobs, self.options = jobs, options
@@ -63,7 +64,7 @@ def job_loader(jobs: list[Job], options: StylizeOptions, *, rank: int, world: in
 
 
 class PredictJobs(pl.LightningModule):
-    """Runs steps 2-4 of the pipeline on each rank's device; the runner is built there
+    """Runs steps 2-4 of each photo job (:func:`~fast_style.inference.writing.run_batch`) on each rank's device; the runner is built there
     (with the run's style choice)."""
 
     def __init__(self, *, model: StyleModel, options: StylizeOptions, styles: StyleChoice | None = None):
@@ -107,7 +108,7 @@ def run_on_devices(jobs: list[Job], model: StyleModel, options: StylizeOptions,
     zero exit here)."""
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated.*")  # Lightning internals
     model.require_network(f"devices={options.devices}")
-    videos = [job.source for job in jobs if is_video(job.source)]
+    videos = [job.source for job in jobs if job.is_clip]
     if videos:
         raise FastStyleError(f"{videos[0]}: devices={options.devices} stylizes photos only; stylize videos with "
                              "devices=1 (one process batches frames already)")

@@ -1,4 +1,4 @@
-"""The local executor: it schedules the per-job pipeline (:mod:`fast_style.inference.pipeline`), nothing else.
+"""The local executor: it schedules the jobs (read, run, write; :mod:`.reading`, :mod:`.writing`, :mod:`.clips`), nothing else.
 
 :func:`run_local` runs every job in this process: photos are read one by one and
 grouped by size, a group is run when it holds ``batch_size`` photos (or one image that
@@ -12,20 +12,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Iterator
 
-from fast_style.errors import FastStyleError
 from fast_style.inference.clips import run_video
 from fast_style.inference.options import StylizeOptions
-from fast_style.inference.pipeline import (
-    Job,
-    Loaded,
-    Outcome,
-    Runner,
-    Summary,
-    precheck,
-    read,
-    run_batch,
-)
-from fast_style.io.video import is_video, probe_video
+from fast_style.inference.outcome import Job, Loaded, Outcome, Summary
+from fast_style.inference.reading import read
+from fast_style.inference.runners.base import Runner
+from fast_style.inference.writing import run_batch
 from fast_style.progress import progress
 
 STATUSES = ("done", "skipped", "failed")
@@ -57,28 +49,16 @@ def run_local(jobs: list[Job], runner: Runner, options: StylizeOptions, *, sever
     """Every job in this process: photos first, then videos one by one (a progress bar
     over frames each). A single job's failure is raised as one line; with several,
     failures are reported and counted and the run goes on."""
-    photos = [job for job in jobs if not is_video(job.source)]
+    photos = [job for job in jobs if not job.is_clip]
     summary = run_photos(photos, runner, options, several=several) if photos else Summary()
     for job in jobs:
-        if is_video(job.source):
-            outcome = precheck(job, overwrite=bool(options.overwrite))
-            if outcome is None:
-                with progress(probe_frames(job), enabled=bool(options.progress), label=job.source.name,
-                              unit="frames") as advance:
-                    outcome = run_video(job, runner, options, advance=advance)
+        if job.is_clip:
+            outcome = run_video(job, runner, options)
             if not several and outcome.status != "done":
                 outcome.raise_error()
             report(outcome)
             summary.outcomes.append(outcome)
     return summary
-
-
-def probe_frames(job: Job) -> int | None:
-    """The clip's frame count from its header, for the progress bar (None: unknown)."""
-    try:
-        return probe_video(job.source).frames
-    except FastStyleError:
-        return None  # run_video reports the problem
 
 
 def run_photos(jobs: list[Job], runner: Runner, options: StylizeOptions, *, several: bool) -> Summary:

@@ -3,7 +3,7 @@
 Each replaces one layer of a frozen copy of the network by an equivalent one that oneDNN
 and cuDNN run faster; the products are the same or sums of the same weights, so outputs
 agree with the original up to float rounding (tests: ``tests/test_inference.py``).
-Training, export and the files never see them: :class:`~fast_style.inference.runner.Stylizer`
+Training, export and the files never see them: :class:`~fast_style.inference.runners.pytorch.Stylizer`
 applies :func:`fold_for_inference` to its own copy.
 
 - :class:`FoldedHead`: the 9x9 output convolution (3 channels) as a stride-2 10x10 one

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from fast_style.errors import FastStyleError
+from fast_style.io.kinds import ONNX
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-RUNTIMES = ("auto", "torch", "onnx")
+RUNTIMES = ("auto", "torch", ONNX.name)  # a runner of fast_style.inference.runners each (torch: eager or compiled)
 STRENGTH_SPACES = ("auto", "network", "pixel")
 # 8192 x 8192: about 3 GB of float32 images (input, output) plus one tile's activations
 MAX_PIXELS = 8192 * 8192

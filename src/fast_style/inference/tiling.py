@@ -7,7 +7,7 @@ tile by tile (the algorithm in full: docs/stylizing.md, "Tiling"):
 1. The network's steps (``TransformerNet.steps()``) are cut at its norms.
 2. Core tiles of ``tile`` px start on multiples of 4 (the stride-2 grid of the whole
    image) and carry ``context`` px of surroundings, more than the receptive radius
-   17 + 8 r (:func:`receptive_radius`), so a core's activations are exact.
+   17 + 8 r, so a core's activations are exact (:mod:`fast_style.inference.tile_grid`).
 3. One pass over the tiles per instance norm k: run each tile to the pre-norm
    activation z_k and accumulate per-channel count, mean and squared deviations over
    the core (float32 per tile, merged in float64); then
@@ -26,15 +26,20 @@ width w) plus the input and output images.
 
 from __future__ import annotations
 
-import math
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from fast_style.inference.tile_grid import (
+    accumulate,
+    core,
+    level_sizes,
+    make_tiles,
+    receptive_radius,
+)
 from fast_style.io.files import owned_prefix, sweep_stale
 from fast_style.nn.transformer import (
     ConditionalInstanceNorm2d,
@@ -48,66 +53,6 @@ from fast_style.nn.transformer import (
 
 CACHE_NAME = "fast-style-tiles"  # the tile cache folder: <temp>/fast-style-tiles.fast-style-tmp-<host>-<pid>-*
 State = dict  # "h": current activation, "skip": residual input, "sizes": encoder sizes (see step_conv)
-
-
-def min_tile_size(model: TransformerNet) -> int:
-    """The smallest accepted ``tile``: the receptive radius rounded up to a multiple of 4
-    (60 px for the paper's network). Smaller cores would spend nearly all their work on
-    context, and a 3 px tile makes tens of thousands of tiles."""
-    return -(-receptive_radius(model) // 4) * 4
-
-
-def receptive_radius(model: TransformerNet) -> int:
-    """How far (input px) a change can travel: 4 (9x9) + 1 + 2 (3x3 s2 convs) + 8 r
-    (3x3 convs at quarter scale) + 2 + 2 (3x3 convs after x2 upsampling, with nearest
-    rounding) + 4 (9x9 head) = 17 + 8 r, rounded up to a multiple of 4 by callers."""
-    return 17 + 8 * len(model.residuals)
-
-
-@dataclass(frozen=True)
-class Tile:
-    """Core ``[y0, y1) x [x0, x1)`` and crop ``[cy0, cy1) x [cx0, cx1)`` in image px."""
-
-    y0: int
-    y1: int
-    x0: int
-    x1: int
-    cy0: int
-    cy1: int
-    cx0: int
-    cx1: int
-
-
-def _bounds(size: int, tile: int) -> list[int]:
-    """Evenly spread core boundaries 0 = b0 < b1 < ... = size, inner ones multiples of 4,
-    with ceil(size / tile) cores."""
-    n = max(1, -(-size // tile))
-    inner = sorted({4 * round(i * size / n / 4) for i in range(1, n)} - {0, size})
-    return [0, *[b for b in inner if 0 < b < size], size]
-
-
-def make_tiles(height: int, width: int, *, tile: int, context: int) -> list[Tile]:
-    """Cores of at most about ``tile`` px (boundaries on multiples of 4) covering the
-    image, each with ``context`` px (rounded up to a multiple of 4) of surroundings."""
-    tile = max(4, -(-tile // 4) * 4)
-    context = -(-context // 4) * 4
-    ys, xs = _bounds(height, tile), _bounds(width, tile)
-    tiles = []
-    for y0, y1 in zip(ys[:-1], ys[1:], strict=True):
-        for x0, x1 in zip(xs[:-1], xs[1:], strict=True):
-            tiles.append(
-                Tile(y0, y1, x0, x1, max(0, y0 - context), min(height, y1 + context), max(0, x0 - context), min(width, x1 + context))
-            )
-    return tiles
-
-
-def _core(tile: Tile, level: int) -> tuple[slice, slice]:
-    """The core of ``tile`` in the coordinates of its crop at resolution ``level``."""
-    f = 2**level
-    return (
-        slice((tile.y0 - tile.cy0) // f, -(-(tile.y1 - tile.cy0) // f)),
-        slice((tile.x0 - tile.cx0) // f, -(-(tile.x1 - tile.cx0) // f)),
-    )
 
 
 class _Moments:
@@ -153,16 +98,6 @@ class _Moments:
 def is_instance_norm(norm: nn.Module | None) -> bool:
     """A norm with per-image statistics (plain or conditional instance norm)."""
     return isinstance(norm, (nn.InstanceNorm2d, ConditionalInstanceNorm2d))
-
-
-def level_sizes(height: int, width: int, levels: int = 3) -> list[tuple[int, int]]:
-    """(H, W) of the whole image's activations at full, half and quarter resolution: a
-    stride-2 3x3 convolution padded by 1 maps a side n to ceil(n / 2)."""
-    sizes = [(height, width)]
-    while len(sizes) < levels:
-        h, w = sizes[-1]
-        sizes.append((-(-h // 2), -(-w // 2)))
-    return sizes
 
 
 class _Runner:
@@ -215,27 +150,6 @@ class _Runner:
                 state["skip"] = state["h"]
             state["h"] = step_conv(step, state["h"], state["sizes"])
         return state
-
-
-def _ramp(length: int, lo_blend: int, hi_blend: int) -> torch.Tensor:
-    """1D weights: sin^2 rising over the first ``lo_blend`` samples, cos^2 falling over
-    the last ``hi_blend``, 1 in between."""
-    w = torch.ones(length)
-    if lo_blend:
-        t = (torch.arange(lo_blend) + 0.5) / lo_blend
-        w[:lo_blend] = torch.sin(t * math.pi / 2).square()
-    if hi_blend:
-        t = (torch.arange(hi_blend) + 0.5) / hi_blend
-        w[length - hi_blend:] = torch.cos(t * math.pi / 2).square()
-    return w
-
-
-def _blend_spans(lo: int, hi: int, size: int, half: int) -> tuple[int, int, int, int]:
-    """Output span [a, b) of a core [lo, hi) grown by ``half`` on inner edges, and the
-    blend lengths at each end."""
-    a = lo - half if lo > 0 else lo
-    b = hi + half if hi < size else hi
-    return a, b, (2 * half if lo > 0 else 0), (2 * half if hi < size else 0)
 
 
 def tiled_forward(
@@ -292,9 +206,9 @@ def tiled_forward(
                     if model.input_skip is not None:  # the only step that needs the input again
                         photo = prepare(x[None, :, t.cy0:t.cy1, t.cx0:t.cx1])
                         y = model.scale_head(model.add_input(y, photo), photo, strength)
-                    _accumulate(out, y, t, height, width, half)
+                    accumulate(out, y, t, height, width, half)
                 else:
-                    rows, cols = _core(t, steps[b].level)
+                    rows, cols = core(t, steps[b].level)
                     moments.add(state["h"][..., rows, cols])
                     if steps[b].level >= 1:
                         cache.put(index, state, b + 1)
@@ -303,15 +217,6 @@ def tiled_forward(
             if not final:
                 runner.affine[b] = moments.affine(steps[b].norm.eps, *runner.norm_affine(steps[b].norm))
     return out
-
-
-def _accumulate(out: torch.Tensor, y: torch.Tensor, t: Tile, height: int, width: int, half: int) -> None:
-    """Add a tile's output, weighted by its blend window, into ``out``."""
-    ya, yb, ylo, yhi = _blend_spans(t.y0, t.y1, height, half)
-    xa, xb, xlo, xhi = _blend_spans(t.x0, t.x1, width, half)
-    w = _ramp(yb - ya, ylo, yhi)[:, None] * _ramp(xb - xa, xlo, xhi)[None, :]
-    part = y[0, :, ya - t.cy0:yb - t.cy0, xa - t.cx0:xb - t.cx0].float().cpu().clamp_(0, 1)
-    out[:, ya:yb, xa:xb] += part * w
 
 
 class _DiskCache:

@@ -34,12 +34,14 @@ from torch import nn
 
 from fast_style.errors import FastStyleError, first_line
 from fast_style.io.files import atomic_output, unique_path
-from fast_style.io.metadata import ONNX_FORMAT, TORCHSCRIPT_FORMAT, StyleModelMetadata
+from fast_style.io.kinds import EXPORTED, ONNX
+from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import open_model, save_style_model
 from fast_style.io.runtimes import EXTRA_FILE, require
 from fast_style.nn.transformer import TransformerNet
 
-FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
+SAFETENSORS = "safetensors"  # format= of a plain style model (a PyTorch file again)
+FORMATS = {**{kind.name: kind.suffix for kind in EXPORTED.values()}, SAFETENSORS: ".safetensors"}
 INPUT_NAME = "image"
 STYLE_INPUT_NAME = "style_weights"
 OUTPUT_NAME = "stylized"
@@ -67,7 +69,7 @@ class ExportResult:
             f"; max |exported - PyTorch| = {self.max_diff:.2e} on "
             + ", ".join("x".join(str(s) for s in shape) for shape in self.shapes)
         )
-        kind = "style model" if self.format == "safetensors" else f"{self.format} model"
+        kind = "style model" if self.format == SAFETENSORS else f"{self.format} model"
         return f"{kind} written: {self.path}{check}"
 
 
@@ -128,7 +130,7 @@ def onnx_bytes(model: TransformerNet, *, opset: int | None = None) -> bytes:
     input of a multi-style model), from the TorchScript-based exporter: about 1.5 s for
     the paper's network on 2 CPU cores, so that ``stylize.py`` can run a PyTorch
     checkpoint in onnxruntime (``runtime=auto``)."""
-    require("onnx", "ONNX export")
+    require(ONNX.packages[0], "ONNX export")
     axes = {0: "batch", 2: "height", 3: "width"}
     buffer = io.BytesIO()
     with _quiet():
@@ -151,7 +153,7 @@ def _onnx_legacy(module: nn.Module, path: Path, meta: dict[str, str], opset: int
 def write_onnx(model: TransformerNet, path: Path, meta: dict[str, str], *, exporter: str = "auto",
                opset: int | None = None) -> str:
     """Export to ``path`` (overwritten; callers pass a temporary file); returns the exporter used."""
-    require("onnx", "ONNX export")
+    require(ONNX.packages[0], "ONNX export")
     if exporter not in EXPORTERS:
         raise ExportError(f"exporter={exporter}: choose one of {', '.join(EXPORTERS)}")
     module = exportable(model)
@@ -249,7 +251,7 @@ def default_output(ckpt: Path, style: str, fmt: str) -> Path:
 
 def export_model(
     ckpt: str | os.PathLike,
-    fmt: str = "onnx",
+    fmt: str = ONNX.name,
     output: str | os.PathLike | None = None,
     *,
     overwrite: bool = False,
@@ -273,14 +275,14 @@ def export_model(
         target = unique_path(target)  # never write over the checkpoint itself
     elif not overwrite:
         target = unique_path(target)
-    if fmt == "safetensors":
+    if fmt == SAFETENSORS:
         save_style_model(model, target, metadata=dataclasses.replace(source.metadata, style_name=style))
         return ExportResult(target, fmt)
     metadata = dataclasses.replace(export_metadata(source.metadata, source_kind=source.kind,
                                                    num_styles=model.num_styles), style_name=style)
-    meta = metadata.to_strings(format=ONNX_FORMAT if fmt == "onnx" else TORCHSCRIPT_FORMAT)
+    meta = metadata.to_strings(format=EXPORTED[fmt].format_tag)
     with atomic_output(target, suffix=FORMATS[fmt]) as tmp:
-        if fmt == "onnx":
+        if fmt == ONNX.name:
             used = write_onnx(model, tmp, meta, exporter=exporter, opset=opset)
         else:
             used = write_torchscript(model, tmp, meta)

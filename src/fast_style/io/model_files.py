@@ -35,13 +35,14 @@ from safetensors.torch import save_file
 
 from fast_style.errors import CheckpointError, FastStyleError, first_line
 from fast_style.io.files import atomic_output
+from fast_style.io.kinds import EXPORTED, ONNX, TORCHSCRIPT, exported_kind
 from fast_style.io.metadata import STYLE_MODEL_FORMAT, StyleModelMetadata
 from fast_style.io.pytorch_examples import from_examples, is_examples_state
-from fast_style.io.runtimes import Runtime, onnx_runtime, torchscript_runtime
+from fast_style.io.runtimes import Runtime
 from fast_style.nn.transformer import TransformerNet
 
-KINDS = ("style-model", "lightning", "pytorch-examples", "state-dict", "onnx", "torchscript")
-DEPLOYED_KINDS = ("onnx", "torchscript")
+KINDS = ("style-model", "lightning", "pytorch-examples", "state-dict", *EXPORTED)
+DEPLOYED_KINDS = tuple(EXPORTED)
 # ModelProto field tags that may follow ir_version (field 1): producer_name .. functions.
 _ONNX_NEXT_TAGS = {0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2, 0xCA}
 _LIGHTNING_PREFIX = "transformer."
@@ -76,6 +77,12 @@ class StyleModel:
         return self.kind in DEPLOYED_KINDS
 
     @property
+    def label(self) -> str:
+        """How messages name the kind: ONNX, TorchScript (the exported kinds' table), else PyTorch."""
+        exported = exported_kind(self.kind)
+        return exported.label if exported is not None else "PyTorch"
+
+    @property
     def num_styles(self) -> int:
         """How many styles the model holds (S of its (S, C) norm parameters; 1 for a one-style model)."""
         if self.network is not None:
@@ -85,9 +92,8 @@ class StyleModel:
     def require_network(self, purpose: str) -> TransformerNet:
         """The PyTorch network, or a one-line error saying why ``purpose`` needs one."""
         if self.network is None:
-            name = "ONNX" if self.kind == "onnx" else "TorchScript"
             raise CheckpointError(
-                f"{self.path}: an exported {name} model; it can be run (stylize.py) but not turned back into a "
+                f"{self.path}: an exported {self.label} model; it can be run (stylize.py) but not turned back into a "
                 f"PyTorch network, which {purpose} needs: use the .safetensors/.ckpt/.pth it came from"
             )
         return self.network
@@ -142,10 +148,10 @@ def detect_kind(path: str | os.PathLike) -> tuple[str, object]:
     if _is_safetensors(head, path.stat().st_size):
         return "style-model", None
     if _is_onnx(head):
-        return "onnx", None
+        return ONNX.name, None
     is_zip = zipfile.is_zipfile(path)
     if is_zip and _is_torchscript(path):
-        return "torchscript", None
+        return TORCHSCRIPT.name, None
     if not (is_zip or head[:1] == b"\x80"):  # torch.save: a zip archive or a legacy pickle
         raise CheckpointError(
             f"{path}: not a checkpoint (expected a .safetensors style model, a Lightning .ckpt, "
@@ -242,15 +248,12 @@ def open_model(
     path = Path(path)
     kind, payload = detect_kind(path)
     source = str(path)
-    if kind == "torchscript" and not allow_torchscript:
+    if kind == TORCHSCRIPT.name and not allow_torchscript:
         raise CheckpointError(
             f"{path}: a TorchScript model is a program whose code runs when it is loaded; refused unless you trust "
             "its source: pass allow_torchscript=true, or use the .safetensors / .onnx file instead")
-    if kind in ("onnx", "torchscript"):
-        if kind == "onnx":
-            run, strings = onnx_runtime(path, device=device, threads=threads)
-        else:
-            run, strings = torchscript_runtime(path, device=device)
+    if kind in EXPORTED:
+        run, strings = EXPORTED[kind].open(path, device=device, threads=threads)
         return StyleModel(path, kind, StyleModelMetadata.from_strings(strings), runtime=run)
     if kind == "style-model":
         state, strings = _read_safetensors(path)

@@ -138,8 +138,9 @@ def cpu_runtime(model: bytes, *, threads: int | None = None) -> Runtime:
     return _runner(_session(ort, model, providers=["CPUExecutionProvider"], threads=threads))
 
 
-def torchscript_runtime(path: Path, *, device: str = "auto"):
-    """(:class:`Runtime`, string metadata) of a TorchScript file (``torch.jit.load``: no pickled Python runs)."""
+def torchscript_runtime(path: Path, *, device: str = "auto", threads: int | None = None):
+    """(:class:`Runtime`, string metadata) of a TorchScript file (``torch.jit.load``: no pickled Python runs).
+    ``threads`` is not used: TorchScript runs on torch's own intra-op threads."""
     target = resolve_device(str(device))
     extra = {EXTRA_FILE: ""}
     try:

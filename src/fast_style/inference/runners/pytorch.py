@@ -1,15 +1,15 @@
-"""Running a style network on image batches: device, precision, memory format, tiling.
+"""The PyTorch runner, eager or compiled: device, precision, memory format, tiling.
 
-:class:`Stylizer` wraps a network for inference. ``stylizer(batch)`` maps a
+:class:`Stylizer` wraps a network for inference behind the
+:class:`~fast_style.inference.runners.base.Runner` call: ``stylizer(batch)`` maps a
 (N, 3, H, W) float batch in [0, 1] (any device) to a (N, 3, H, W) float32 CPU batch,
 clamped to [0, 1]. Images above ``pixel_budget`` pixels go through the tiled path
 (:mod:`fast_style.inference.tiling`), whose output equals the untiled one up to rounding.
-:class:`DeployedRunner` puts an exported ONNX / TorchScript model behind the same call.
 A multi-style model's style weights come from the runner's
 :class:`~fast_style.inference.mixing.StyleChoice`, per batch (a mask's map is resized to
 the batch's size); ``strength`` here is the network-space strength of ``input_skip``
 models (:meth:`~fast_style.nn.transformer.TransformerNet.scale_head`), 1 otherwise.
-Which runner a run gets (runtime, precision per device): :mod:`fast_style.inference.choice`.
+Which runner a run gets (runtime, precision per device): :mod:`fast_style.inference.runners.rules`.
 
 Precision: ``fp32`` keeps the model as trained; ``bf16``/``fp16`` cast weights and
 activations. bf16 rounds each convolution's inputs to 8 significant bits and the
@@ -24,12 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
-from fast_style.errors import FastStyleError
 from fast_style.inference.folding import fold_for_inference
 from fast_style.inference.mixing import StyleChoice
 from fast_style.inference.options import StylizeOptions
+from fast_style.inference.runners.base import InferenceOptionError, Run, padded_to_minimum
 from fast_style.inference.tiling import tiled_forward
 from fast_style.nn.transformer import TransformerNet
 
@@ -39,40 +38,15 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 def dtype_name(dtype: torch.dtype) -> str:
     """fp32 / bf16 / fp16: the option name of a dtype (its torch name for any other)."""
     return next((name for name, value in DTYPES.items() if value == dtype), str(dtype).removeprefix("torch."))
+
+
 DEFAULT_PIXEL_BUDGET = StylizeOptions.pixel_budget
-
-
-class InferenceOptionError(FastStyleError):
-    """An unusable device or precision option."""
-
-
-class HugeImageError(FastStyleError):
-    """An image above the pixel budget given to a model that cannot be tiled."""
-
-
-MIN_SIDE = 8  # the reflection pads need 5 px; a smaller side is padded to 8 px, then cropped back
-
-
-Run = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]  # (batch, style weights) -> output
-
-
-def padded_to_minimum(run: Run, batch: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
-    """``run(batch, style)``, for a batch with a side below :data:`MIN_SIDE` px (1x1, 3x2,
-    3x100000) with the edge pixels repeated up to that size (a per-pixel style map
-    (N, S, H, W) likewise) and the result cropped back to the input's size."""
-    height, width = batch.shape[-2:]
-    if min(height, width) >= MIN_SIDE:
-        return run(batch, style)
-    pad = (0, max(0, MIN_SIDE - width), 0, max(0, MIN_SIDE - height))
-    if style is not None and style.dim() == 4:
-        style = F.pad(style, pad, mode="replicate")
-    out = run(F.pad(batch, pad, mode="replicate"), style)
-    return out[..., :height, :width] if out.dim() == 4 else out
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype:
     """``auto`` | ``fp32`` | ``bf16`` | ``fp16`` -> a torch dtype for ``device``; ``auto`` is
-    fp32 here (the calibrated choice of ``stylize.py`` is :mod:`fast_style.inference.choice`'s)."""
+    fp32 here (the calibrated choice of ``stylize.py`` is
+    :class:`~fast_style.inference.runners.calibrated.CalibratedStylizer`'s)."""
     if name in (None, "", "auto"):
         return torch.float32
     if name not in DTYPES:
@@ -101,6 +75,8 @@ class Stylizer:
     ``strength``: s of :meth:`~fast_style.nn.transformer.TransformerNet.scale_head` (an
     ``input_skip`` model; 1: its plain output).
     """
+
+    label = "PyTorch"
 
     model: TransformerNet
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -191,40 +167,3 @@ class Stylizer:
     def context(self) -> contextlib.AbstractContextManager:
         """The grad mode calls run in: inference_mode, or no_grad for compiled code."""
         return self._context()
-
-
-@dataclass
-class DeployedRunner:
-    """An exported model behind the :class:`Stylizer` interface: it runs whole, in fp32,
-    on its runtime's device. It cannot be tiled (tiling needs each layer separately), so
-    an image above ``pixel_budget`` pixels is refused with :class:`HugeImageError`.
-    ``weights``: the style weights (S,) fed to a multi-style export (None: one style)."""
-
-    run: Run
-    kind: str
-    pixel_budget: int = 0
-    weights: torch.Tensor | None = None
-
-    def needs_tiling(self, height: int, width: int) -> bool:
-        """True above the budget (such a batch is flushed alone, then refused by ``__call__``)."""
-        return bool(self.pixel_budget) and height * width > self.pixel_budget
-
-    def __call__(self, batch: torch.Tensor, *, progress: Callable[[], None] | None = None) -> torch.Tensor:
-        if batch.dim() == 3:
-            batch = batch[None]
-        height, width = batch.shape[-2:]
-        if self.needs_tiling(height, width):
-            raise HugeImageError(
-                f"{width}x{height} px is above pixel_budget={self.pixel_budget}, and an exported "
-                f"{'ONNX' if self.kind == 'onnx' else 'TorchScript'} model cannot be tiled: use a PyTorch "
-                "checkpoint (.safetensors/.ckpt/.pth) for huge images, or pass pixel_budget=0 to run it untiled"
-            )
-        return run_on_cpu(self.run, batch, self.weights)
-
-
-def run_on_cpu(run: Run, batch: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
-    """``run(batch, style)`` (a CPU runtime: onnxruntime, TorchScript) on a (N, 3, H, W) batch
-    as a contiguous float32 CPU tensor, small sides padded (:func:`padded_to_minimum`); the
-    output clamped to [0, 1], float32, on the CPU."""
-    out = padded_to_minimum(run, batch.detach().to("cpu", torch.float32).contiguous(), style)
-    return out.float().clamp_(0, 1).cpu().contiguous()

@@ -1,6 +1,6 @@
 """gpu-check, stylizing: images/s and MP/s of the stylize runner, per variant and size.
 
-The runner is the one ``stylize.py`` builds (:func:`fast_style.inference.choice.make_runner`
+The runner is the one ``stylize.py`` builds (:func:`fast_style.inference.runners.rules.make_runner`
 with ``runtime=torch`` and the variant's ``precision``, ``compile`` and ``pixel_budget``;
 channels_last as its ``auto`` picks: on CUDA) around a seeded random paper-sized TransformerNet. Two paths are timed:
 
@@ -28,9 +28,9 @@ import torch
 
 from benchmarks.timing import Timing, time_calls
 from benchmarks.variants import Variant
-from fast_style.inference.choice import make_runner
 from fast_style.inference.options import StylizeOptions
-from fast_style.inference.runner import DTYPES, Stylizer, dtype_name
+from fast_style.inference.runners.pytorch import DTYPES, Stylizer, dtype_name
+from fast_style.inference.runners.rules import make_runner
 from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import StyleModel
 from fast_style.nn.transformer import TransformerNet
@@ -117,8 +117,8 @@ def precision_agreement(network: TransformerNet, *, size: tuple[int, int], devic
     """Each reduced precision's output against fp32 on one photo-sized input (PSNR, mean
     difference; the bound of :mod:`fast_style.inference.precision`), and what
     ``precision=auto`` (the calibrated runner of ``stylize.py``) picks on ``device``."""
-    from fast_style.inference.choice import CalibratedStylizer
     from fast_style.inference.precision import Agreement
+    from fast_style.inference.runners.calibrated import CalibratedStylizer
 
     width, height = size
     x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(seed + 3))

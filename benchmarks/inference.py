@@ -33,7 +33,7 @@ from fast_style.devices import cpu_has_native_bf16, resolve_device
 from fast_style.evaluation.one_style import one_style
 from fast_style.inference.mixing import StyleChoice
 from fast_style.inference.precision import psnr
-from fast_style.inference.runner import DTYPES, Stylizer, resolve_precision
+from fast_style.inference.runners.pytorch import DTYPES, Stylizer, resolve_precision
 from fast_style.io.model_files import StyleModel, open_model
 from fast_style.nn.transformer import TransformerNet
 

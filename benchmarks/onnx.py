@@ -34,7 +34,7 @@ from benchmarks.inference import (
 )
 from benchmarks.options import BenchmarkConfig
 from fast_style.inference.mixing import StyleChoice
-from fast_style.inference.runner import Stylizer, resolve_precision
+from fast_style.inference.runners.pytorch import Stylizer, resolve_precision
 from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import open_model, save_style_model
 from fast_style.nn.transformer import TransformerNet

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fast_style.errors import FastStyleError
-from fast_style.inference.runner import DEFAULT_PIXEL_BUDGET
+from fast_style.inference.runners.pytorch import DEFAULT_PIXEL_BUDGET
 
 PARTS = ("inference", "training", "onnx", "video", "data", "stylize", "precision")
 # part=all: the side-by-side ratios (data takes ~30 s on 2 cores); video, stylize and precision (minutes) only when named

@@ -24,7 +24,7 @@ from benchmarks.inference import model_or_random, synthetic_photo
 from benchmarks.options import BenchmarkConfig
 from fast_style.inference.mixing import StyleChoice
 from fast_style.inference.precision import Agreement
-from fast_style.inference.runner import DTYPES, Stylizer
+from fast_style.inference.runners.pytorch import DTYPES, Stylizer
 
 
 def agreement_rows(name: str, network: torch.nn.Module, sizes: list[int], styles: StyleChoice | None = None) -> list[dict]:

@@ -3,11 +3,12 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: help install demo test test-fast lint bench gpu-check clean
+.PHONY: help install demo test test-all test-fast lint bench gpu-check clean
 
 help:
 	@echo "make demo       offline demo: trains a small style model, checks it on 2 held-out photos (~6 min on 2 CPU cores)"
-	@echo "make test       the whole test suite (what CI runs)"
+	@echo "make test       every test but the SLURM ones (a real one-node cluster, root only)"
+	@echo "make test-all   every test, the SLURM ones too (what CI runs)"
 	@echo "make test-fast  unit tests only (skips end-to-end subprocess tests)"
 	@echo "make lint       ruff"
 	@echo "make bench      scripts/benchmark.py part=all (benchmarks/)"
@@ -25,6 +26,9 @@ demo: $(STAMP)
 	$(PY) train.py experiment=demo
 
 test: $(STAMP)
+	$(PY) -m pytest -m "not slurm" --durations=20
+
+test-all: $(STAMP)
 	$(PY) -m pytest --durations=20
 
 test-fast: $(STAMP)

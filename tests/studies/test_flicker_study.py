@@ -31,6 +31,9 @@ def test_the_scores_are_evaluate_s_feed_forward_losses_and_flicker(tmp_path):
     random_photo(40, 32, seed=1).save(photos / "a.png")
     random_photo(36, 44, seed=2).save(photos / "b.png")
     random_photo(64, 48, seed=4).save(tmp_path / "painting.png")
+    from fast_style.config import register_schemas
+
+    register_schemas()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
         cfg = compose(config_name="evaluate", overrides=[
             f"ckpt={model}", f"images={photos}", "size=32", "iterations=[1]", "flicker=4", "style=custom",

@@ -1,5 +1,7 @@
 # Every target creates .venv on first use and installs the project into it.
 VENV   ?= .venv
+# test processes (pytest-xdist); each file's tests run in one of them (--dist loadfile)
+TEST_WORKERS ?= 2
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 
@@ -26,10 +28,11 @@ demo: $(STAMP)
 	$(PY) train.py experiment=demo
 
 test: $(STAMP)
-	$(PY) -m pytest -m "not slurm" --durations=20
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slurm" --durations=20
 
-test-all: $(STAMP)
-	$(PY) -m pytest --durations=20
+# the SLURM tests share one cluster per session: they run in a session of their own
+test-all: test
+	$(PY) -m pytest -m slurm --durations=10
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"

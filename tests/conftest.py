@@ -1,55 +1,34 @@
-"""Shared fixtures: tiny image folders, the shared sample data, composed configs."""
+"""Shared fixtures: tiny image folders, a tiny model file, the shared sample data, the
+one-node SLURM cluster; and the rule that only tests marked ``slow`` start processes.
+What tests share besides fixtures is in helpers.py."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-CONFIG_DIR = REPO / "configs"
-
-# Overrides that make a training run take seconds on a CPU: tiny net, random VGG,
-# 32 px crops, no worker processes.
-TINY_OVERRIDES = [
-    "model=tiny",
-    "loss_net.pretrained=false",
-    "data.image_size=32",
-    "data.resize=null",
-    "data.batch_size=2",
-    "data.num_workers=0",
-    "data.num_samples=2",
-    "data.sample_size=32",
-    "style.size=64",
-    "trainer.accelerator=cpu",
-    "trainer.enable_model_summary=false",
-    "trainer.enable_progress_bar=false",
-]
+from helpers import SHARED_DATA, random_photo
 
 
-# The loss config of tests that build a loss network: two style taps, paper weights.
-TINY_LOSS = {
-    "content_layers": {"relu2_2": 1.0},
-    "style_layers": {"relu1_2": 1.0, "relu2_2": 1.0},
-    "content_weight": 1e5,
-    "style_weight": 1e10,
-    "tv_weight": 1e4,
-}
+@pytest.fixture(autouse=True)
+def _python_processes_only_in_slow_tests(request, monkeypatch):
+    """A test that starts a Python process (an entry point, a worker, a compiler's pool)
+    is slow and must say so (``@pytest.mark.slow``), so that ``make test-fast`` stays fast.
+    Small tools a library asks (``uname -p`` for ``platform.processor()``) are not refused."""
+    if request.node.get_closest_marker("slow") or request.node.get_closest_marker("slurm"):
+        return
+    real_init = subprocess.Popen.__init__
 
+    def guarded(self, args, *rest, **kwargs):
+        words = [args] if isinstance(args, str | os.PathLike) else [str(a) for a in args]
+        program = Path(str(words[0]).split()[0]).name
+        if program.startswith("python") or any(str(w).endswith(".py") for w in words):
+            raise AssertionError(f"{request.node.nodeid} starts a Python process: mark it @pytest.mark.slow")
+        real_init(self, args, *rest, **kwargs)
 
-def random_photo(width: int, height: int, seed: int) -> Image.Image:
-    """A smooth random colour image (gradients plus blobs), RGB."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width] / max(width, height)
-    channels = [np.sin(xx * rng.uniform(2, 9) + yy * rng.uniform(2, 9) + rng.uniform(0, 6)) for _ in range(3)]
-    array = ((np.stack(channels, -1) * 0.5 + 0.5) * 255).astype(np.uint8)
-    return Image.fromarray(array, "RGB")
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
 
 
 @pytest.fixture
@@ -85,61 +64,11 @@ def model_file(tmp_path_factory) -> Path:
     return path
 
 
-def two_style_net(seed: int = 0):
-    """A tiny two-style TransformerNet whose norm rows differ (a fresh one holds two equal styles)."""
-    import torch
-
-    from fast_style.nn.transformer import ConditionalInstanceNorm2d, TransformerNet
-
-    torch.manual_seed(seed)
-    net = TransformerNet(width=8, num_residual=1, num_styles=2)
-    with torch.no_grad():
-        for norm in net.modules():
-            if isinstance(norm, ConditionalInstanceNorm2d):
-                norm.weight.normal_(1.0, 0.5)
-                norm.bias.normal_(0.0, 0.5)
-    return net.eval()
-
-
-def save_two_styles(path: Path, seed: int = 0, **metadata) -> Path:
-    """:func:`two_style_net` saved as a style model of styles "a" and "b" (named "a+b")."""
-    from fast_style.io.metadata import StyleModelMetadata
-    from fast_style.io.model_files import save_style_model
-
-    meta = StyleModelMetadata(styles=["a", "b"], style_name="a+b", **metadata)
-    return save_style_model(two_style_net(seed), path, metadata=meta)
-
-
 @pytest.fixture
 def shared_data() -> Path:
     if not (SHARED_DATA / "content").is_dir():
         pytest.skip(f"sample data not found at {SHARED_DATA} (the shared/ folder beside the checkout)")
     return SHARED_DATA
-
-
-def compose_train(overrides: list[str]):
-    """The train config composed as Hydra would, with the hydra node resolvable."""
-    from hydra import compose, initialize_config_dir
-
-    from fast_style.config import register_schemas
-
-    register_schemas()
-
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
-        return compose(config_name="train", overrides=overrides, return_hydra_config=True)
-
-
-def run_entry(script: str, *args: str, cwd: Path, timeout: float = 240, env: dict | None = None):
-    """Run a root entry point (train.py, stylize.py, scripts/...) in a subprocess."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", **(env or {})}
-    return subprocess.run(
-        [sys.executable, str(REPO / script), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=full_env,
-    )
 
 
 # ------------------------------------------------------------------ one-node SLURM cluster

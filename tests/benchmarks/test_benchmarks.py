@@ -3,8 +3,7 @@
 import json
 
 import pytest
-
-from conftest import run_entry, save_two_styles
+from helpers import run_entry, save_two_styles
 
 
 @pytest.mark.slow
@@ -45,31 +44,6 @@ def test_flat_keys_reach_each_part_with_its_own_defaults():
         size_batches(["256"])
     with pytest.raises(BenchOptionError, match="part=all writes"):
         BenchmarkConfig(json="x.json").parts()
-
-
-@pytest.mark.slow
-def test_video_part_reports_frames_per_second_and_peak_memory(tmp_path):
-    import torch
-
-    from fast_style.io.model_files import save_style_model
-    from fast_style.nn.transformer import TransformerNet
-
-    torch.manual_seed(0)
-    model = save_style_model(TransformerNet(width=8, num_residual=1), tmp_path / "tiny.safetensors")
-    out = tmp_path / "video.json"
-    result = run_entry("scripts/benchmark.py", "part=video", f"ckpt={model}", "sizes=[64x36]", "seconds=[0.5,1]",
-                       f"json={out}", cwd=tmp_path, timeout=240)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "| clip | frames | frames/s | peak memory |" in result.stdout and "peak memory of the 1 s clip" in result.stdout
-    rows = json.loads(out.read_text())["rows"]
-    assert [(r["size"], r["frames"], r["detail"]) for r in rows] == [("64x36", 15, "15 frames"), ("64x36", 30, "30 frames")]
-    assert all(r["fps"] > 0 and 100 < r["peak_mb"] < 8000 for r in rows)
-    # what precision=auto chose, from the child's notices (a CPU with native bf16 calibrates and says so)
-    assert all(note.startswith(("precision=auto:", "runtime=auto:")) for r in rows for note in r["notes"])
-    from fast_style.devices import native_bf16
-
-    if native_bf16(torch.device("cpu")):
-        assert all(any(note.startswith("precision=auto:") for note in r["notes"]) for r in rows), rows
 
 
 def test_data_quick_compares_folder_and_shards(tmp_path, capsys):
@@ -128,20 +102,6 @@ def test_precision_quick_reports_psnr_against_fp32(tmp_path, capsys):
         assert 20 < r["psnr_db"] < 100 and r["within_bound"] == (r["psnr_db"] >= 40 and r["mean_diff_255"] <= 1)
     assert rows[1]["psnr_db"] > rows[0]["psnr_db"] + 6
     assert "| random paper-sized | 64 | bf16 |" in capsys.readouterr().out
-
-
-@pytest.mark.slow
-def test_stylize_part_times_stylize_py_against_the_eager_loop(tmp_path):
-    out = tmp_path / "e2e.json"
-    result = run_entry("scripts/benchmark.py", "part=stylize", "quick=true", f"json={out}", cwd=tmp_path, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    data = json.loads(out.read_text())
-    (run,) = data["runs"]
-    assert run["reference"] > 0 and run["fast"] > 0 and data["photos"] == 2 and data["size"] == 128
-    assert data["psnr_db"] >= 40  # the accuracy bound of precision=auto
-    if not any(note.startswith("precision=auto: bf16") for note in data["stylize_notes"]):
-        assert data["max_diff_255"] <= 2  # fp32 (onnxruntime) vs eager PyTorch: float rounding, 8-bit outputs
-    assert "| run | reference loop s |" in result.stdout
 
 
 # ---------------------------------------------------------------------------- a multi-style ckpt
@@ -221,15 +181,35 @@ def test_onnx_part_feeds_the_style_weights_to_the_export(two_styles, tmp_path, m
 
 
 @pytest.mark.slow
-def test_stylize_and_video_parts_run_one_style_of_a_multi_style_model(two_styles, tmp_path):
+def test_stylize_and_video_parts_time_a_model_file_and_report_its_style(two_styles, tmp_path):
+    """part=stylize: stylize.py against the eager reference loop on the named style of a
+    multi-style file; part=video: frames/s and peak memory per clip, its first style unless told."""
+    import torch
+
+    from fast_style.devices import native_bf16
+
     out = tmp_path / "e2e.json"
     result = run_entry("scripts/benchmark.py", "part=stylize", "quick=true", f"ckpt={two_styles}", "styles=b",
                        f"json={out}", cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads(out.read_text())["psnr_db"] >= 40  # the reference loop and stylize.py ran the same style
+    data = json.loads(out.read_text())
+    (run,) = data["runs"]
+    assert run["reference"] > 0 and run["fast"] > 0 and data["photos"] == 2 and data["size"] == 128
+    assert data["psnr_db"] >= 40  # the accuracy bound of precision=auto: both ran style b
+    if not any(note.startswith("precision=auto: bf16") for note in data["stylize_notes"]):
+        assert data["max_diff_255"] <= 2  # fp32 (onnxruntime) vs eager PyTorch: float rounding, 8-bit outputs
+    assert "| run | reference loop s |" in result.stdout
+
     out = tmp_path / "video.json"
-    result = run_entry("scripts/benchmark.py", "part=video", f"ckpt={two_styles}", "sizes=[64x36]", "seconds=[0.5]",
+    result = run_entry("scripts/benchmark.py", "part=video", f"ckpt={two_styles}", "sizes=[64x36]", "seconds=[0.5,1]",
                        f"json={out}", cwd=tmp_path, timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "benchmarking a (styles= picks another)" in result.stderr
-    assert [r["detail"] for r in json.loads(out.read_text())["rows"]] == ["15 frames"]
+    assert "| clip | frames | frames/s | peak memory |" in result.stdout and "peak memory of the 1 s clip" in result.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["size"], r["frames"], r["detail"]) for r in rows] == [("64x36", 15, "15 frames"), ("64x36", 30, "30 frames")]
+    assert all(r["fps"] > 0 and 100 < r["peak_mb"] < 8000 for r in rows)
+    # what precision=auto chose, from the child's notices (a CPU with native bf16 calibrates and says so)
+    assert all(note.startswith(("precision=auto:", "runtime=auto:")) for r in rows for note in r["notes"])
+    if native_bf16(torch.device("cpu")):
+        assert all(any(note.startswith("precision=auto:") for note in r["notes"]) for r in rows), rows

@@ -4,8 +4,7 @@ import json
 import re
 
 import pytest
-
-from conftest import run_entry
+from helpers import run_entry
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from helpers import TINY_LOSS, compose, random_photo
 
 from fast_style.evaluation.evaluate import evaluate
 from fast_style.io.images import load_image
@@ -19,8 +19,6 @@ from studies.flicker_study import (
     table,
 )
 
-from conftest import CONFIG_DIR, TINY_LOSS, random_photo
-
 
 def test_the_scores_are_evaluate_s_feed_forward_losses_and_flicker(tmp_path):
     torch.manual_seed(0)
@@ -31,13 +29,9 @@ def test_the_scores_are_evaluate_s_feed_forward_losses_and_flicker(tmp_path):
     random_photo(40, 32, seed=1).save(photos / "a.png")
     random_photo(36, 44, seed=2).save(photos / "b.png")
     random_photo(64, 48, seed=4).save(tmp_path / "painting.png")
-    from fast_style.config import register_schemas
-
-    register_schemas()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
-        cfg = compose(config_name="evaluate", overrides=[
-            f"ckpt={model}", f"images={photos}", "size=32", "iterations=[1]", "flicker=4", "style=custom",
-            f"style.image={tmp_path / 'painting.png'}", f"output={tmp_path / 'eval'}", "progress=false"])
+    cfg = compose("evaluate", [
+        f"ckpt={model}", f"images={photos}", "size=32", "iterations=[1]", "flicker=4", "style=custom",
+        f"style.image={tmp_path / 'painting.png'}", f"output={tmp_path / 'eval'}", "progress=false"])
     expected = evaluate(cfg)
     scores = score_model(model, sorted(photos.iterdir()), style_image=load_image(tmp_path / "painting.png")[None],
                          size=32, frames=4)
@@ -98,7 +92,7 @@ def test_the_study_needs_a_positive_weight(tmp_path):
 
 @pytest.mark.slow
 def test_the_script_refuses_a_study_without_a_positive_weight_in_one_line(tmp_path):
-    from conftest import run_entry
+    from helpers import run_entry
 
     result = run_entry("scripts/flicker_study.py", "temporal_weights=[0]", f"output_dir={tmp_path / 'study'}",
                        cwd=tmp_path, timeout=120)

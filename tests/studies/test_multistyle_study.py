@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+from helpers import random_photo, two_style_net
 from torch import nn
 
 from fast_style.io.images import pil_to_tensor
@@ -20,8 +21,6 @@ from studies.multistyle import (
     tables,
     training_folder,
 )
-
-from conftest import random_photo, two_style_net
 
 
 class TinyTaps(nn.Module):

@@ -42,8 +42,9 @@ class StylizeOptions:
     input as ``<name>_<style>.<ext>``), ``format`` (png, jpg, webp, tif; None: keep the
     extension), ``style_name`` (used in default output names; None: the model's),
     ``overwrite`` (replace existing outputs; an input is never written over),
-    ``quality`` (JPEG / WebP), ``png_compression`` (PNG zlib level 0-9: 1 is 3.4x
-    faster to write than Pillow's 6, files about 16% larger, the same pixels).
+    ``quality`` (JPEG / WebP), ``png_compression`` (PNG zlib level 0-9; the default
+    1 writes the same pixels faster than Pillow's 6, in slightly larger files: figures in
+    docs/results.md, "Stylizing end to end").
 
     Images: ``size`` (longer side in px) or ``scale`` (a factor), not both;
     ``preserve_color`` (luminance-only transfer); ``strength`` (1: stylized, 0: the
@@ -64,7 +65,8 @@ class StylizeOptions:
     the first photo; or fp32, bf16, fp16), ``runtime`` (auto: onnxruntime on a CPU in
     fp32 when installed and without torch-only options, else PyTorch; torch; onnx),
     ``channels_last`` (auto: with compile or on CUDA), ``compile``
-    (torch.compile, about a minute per image size on a CPU), ``batch_size`` (images of
+    (torch.compile, which compiles once per image size: off by default, see docs/results.md,
+    "Stylizing speed"), ``batch_size`` (images of
     the same size per forward pass), ``devices``/``accelerator`` (N processes through
     Lightning's predict loop). Huge images: above ``pixel_budget`` pixels an image is
     stylized in ``tile_size`` tiles cross-faded over ``tile_blend`` px (0: never tile).

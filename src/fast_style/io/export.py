@@ -127,9 +127,10 @@ def _onnx_dynamo(module: TransformerNet, path: Path, meta: dict[str, str], opset
 
 def onnx_bytes(model: TransformerNet, *, opset: int | None = None) -> bytes:
     """``model`` as an in-memory ONNX model with dynamic N, H and W (and the style-weight
-    input of a multi-style model), from the TorchScript-based exporter: about 1.5 s for
-    the paper's network on 2 CPU cores, so that ``stylize.py`` can run a PyTorch
-    checkpoint in onnxruntime (``runtime=auto``)."""
+    input of a multi-style model), from the TorchScript-based exporter, so that
+    ``stylize.py`` can run a PyTorch checkpoint in onnxruntime (``runtime=auto``) after
+    exporting it at start-up (what that export costs: docs/results.md, "Stylizing end to
+    end")."""
     require(ONNX.packages[0], "ONNX export")
     axes = {0: "batch", 2: "height", 3: "width"}
     buffer = io.BytesIO()

@@ -31,8 +31,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", "
 
 ORIENTATION_TAG = 0x0112
 
-# zlib level of PNG outputs: on a stylized 1024 px photo level 1 encodes in 0.06 s and
-# Pillow's default 6 in 0.21 s, for files 16% larger (docs/results.md, "Stylizing end to end")
+# zlib level of PNG outputs: 1, not Pillow's default 6, because it writes the same pixels
+# several times faster in files only a little larger (figures: docs/results.md, "Stylizing end to end")
 PNG_COMPRESSION = 1
 
 

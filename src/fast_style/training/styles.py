@@ -17,7 +17,7 @@ training spec (:mod:`.spec`) reads them once, from folders it is given or the ru
 :func:`check_style_pixels` reads the image's size from its header (nothing is decoded)
 and refuses a style image that would reach the loss network with more than
 :data:`MAX_STYLE_MEGAPIXELS`: computing its Gram targets keeps several full-resolution
-VGG activations of 64 channels (measured ~700 bytes per pixel at the peak).
+VGG activations of 64 channels (their measured peak: docs/results.md, "Memory").
 """
 
 from __future__ import annotations
@@ -37,10 +37,9 @@ from fast_style.io.images import ImageReadError, atomic_output, image_header
 
 log = logging.getLogger(__name__)
 
-# The largest style image, in pixels after style.size, that the style targets are computed
-# from. Measured on a CPU (VGG-16 to relu4_3, fp32, peak RSS): 2.6 GiB above the baseline
-# at 2048x2048 and 5.3 GiB (about 700 bytes per pixel; 6.6 GiB for the whole process) at
-# 2828x2828 = 8 MP, so the style targets stay under about 8 GB (docs/training.md).
+# The largest style image, in megapixels after style.size, that the style targets are
+# computed from: 8 keeps their peak memory under about 8 GB (the measured peak per pixel:
+# docs/results.md, "Memory"; docs/training.md).
 MAX_STYLE_MEGAPIXELS = 8
 PAPER_STYLE_SIZE = 512
 # The style image size of an image path in ``styles`` when ``style.size`` is null (as style=custom)

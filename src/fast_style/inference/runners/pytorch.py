@@ -64,7 +64,8 @@ class Stylizer:
     width; ``pixel_budget``: images with more pixels than this are tiled (0: never).
     ``channels_last``: NHWC activations (fastest for oneDNN and tensor cores when the
     whole graph is compiled; in eager mode PyTorch's NHWC norms and pads are slower).
-    ``compile``: ``torch.compile`` with weight freezing (first call compiles, ~1 min);
+    ``compile``: ``torch.compile`` with weight freezing (the first call of each image size
+    compiles; its cost: docs/results.md, "Stylizing speed");
     ``compile_mode``: its ``mode`` (``"reduce-overhead"``: each call replayed as one CUDA
     graph, on CUDA only).
     ``fold_head``, ``fold_upsample``: run the last layer as a

@@ -11,6 +11,11 @@ from pathlib import Path
 import pytest
 from helpers import SHARED_DATA, random_photo
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # several test processes share the cores: one thread each (and in the processes they
+    # start), since OpenMP threads that wait for work spin on a core another process needs
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 @pytest.fixture(autouse=True)
 def _python_processes_only_in_slow_tests(request, monkeypatch):

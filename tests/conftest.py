@@ -4,6 +4,7 @@ What tests share besides fixtures is in helpers.py."""
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 from pathlib import Path
@@ -67,6 +68,28 @@ def model_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("model") / "wave.safetensors"
     save_style_model(TransformerNet(width=8, num_residual=1), path, metadata=StyleModelMetadata(style_name="wave"))
     return path
+
+
+@pytest.fixture(scope="module")
+def reuse_random_vgg():
+    """For modules that build many loss networks (``pytestmark = pytest.mark.usefixtures(...)``):
+    build each seeded random VGG once per module and hand out copies (the loss
+    builder in fast_style.nn.losses constructs its VGGFeatures through this)."""
+    from fast_style.nn import losses as module
+    from fast_style.nn.vgg import VGGFeatures
+
+    built = {}
+
+    def cached(**kwargs):
+        key = repr(sorted(kwargs.items()))
+        if key not in built:
+            built[key] = VGGFeatures(**kwargs)
+        return copy.deepcopy(built[key])
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(module, "VGGFeatures", cached)
+    yield cached
+    patch.undo()
 
 
 @pytest.fixture

@@ -124,3 +124,10 @@ def run_entry(script: str, *args: str, cwd: Path, timeout: float = 240, env: dic
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", **(env or {})}
     return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env=full_env)
+
+
+def is_channels_last(tensor) -> bool:
+    """Whether ``tensor`` is laid out NHWC (``torch.channels_last``)."""
+    import torch
+
+    return tensor.is_contiguous(memory_format=torch.channels_last)

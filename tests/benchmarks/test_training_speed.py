@@ -1,7 +1,6 @@
 """The fast training step of benchmarks/training.py: the same losses as the reference step, and the
 part's quick run (the product's switches: tests/test_training_path.py)."""
 
-import copy
 import json
 
 import pytest
@@ -12,29 +11,7 @@ from benchmarks import training as bench
 TINY = {"width": 8, "num_residual": 1, "norm": "instance", "upsample": "nearest"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def reuse_random_vgg():
-    """Build each seeded random VGG once per module and hand out copies (the loss
-    builder in fast_style.nn.losses constructs its VGGFeatures through this)."""
-    from fast_style.nn import losses as module
-    from fast_style.nn.vgg import VGGFeatures
-
-    built = {}
-
-    def cached(**kwargs):
-        key = repr(sorted(kwargs.items()))
-        if key not in built:
-            built[key] = VGGFeatures(**kwargs)
-        return copy.deepcopy(built[key])
-
-    patch = pytest.MonkeyPatch()
-    patch.setattr(module, "VGGFeatures", cached)
-    yield cached
-    patch.undo()
-
-
-def _cl(tensor):
-    return tensor.is_contiguous(memory_format=torch.channels_last)
+pytestmark = pytest.mark.usefixtures("reuse_random_vgg")
 
 
 def _steps(precision, *, channels_last, batched=False, size=32, batch=2, steps=2):

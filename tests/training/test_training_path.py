@@ -1,12 +1,10 @@
 """The fast training path: every switch composes and runs, the losses stay fp32 under autocast, the
 auto trainer resolves per device (the reference-step equality: tests/benchmarks/test_training_speed.py)."""
 
-import copy
-
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import TINY_OVERRIDES, compose_train
+from helpers import TINY_OVERRIDES, compose_train, is_channels_last
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -15,30 +13,8 @@ from fast_style.nn.losses import PerceptualLoss, gram_matrix
 from fast_style.training.spec import build_train_spec
 from fast_style.training.train import build_module, load_style_tensor
 
+pytestmark = pytest.mark.usefixtures("reuse_random_vgg")
 
-@pytest.fixture(scope="module", autouse=True)
-def reuse_random_vgg():
-    """Build each seeded random VGG once per module and hand out copies (the loss
-    builder in fast_style.nn.losses constructs its VGGFeatures through this)."""
-    from fast_style.nn import losses as module
-    from fast_style.nn.vgg import VGGFeatures
-
-    built = {}
-
-    def cached(**kwargs):
-        key = repr(sorted(kwargs.items()))
-        if key not in built:
-            built[key] = VGGFeatures(**kwargs)
-        return copy.deepcopy(built[key])
-
-    patch = pytest.MonkeyPatch()
-    patch.setattr(module, "VGGFeatures", cached)
-    yield cached
-    patch.undo()
-
-
-def _cl(tensor):
-    return tensor.is_contiguous(memory_format=torch.channels_last)
 
 def test_gram_and_losses_stay_fp32_under_autocast():
     features = torch.randn(2, 4, 5, 6)
@@ -87,9 +63,9 @@ class _Record(pl.Callback):
 
 
 SWITCHES = {
-    "trainer=cpu": lambda m, t: t.precision == "bf16-mixed" and _cl(m.loss.loss_net.features[0].weight)
-    and not _cl(m.transformer.head.conv.weight),
-    "channels_last=true": lambda m, t: _cl(m.transformer.head.conv.weight) and _cl(m.loss.loss_net.features[0].weight),
+    "trainer=cpu": lambda m, t: t.precision == "bf16-mixed" and is_channels_last(m.loss.loss_net.features[0].weight)
+    and not is_channels_last(m.transformer.head.conv.weight),
+    "channels_last=true": lambda m, t: is_channels_last(m.transformer.head.conv.weight) and is_channels_last(m.loss.loss_net.features[0].weight),
     # the rest of the trainer is the auto path of this CPU (bf16-mixed where bf16 is native)
     "loss.batched=true": lambda m, t: m.loss.batched and t.precision == training_path(torch.device("cpu")).precision,
 }

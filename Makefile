@@ -14,7 +14,7 @@ help:
 	@echo "make test-fast  unit tests only (skips end-to-end subprocess tests)"
 	@echo "make lint       ruff"
 	@echo "make bench      scripts/benchmark.py part=all (benchmarks/)"
-	@echo "make gpu-check  scripts/gpu_check.py: training and stylize speed on a CUDA GPU (one line without one; docs/gpu.md)"
+	@echo "make gpu-check  scripts/benchmark.py part=gpu: training and stylize speed on a CUDA GPU (one line without one; docs/gpu.md)"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -44,7 +44,7 @@ bench: $(STAMP)
 	$(PY) scripts/benchmark.py part=all
 
 gpu-check: $(STAMP)
-	$(PY) scripts/gpu_check.py
+	$(PY) scripts/benchmark.py part=gpu
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,7 +1,7 @@
-"""Benchmarks behind scripts/benchmark.py and scripts/gpu_check.py, outside the ``fast_style``
-package: one module per part (inference, training, onnx, video, data, stylize, precision),
-each with ``main(options: BenchmarkConfig) -> int``; gpu-check (:mod:`benchmarks.gpu_check`)
-runs the training and stylize parts' code on a CUDA device. They import only ``fast_style``'s
+"""Benchmarks behind scripts/benchmark.py, outside the ``fast_style`` package: one module per
+part (inference, training, onnx, video, data, stylize, precision, gpu), each with
+``main(options: BenchmarkConfig) -> int``; ``part=gpu`` (``make gpu-check``,
+:mod:`benchmarks.gpu`) times the training step and the stylize runner on a CUDA device. They import only ``fast_style``'s
 documented modules; checkout paths come in as options (``sample_photos``, ``project_dir``)."""
 
 from __future__ import annotations

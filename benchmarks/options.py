@@ -13,6 +13,11 @@ Which keys each part reads (``part=all`` runs every part in turn):
     stylize      ckpt, seed, photos (how many), repeats, per_photo, device (the reference loop's;
                  auto: CUDA where there is one); sizes[0] is the photos' longer side
     data         images (generated 640x480 photos), rounds, seed; sizes are crop = data.resize sizes
+    gpu          (``make gpu-check``, :mod:`benchmarks.gpu`; docs/gpu.md) device (auto: the CUDA GPU,
+                 or one line and exit 0 without one; cpu: a smoke run), quick, seed, json
+                 (default gpu-check.json), markdown (default gpu-check.md), time_budget_s and the
+                 train_*, data_*, feeds, num_workers, loader_batches, stylize_* and tiled_steps
+                 keys below; it does not read sizes, steps or warmup
 
 ``sample_photos``: the folder of photos the data and stylize parts cut their images from
 (None: scikit-image's samples; scripts/benchmark.py passes the checkout's
@@ -26,17 +31,18 @@ video, precision, stylize) measure, one name or index (None: its first); it need
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fast_style.errors import FastStyleError
 from fast_style.inference.runners.pytorch import DEFAULT_PIXEL_BUDGET
 
-PARTS = ("inference", "training", "onnx", "video", "data", "stylize", "precision")
+PARTS = ("inference", "training", "onnx", "video", "data", "stylize", "precision", "gpu")
 # part=all: the side-by-side ratios (data takes ~30 s on 2 cores); video, stylize and precision (minutes) only when named
 ALL_PARTS = ("inference", "training", "onnx", "data")
 DEFAULT_SIZES = {"inference": [256, 512, 1024, 2048], "training": ["256x4", "128x8"], "onnx": [256, 512, 1024],
-                 "video": ["1280x720"], "data": [256], "stylize": [1024], "precision": [1024]}
+                 "video": ["1280x720"], "data": [256], "stylize": [1024], "precision": [1024], "gpu": []}
+DEFAULT_JSON = {"gpu": "gpu-check.json"}  # the others: benchmark-<part>.json
 
 
 class BenchOptionError(FastStyleError):
@@ -74,6 +80,26 @@ class BenchmarkConfig:
     per_photo: bool = True
     sample_photos: str | None = None
     project_dir: str | None = None
+    # part=gpu (benchmarks.gpu): training variants x feeds, then stylize variants x sizes
+    markdown: str | None = None  # None: gpu-check.md
+    time_budget_s: float = 480.0  # measurements that would start later are listed as skipped
+    train_size: int = 256
+    train_batch: int = 4
+    train_variants: list[str] = field(default_factory=lambda: ["fp32", "bf16", "bf16+cudnn", "bf16+compile", "fp16"])
+    train_warmup: int = 10
+    train_steps: int = 50
+    data_root: str | None = None  # a photo folder; None: draw data_images 640x480 JPEGs in a temp folder
+    data_images: int = 200
+    num_workers: int = 4  # the DataModule's workers (configs/data/coco.yaml)
+    feeds: list[str] = field(default_factory=lambda: ["folder", "shards"])  # besides synthetic; shards: made in a temp folder
+    loader_batches: int = 100  # batches timed for the loader alone
+    stylize_sizes: list[str] = field(default_factory=lambda: ["1024x1024", "3840x2160"])
+    stylize_batch: int = 1
+    stylize_variants: list[str] = field(default_factory=lambda: [
+        "fp32", "bf16", "fp16", "fp32+compile", "bf16+compile", "bf16+cudagraphs", "fp32+tiled"])
+    stylize_warmup: int = 3
+    stylize_steps: int = 20
+    tiled_steps: int = 1
 
     def for_part(self, part: str) -> BenchmarkConfig:
         """These options for one ``part``: its default ``sizes`` and ``json`` where unset."""
@@ -82,7 +108,9 @@ class BenchmarkConfig:
         if self.styles not in (None, "") and not self.ckpt:
             raise BenchOptionError(f"styles={self.styles} picks a style of a multi-style model; give it with ckpt=<model>")
         sizes = list(self.sizes) if self.sizes else DEFAULT_SIZES[part]
-        return dataclasses.replace(self, part=part, sizes=sizes, json=self.json or f"benchmark-{part}.json")
+        return dataclasses.replace(self, part=part, sizes=sizes,
+                                   json=self.json or DEFAULT_JSON.get(part, f"benchmark-{part}.json"),
+                                   markdown=self.markdown or "gpu-check.md")
 
     def parts(self) -> list[BenchmarkConfig]:
         """One config per part to run (``all``: every part, each writing its own JSON)."""

@@ -7,6 +7,7 @@
     python scripts/benchmark.py part=data [key=value ...]        # photo folder vs shards, images/s (benchmarks.data)
     python scripts/benchmark.py part=stylize [key=value ...]     # stylize.py end to end vs an eager loop (benchmarks.stylize)
     python scripts/benchmark.py part=precision [key=value ...]   # bf16 / fp16 against fp32: PSNR (benchmarks.precision)
+    python scripts/benchmark.py part=gpu [key=value ...]         # make gpu-check: one CUDA GPU (benchmarks.gpu, docs/gpu.md)
     python scripts/benchmark.py [part=all] [quick=true]          # inference, training, onnx and data in turn
 
     e.g. part=inference sizes=[1024,2048] big=false tiling=false
@@ -34,6 +35,7 @@ import dataclasses  # noqa: E402
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
+from benchmarks.options import BenchmarkConfig  # noqa: E402
 from benchmarks.schemas import CONFIG_DIR, register_schemas  # noqa: E402
 from fast_style.cli import report_user_errors, run  # noqa: E402
 
@@ -55,4 +57,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, schema=BenchmarkConfig)

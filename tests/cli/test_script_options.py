@@ -22,7 +22,6 @@ from omegaconf import OmegaConf
 # defines)), as each script registers them
 SCRIPTS = [
     ("scripts/benchmark.py", "benchmarks/configs", "benchmark", "benchmarks.options.BenchmarkConfig"),
-    ("scripts/gpu_check.py", "benchmarks/configs", "gpu_check", "GpuCheckConfig"),
     ("scripts/prepare_data.py", "configs", "prepare_data", "fast_style.training.options.PrepareDataConfig"),
     ("scripts/multistyle_study.py", "studies/configs", "multistyle_study", "MultistyleStudyConfig"),
     ("scripts/flicker_study.py", "studies/configs", "flicker_study", "FlickerStudyConfig"),

@@ -2,7 +2,7 @@
 
 Each replaces one layer of a frozen copy of the network by an equivalent one that oneDNN
 and cuDNN run faster; the products are the same or sums of the same weights, so outputs
-agree with the original up to float rounding (tests: ``tests/test_inference.py``).
+agree with the original up to float rounding (tests: ``tests/inference/test_inference.py``).
 Training, export and the files never see them: :class:`~fast_style.inference.runners.pytorch.Stylizer`
 applies :func:`fold_for_inference` to its own copy.
 

@@ -1,4 +1,4 @@
-"""scripts/gpu_check.py: the one line without CUDA, and its measurement code run on the CPU."""
+"""make gpu-check (scripts/benchmark.py part=gpu, or scripts/gpu_check.py): the one line without CUDA, and its measurement code run on the CPU."""
 
 import json
 import re
@@ -21,7 +21,7 @@ def test_without_cuda_it_says_so_in_one_line_and_exits_0(tmp_path):
 def test_cpu_smoke_run_measures_every_table(tmp_path):
     """device=cpu quick=true runs the same code as on a GPU (training on synthetic and loader
     batches, the loader alone, the stylize runner on device and host paths, tiled), tiny."""
-    result = run_entry("scripts/gpu_check.py", "device=cpu", "quick=true", "train_variants=[fp32]",
+    result = run_entry("scripts/benchmark.py", "part=gpu", "device=cpu", "quick=true", "train_variants=[fp32]",
                        "stylize_variants=[fp32,fp32+tiled,fp16,bf16+cudagraphs]", "json=out.json", "markdown=out.md",
                        cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -66,11 +66,12 @@ def test_variant_names_are_checked():
 def test_quick_plan_keeps_4k_out_and_shrinks_off_cuda():
     import torch
 
-    from benchmarks.gpu_check import GpuCheckConfig, make_plan
+    from benchmarks.gpu import make_plan
+    from benchmarks.options import BenchmarkConfig
 
-    full = make_plan(GpuCheckConfig(), torch.device("cpu"))
+    full = make_plan(BenchmarkConfig(part="gpu"), torch.device("cpu"))
     assert full.stylize_sizes == [(1024, 1024), (3840, 2160)] and full.model["width"] == 32
     assert (full.train_size, full.train_batch) == (256, 4)
-    quick = make_plan(GpuCheckConfig(quick=True), torch.device("cpu"))
+    quick = make_plan(BenchmarkConfig(part="gpu", quick=True), torch.device("cpu"))
     assert quick.stylize_sizes == [(64, 48)] and (quick.train_size, quick.train_batch) == (32, 2)
     assert [v.name for v in quick.train_variants] == ["fp32", "bf16", "bf16+cudnn", "bf16+compile"]

@@ -1,8 +1,12 @@
-"""``make gpu-check``: what one CUDA GPU does with this project, in one run (docs/gpu.md).
+"""``make gpu-check`` (``scripts/benchmark.py part=gpu``): what one CUDA GPU does with this
+project, in one run (docs/gpu.md).
 
-    python scripts/gpu_check.py                      # on a CUDA machine: ~6-8 min on one H200
-    python scripts/gpu_check.py quick=true           # a short smoke run of every row
-    python scripts/gpu_check.py device=cpu quick=true  # the same code on the CPU, tiny sizes (tests)
+    python scripts/benchmark.py part=gpu                    # on a CUDA machine: ~6-8 min on one H200
+    python scripts/benchmark.py part=gpu quick=true         # a short smoke run of every row
+    python scripts/benchmark.py part=gpu device=cpu quick=true  # the same code on the CPU, tiny sizes (tests)
+
+``scripts/gpu_check.py KEY=VALUE ...`` is the same command under its older name. The keys
+this part reads: the ``gpu`` row of :mod:`benchmarks.options`.
 
 Measured (each: ``warmup`` untimed calls, then ``steps`` calls between two
 ``torch.cuda.synchronize()``; peak memory reset before each timed region,
@@ -31,49 +35,19 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from benchmarks.options import BenchmarkConfig, BenchOptionError
 from benchmarks.variants import Variant, parse_variant
 from fast_style.devices import device_name, resolve_device
 from fast_style.io.files import atomic_write_text
 
 # Lightning, the data and inference modules are imported where they are used, so that
 # the one line without CUDA comes after the import of torch alone.
-
-
-@dataclass
-class GpuCheckConfig:
-    """Every option of scripts/gpu_check.py and its default (benchmarks/configs/gpu_check.yaml only sets Hydra's behaviour)."""
-
-    device: str = "auto"  # auto: the CUDA GPU, or one line and exit 0 without one; cpu: smoke run
-    quick: bool = False  # a short run: fewer steps, 4K left out (and, off CUDA, tiny sizes and net)
-    json: str = "gpu-check.json"
-    markdown: str = "gpu-check.md"
-    seed: int = 0
-    time_budget_s: float = 480.0  # measurements that would start later are skipped
-    # training
-    train_size: int = 256
-    train_batch: int = 4
-    train_variants: list[str] = field(default_factory=lambda: ["fp32", "bf16", "bf16+cudnn", "bf16+compile", "fp16"])
-    train_warmup: int = 10
-    train_steps: int = 50
-    data_root: str | None = None  # a photo folder; None: draw data_images 640x480 JPEGs in a temp folder
-    data_images: int = 200
-    num_workers: int = 4  # the DataModule's workers (configs/data/coco.yaml)
-    feeds: list[str] = field(default_factory=lambda: ["folder", "shards"])  # besides synthetic; shards: made in a temp folder
-    loader_batches: int = 100  # batches timed for the loader alone
-    # stylizing
-    stylize_sizes: list[str] = field(default_factory=lambda: ["1024x1024", "3840x2160"])
-    stylize_batch: int = 1
-    stylize_variants: list[str] = field(default_factory=lambda: [
-        "fp32", "bf16", "fp16", "fp32+compile", "bf16+compile", "bf16+cudagraphs", "fp32+tiled"])
-    stylize_warmup: int = 3
-    stylize_steps: int = 20
-    tiled_steps: int = 1
 
 
 def no_cuda_line() -> str:
@@ -105,11 +79,10 @@ class Plan:
     skipped: list[str]
 
 
-def make_plan(options: GpuCheckConfig, device: torch.device) -> Plan:
+def make_plan(options: BenchmarkConfig, device: torch.device) -> Plan:
     """Options -> :class:`Plan`: variants parsed, those the device cannot run set aside
     (listed in ``skipped``), and ``quick`` applied (off CUDA also tiny sizes and net)."""
     from benchmarks.gpu_stylize import parse_size
-    from benchmarks.options import BenchOptionError
     from benchmarks.training import PAPER_MODEL, QUICK_MODEL
 
     if options.train_steps < 1 or options.stylize_steps < 1 or options.tiled_steps < 1:
@@ -148,7 +121,7 @@ def release(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def run_plan(plan: Plan, options: GpuCheckConfig, *, save: Callable[[dict[str, Any]], None] | None = None
+def run_plan(plan: Plan, options: BenchmarkConfig, *, save: Callable[[dict[str, Any]], None] | None = None
              ) -> dict[str, Any]:
     """Measure everything in ``plan``; the report as a JSON-able dict. ``save(report)`` is
     called after each measurement, so a run cut short keeps what it measured."""
@@ -258,7 +231,7 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(options: GpuCheckConfig) -> int:
+def main(options: BenchmarkConfig) -> int:
     """Run the check (see the module docstring); 0 also where there is no CUDA device."""
     if options.device == "auto" and not torch.cuda.is_available():
         print(no_cuda_line(), flush=True)

@@ -19,6 +19,13 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 
 @pytest.fixture(autouse=True)
+def _own_cache_folder(tmp_path_factory, monkeypatch):
+    """Each test (and every process it starts) gets an empty fast-style cache folder, so
+    no test reads what another left, nor writes into the user's ``~/.cache``."""
+    monkeypatch.setenv("FAST_STYLE_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(autouse=True)
 def _python_processes_only_in_slow_tests(request, monkeypatch):
     """A test that starts a Python process (an entry point, a worker, a compiler's pool)
     is slow and must say so (``@pytest.mark.slow``), so that ``make test-fast`` stays fast.

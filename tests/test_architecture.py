@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 PACKAGE = REPO / "src" / "fast_style"
 # bottom to top; a module may import its own layer's modules and any layer below
 LAYERS = [
-    {"errors", "devices", "progress"},
+    {"errors", "devices", "progress", "cache"},
     {"nn"},
     {"io"},
     {"training", "inference"},

@@ -191,6 +191,8 @@ CROP = "must be at least 32 px (the transform network downsamples by 4 and VGG p
     ("data.sample_size=4", "data.sample_size=4: sample images must be at least 32 px (the default is 256)"),
     ("data.num_workers=-1", "data.num_workers=-1: must be 0 (load in the main process) or more worker processes"),
     ("data.resize=0", "data.resize=0: must be null (keep the resolution) or a shorter-side length in px, e.g. 256"),
+    ("data.index_cache=folder", "data.index_cache=folder: must be true (the file index in the cache folder), root "
+                                "(in data.root) or false (check every file's header at each start)"),
     ("style.size=0", "style.size=0: must be at least 32 px, or null for the image's own size; the paper uses 256-512"),
     ("style.size=-5", "style.size=-5: must be at least 32 px, or null for the image's own size; the paper uses 256-512"),
     ("lr=0", "lr=0.0: the learning rate must be above 0 (the paper: 1e-3)"),

@@ -191,6 +191,7 @@ def test_styles_in_an_experiment_config(tmp_path):
     (["style=[udnie,great_wave]", "model=transformer_original"], "several styles need model.norm=instance"),
     (["style=[udnie,no/such.png]"], "styles: no/such.png: no such image file"),
     (["style=[udnie]", "finetune_from=missing.safetensors"], "finetune_from=missing.safetensors: no such file"),
+    (["style=[udnie]", "finetune_from=/tmp"], "finetune_from=/tmp: a folder; give the style model file"),
     (["style=[udnie,great_wave]", "experiment=demo"], "set check=null to train several styles"),
 ])
 def test_bad_style_lists_are_one_line(overrides, message):
@@ -262,6 +263,21 @@ def test_finetune_from_a_one_style_model_and_its_errors(tmp_path):
         open_base(batch, new_names=["c"])
     with pytest.raises(FinetuneError, match=r"^finetune_from=.*nothing.safetensors: no such checkpoint file"):
         open_base(tmp_path / "nothing.safetensors", new_names=["c"])
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda path: path.write_text("hello"), "not a checkpoint"),
+    (lambda path: path.write_bytes(b"\x80\x04junk"), "not a readable torch checkpoint"),
+    (lambda path: torch.save({"state_dict": {"x": torch.zeros(2)}}, path), "not a fast-style training checkpoint"),
+    (lambda path: torch.save(torch.nn.Conv2d(3, 8, 3).state_dict(), path), "neither a Lightning checkpoint nor a style"),
+    (lambda path: path.mkdir(), "is a folder"),
+], ids=["text", "truncated pickle", "another module's checkpoint", "another architecture", "a folder"])
+def test_finetune_from_what_is_not_a_style_model_is_one_line(tmp_path, make, message):
+    path = tmp_path / "base.ckpt"
+    make(path)
+    with pytest.raises(FinetuneError, match=f"^finetune_from={path}: .*{message}") as error:
+        open_base(path, new_names=["c"])
+    assert "\n" not in str(error.value)
 
 
 def test_finetune_run_resumes(tmp_path, image_folder, style_file):

@@ -1,25 +1,22 @@
-"""Data pipeline: the cached header scan, shards (write, read, resume), and training from them."""
+"""Data pipeline: shards (write, read, resume), and training from them."""
 
 import json
 import logging
-import os
 import pickle
 import random
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from helpers import REPO, TINY_OVERRIDES, random_photo, run_entry
-from PIL import Image
 
-from fast_style.io.images import images_below
-from fast_style.training import index as index_module
 from fast_style.training.data import ContentDataModule, ContentImages, ShardImages
-from fast_style.training.index import INDEX_NAME, NoImagesError, scan_images
+from fast_style.training.index import NoImagesError, scan_images
 from fast_style.training.prepare import prepare_shards
 from fast_style.training.shards import (
     ShardError,
@@ -37,75 +34,6 @@ def _photos(folder, count, *, size=(40, 30)):
     for i in range(count):
         random_photo(size[0] + i % 5, size[1] + i % 3, seed=i).save(folder / f"p{i:03d}.png")
     return folder
-
-
-def _count_headers(monkeypatch):
-    calls = []
-    real = index_module.readable_header
-
-    def counting(path):
-        calls.append(path)
-        return real(path)
-
-    monkeypatch.setattr(index_module, "readable_header", counting)
-    return calls
-
-
-# ------------------------------------------------------------------ the cached folder scan
-
-
-def test_second_scan_of_2000_files_opens_no_header(tmp_path, monkeypatch):
-    root = tmp_path / "many"
-    (root / "sub").mkdir(parents=True)
-    tiny = Image.new("RGB", (4, 4), (10, 20, 30))
-    for i in range(2000):
-        tiny.save(root / ("sub" if i % 2 else ".") / f"{i:05d}.png")
-    (root / "broken.jpg").write_bytes(b"not a jpeg")
-    calls = _count_headers(monkeypatch)
-    first = scan_images(root)
-    assert len(calls) == 2001 and (root / INDEX_NAME).is_file()
-    calls.clear()
-    second = scan_images(root)
-    assert calls == [] and second == first
-    assert len(second[0]) == 2000 and [p.name for p, _ in second[1]] == ["broken.jpg"]
-    assert second[0] == [p for p in images_below(root) if p.name != "broken.jpg"]  # the order it always had
-
-
-def test_index_cache_follows_added_removed_and_modified_files(tmp_path, monkeypatch):
-    root = _photos(tmp_path / "photos", 6)
-    calls = _count_headers(monkeypatch)
-    scan_images(root)
-    assert len(calls) == 6
-    calls.clear()
-    random_photo(33, 33, seed=50).save(root / "added.png")
-    (root / "p001.png").unlink()
-    (root / "p002.png").write_bytes(b"now broken")  # modified: size and mtime change
-    good, bad = scan_images(root)
-    assert sorted(p.name for p in calls) == ["added.png", "p002.png"]
-    assert [p.name for p in good] == ["added.png", "p000.png", "p003.png", "p004.png", "p005.png"]
-    assert [p.name for p, _ in bad] == ["p002.png"]
-    cached = json.loads((root / INDEX_NAME).read_text())["files"]
-    assert sorted(cached) == ["added.png", "p000.png", "p002.png", "p003.png", "p004.png", "p005.png"]
-    # a rewrite with the same size but a new mtime is checked again too
-    calls.clear()
-    stat = (root / "p003.png").stat()
-    os.utime(root / "p003.png", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    scan_images(root)
-    assert [p.name for p in calls] == ["p003.png"]
-    calls.clear()
-    scan_images(root, cache=False)
-    assert len(calls) == 6
-
-
-def test_read_only_folder_caches_its_index_elsewhere(tmp_path, monkeypatch):
-    root = _photos(tmp_path / "ro", 3)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(index_module.os, "access", lambda path, mode: False)
-    calls = _count_headers(monkeypatch)
-    scan_images(root)
-    scan_images(root)
-    assert len(calls) == 3 and not (root / INDEX_NAME).exists()
-    assert len(list((tmp_path / "cache" / "fast-style" / "index").glob("*.json"))) == 1
 
 
 # ------------------------------------------------------------------ shard files
@@ -214,6 +142,91 @@ def test_cache_true_prepares_the_shards_once(tmp_path):
     dm.prepare_data()
     dm.setup("fit")
     assert dm.shard_set is not None and dm.shard_set.folder == default_folder(root, 20)
+
+
+# ------------------------------------------------------------------ tampered shard files
+
+
+def _prepared(tmp_path, count=6, fmt="raw"):
+    root = _photos(tmp_path / "photos", count)
+    settings = ShardSettings(resize=20, shard_size=2, format=fmt)
+    folder = prepare_shards(root=root, settings=settings, output=tmp_path / "shards", workers=1,
+                            show_progress=False).folder
+    return root, settings, folder
+
+
+def _edit_json(path, change):
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+MANIFEST_TAMPERS = {
+    "not json": lambda path: path.write_text("{ nope"),
+    "a list": lambda path: path.write_text("[]"),
+    "a shard outside the folder": lambda path: _edit_json(path, lambda m: m.update(shards=["../../x", *m["shards"][1:]])),
+    "settings of the wrong type": lambda path: _edit_json(path, lambda m: m["settings"].update(resize="big", cap=[])),
+    "totals that are not counts": lambda path: _edit_json(path, lambda m: m.update(num_images="many")),
+}
+
+
+@pytest.mark.parametrize("tamper", MANIFEST_TAMPERS, ids=list(MANIFEST_TAMPERS))
+def test_a_tampered_manifest_is_a_one_line_error_with_the_fix(tmp_path, tamper):
+    root, _, folder = _prepared(tmp_path)
+    MANIFEST_TAMPERS[tamper](folder / "manifest.json")
+    data = ContentDataModule(root=str(root), image_size=16, resize=20, num_workers=0, shards=str(folder))
+    with pytest.raises(ShardError, match=r"manifest.json: unreadable or damaged .*prepare again") as error:
+        data.setup("fit")
+    assert "\n" not in str(error.value)
+
+
+SHARD_TAMPERS = {
+    "offset past the data": lambda rows: rows[0].__setitem__(0, 10**9),
+    "raw length not height x width x 3": lambda rows: rows[0].__setitem__(1, rows[0][1] - 3),
+    "a negative size": lambda rows: rows[0].__setitem__(2, -20),
+    "a row of strings": lambda rows: rows.__setitem__(0, ["0", "1", "2", "3"]),
+    "one row fewer than its count": lambda rows: rows.pop(),
+}
+
+
+@pytest.mark.parametrize("tamper", SHARD_TAMPERS, ids=list(SHARD_TAMPERS))
+def test_a_tampered_shard_index_is_refused_then_redone_by_a_preparation(tmp_path, tamper):
+    root, settings, folder = _prepared(tmp_path)
+    clean = {p.name: p.read_bytes() for p in folder.iterdir()}
+    _edit_json(folder / "shard-00001.json", lambda record: SHARD_TAMPERS[tamper](record["images"]))
+    (folder / "manifest.json").unlink()  # as if the preparation stopped after writing that shard
+    with pytest.raises(ShardError, match="no manifest.json"):
+        ShardSet(folder)
+    resumed = prepare_shards(root=root, settings=settings, output=folder, workers=1, show_progress=False)
+    assert resumed.written == 1 and resumed.reused == 2
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == clean
+    # tampered under a complete manifest: opening the set names the shard instead of misreading it
+    _edit_json(folder / "shard-00002.json", lambda record: SHARD_TAMPERS[tamper](record["images"]))
+    with pytest.raises(ShardError, match="shard shard-00002 is missing or damaged"):
+        ShardSet(folder)
+
+
+@pytest.mark.parametrize("change", [
+    lambda plan, outside: plan["sources"].__setitem__(0, "../" + outside.name),
+    lambda plan, outside: plan["sources"].__setitem__(0, str(outside)),
+    lambda plan, outside: plan.update(source_root=str(outside.parent)),
+    lambda plan, outside: plan.update(sources="p000.png"),
+], ids=["dot-dot source", "absolute source", "another root", "sources not a list"])
+def test_a_tampered_plan_never_reads_outside_the_root(tmp_path, monkeypatch, change):
+    from fast_style.training import prepare
+
+    root, settings, folder = _prepared(tmp_path)
+    outside = tmp_path / "secret.png"
+    random_photo(30, 30, seed=99).save(outside)
+    (folder / "manifest.json").unlink()
+    (folder / "shard-00000.json").unlink()  # an interrupted preparation with its plan
+    _edit_json(folder / "plan.json", lambda plan: change(plan, outside))
+    read = []
+    real = prepare.load_photo
+    monkeypatch.setattr(prepare, "load_photo", lambda path, **kw: read.append(Path(path)) or real(path, **kw))
+    prepare_shards(root=root, settings=settings, output=folder, workers=1, show_progress=False)
+    assert read and all(path.parent == root for path in read)
+    assert sorted(ShardSet(folder).sources) == sorted(p.name for p in root.iterdir())
 
 
 # ------------------------------------------------------------------ resuming after SIGKILL

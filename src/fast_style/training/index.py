@@ -5,25 +5,32 @@ path, hidden files and folders left out), checks each file's header once and ski
 bad files with one warning each. The result is cached in an index file, so the next
 start of a big folder (COCO: 83k files) stats the files but opens no headers:
 
-- where: ``<root>/.fast-style-index.json`` (hidden, so never scanned as an image);
-  when ``root`` is not writable, ``$XDG_CACHE_HOME/fast-style/index/<sha1 of root>.json``
-  (default ``~/.cache``).
+- where: in the user's cache folder (:mod:`fast_style.cache`),
+  ``<cache>/index/<sha1 of the resolved root>.json``, so the photo folder is only read
+  (it may be read-only, or shared by every job of a sweep); ``index_cache=root`` keeps
+  it in ``<root>/.fast-style-index.json`` instead (hidden, so never scanned as an image),
+  one index for everyone who trains on a writable folder. An index found there is also
+  read, never written, when the cache folder has none yet.
 - format: JSON ``{"version": 1, "root": "<absolute root>", "files": {"<relative path>":
   [size_bytes, mtime_ns, null | "why it is not readable"]}}``.
 - invalidation: per file. A file whose size or modification time differs from its
   entry, or that has no entry (added), is checked again; entries of removed files are
   dropped. The cache is rewritten (atomically: temporary file, then rename) only when
-  something changed.
+  something changed, so two jobs indexing one folder at once each write a whole index
+  and both find the same files.
+- trust: an entry is used only for a file found in today's listing under ``root`` (so an
+  index cannot point a run outside the folder) and only when it has the shape above;
+  an index that is not such JSON, or made for another root, is ignored and rebuilt.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 from pathlib import Path
 
+from fast_style.cache import cache_file
 from fast_style.errors import FastStyleError, first_line
 from fast_style.io.files import atomic_write_text
 from fast_style.io.images import IMAGE_EXTENSIONS
@@ -77,22 +84,31 @@ def list_with_stats(root: Path) -> dict[str, tuple[int, int]]:
     return {key: found[key] for key in sorted(found, key=lambda key: key.split("/"))}
 
 
-def index_path(root: Path) -> Path:
-    """Where the index of ``root`` is cached (see the module docstring)."""
-    if os.access(root, os.W_OK):
+INDEX_PLACES = (True, False, "root")
+
+
+def index_path(root: Path, where: bool | str = True) -> Path:
+    """Where the index of ``root`` is kept: the cache folder (``where=True``) or the root
+    itself (``where="root"``); see the module docstring."""
+    if where == "root":
         return root / INDEX_NAME
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fast-style" / "index"
-    return cache / (hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:20] + ".json")
+    return cache_file("index", str(root.resolve()))
+
+
+def _is_entry(entry: object) -> bool:
+    """``[size, mtime_ns, None | reason]``, the only entry shape an index may hold."""
+    return (isinstance(entry, list) and len(entry) == 3 and all(type(v) is int for v in entry[:2])
+            and (entry[2] is None or isinstance(entry[2], str)))
 
 
 def _read_index(path: Path, root: Path) -> dict[str, list]:
     try:
         data = json.loads(path.read_text())
         if data.get("version") == INDEX_VERSION and data.get("root") == str(root.resolve()):
-            return data["files"]
+            return {key: entry for key, entry in data["files"].items() if _is_entry(entry)}
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError, KeyError, AttributeError) as exc:
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
         log.warning("ignoring the unreadable index %s (%s); rescanning", path, first_line(exc))
     return {}
 
@@ -106,12 +122,17 @@ def _write_index(path: Path, root: Path, files: dict[str, list]) -> None:
         log.warning("could not cache the file index at %s (%s); the next start scans again", path, first_line(exc))
 
 
-def check_headers(root: Path, listing: dict[str, tuple[int, int]], *, cache: bool,
+def check_headers(root: Path, listing: dict[str, tuple[int, int]], *, cache: bool | str,
                   show_progress: bool = True) -> dict[str, str | None]:
     """{relative path: None (readable) or the reason it is not}, from the cached index
-    where a file's size and mtime match its entry, else from its header (then cached)."""
-    where = index_path(root) if cache else None
+    where a file's size and mtime match its entry, else from its header (then cached).
+    ``cache``: one of :data:`INDEX_PLACES` (False: no index)."""
+    where = index_path(root, cache) if cache is not False else None
     cached = _read_index(where, root) if where else {}
+    seeded = False
+    if where and not cached and cache != "root":
+        cached = _read_index(root / INDEX_NAME, root)  # an index an older version left in the folder
+        seeded = bool(cached)
     result: dict[str, str | None] = {}
     fresh: dict[str, list] = {}
     todo = []
@@ -131,17 +152,18 @@ def check_headers(root: Path, listing: dict[str, tuple[int, int]], *, cache: boo
                 result[key] = readable_header(root / key)
                 fresh[key] = [size, mtime, result[key]]
                 advance(1)
-    if where and (todo or len(fresh) != len(cached)):
+    if where and (todo or seeded or len(fresh) != len(cached)):
         _write_index(where, root, fresh)
     return {key: result[key] for key in listing}
 
 
-def scan_images(root: str | os.PathLike, *, cache: bool = True,
+def scan_images(root: str | os.PathLike, *, cache: bool | str = True,
                 show_progress: bool = True) -> tuple[list[Path], list[tuple[Path, str]]]:
     """(good files, [(bad file, reason)]) under ``root``; raises if no good file exists.
 
-    ``cache``: reuse and update the index file (see the module docstring); a single
-    file as ``root`` is never cached.
+    ``cache``: reuse and update the index, in the cache folder (True) or in ``root``
+    ("root"), or scan every file's header (False); see the module docstring. A single
+    file as ``root`` is never indexed.
     """
     root = Path(root)
     if not root.exists():

@@ -31,7 +31,8 @@ class DataOptions:
     ``sample_root``); ``shards``: prepared shards (``scripts/prepare_data.py``): auto
     (``<root>/.fast-style-shards/resize-<resize>/`` when complete there), a path (that set)
     or false (the folder); ``cache``: prepare them there on the first start when missing;
-    ``index_cache``: cache the folder's header scan in ``<root>/.fast-style-index.json``;
+    ``index_cache``: keep the folder's header scan in the user cache folder (true), in
+    ``<root>/.fast-style-index.json`` (root) or not at all (false);
     ``fill_with_samples``: copy scikit-image's sample photos into an empty ``root`` (the demo).
     """
 
@@ -48,7 +49,7 @@ class DataOptions:
     sample_root: str | None = None
     shards: Any = "auto"
     cache: bool = False
-    index_cache: bool = True
+    index_cache: Any = True
     fill_with_samples: bool = False
 
 

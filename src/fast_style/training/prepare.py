@@ -20,7 +20,7 @@ import logging
 import multiprocessing
 import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from fast_style.errors import first_line
@@ -113,12 +113,35 @@ def _check_settings(found: dict, settings: ShardSettings, where: Path, *, overwr
                      "pass overwrite=true to rebuild them, or output=<another folder>")
 
 
+def _inside(source: Any) -> bool:
+    """A plan's source: a relative path that stays below the root (no ``..``, not absolute)."""
+    return isinstance(source, str) and bool(source) and not PurePosixPath(source).is_absolute() \
+        and ".." not in PurePosixPath(source).parts
+
+
+def _read_plan(path: Path, root: Path) -> dict | None:
+    """The plan of an interrupted preparation of ``root``, or None (and a warning) when it
+    is damaged, made for another root or names a file outside the root: then it is made again."""
+    try:
+        plan = json.loads(path.read_text())
+        if (isinstance(plan, dict) and plan.get("source_root") == str(root.resolve())
+                and isinstance(plan.get("settings"), dict) and isinstance(plan.get("bad"), list)
+                and isinstance(plan.get("sources"), list) and all(_inside(s) for s in plan["sources"])):
+            ShardSettings.from_dict(plan["settings"])
+            return plan
+        why = "not a plan of this folder's photos"
+    except (OSError, ValueError, KeyError, TypeError, ShardError) as exc:
+        why = first_line(exc)
+    log.warning("ignoring %s (%s); planning the preparation again", path, why)
+    return None
+
+
 def _plan(folder: Path, root: Path, settings: ShardSettings, *, overwrite: bool, show_progress: bool) -> dict:
     plan_path = folder / PLAN
+    plan = _read_plan(plan_path, root) if plan_path.is_file() else None
+    if plan is not None and _check_settings(plan, settings, plan_path, overwrite=overwrite):
+        return plan
     if plan_path.is_file():
-        plan = json.loads(plan_path.read_text())
-        if _check_settings(plan, settings, plan_path, overwrite=overwrite):
-            return plan
         _clear(folder)
     files, bad = scan_images(root, show_progress=show_progress)
     plan = {"settings": asdict(settings), "source_root": str(root.resolve()),
@@ -147,10 +170,10 @@ def prepare_shards(*, root: str | os.PathLike, settings: ShardSettings, output: 
     elif overwrite:
         _clear(folder)
     plan = _plan(folder, root, settings, overwrite=overwrite, show_progress=show_progress)
-    base = Path(plan["source_root"]) if root.is_dir() else root.parent
+    base = root if root.is_dir() else root.parent
     sources = plan["sources"]
     count = (len(sources) + settings.shard_size - 1) // settings.shard_size
-    records: list[dict | None] = [read_shard_index(folder, i) for i in range(count)]
+    records: list[dict | None] = [read_shard_index(folder, i, settings.format) for i in range(count)]
     todo = [i for i, record in enumerate(records) if record is None]
     reused = count - len(todo)
     if reused:

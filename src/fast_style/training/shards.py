@@ -130,15 +130,40 @@ def write_shard(folder: Path, index: int, items: list[tuple[str, tuple[bytes, in
     return record
 
 
-def read_shard_index(folder: Path, index: int) -> dict[str, Any] | None:
-    """Shard ``index``'s record if the shard is complete (index present, data file of
-    the recorded size), else None."""
+def _is_count(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _is_record(record: Any, fmt: str) -> bool:
+    """A shard index of the documented shape whose images all lie inside its data file
+    (raw: each exactly height x width x 3 bytes), so reading one can neither run past the
+    file nor reshape wrongly."""
+    if not isinstance(record, dict) or not _is_count(record.get("data_bytes")):
+        return False
+    images, sources, skipped = record.get("images"), record.get("sources"), record.get("skipped")
+    if not (isinstance(images, list) and isinstance(sources, list) and isinstance(skipped, list)
+            and record.get("count") == len(images) == len(sources) and all(isinstance(s, str) for s in sources)):
+        return False
+    for row in images:
+        if not (isinstance(row, list) and len(row) == 4 and all(_is_count(v) for v in row)):
+            return False
+        offset, length, height, width = row
+        if height < 1 or width < 1 or offset + length > record["data_bytes"] or (
+                fmt == "raw" and length != height * width * 3):
+            return False
+    return True
+
+
+def read_shard_index(folder: Path, index: int, fmt: str) -> dict[str, Any] | None:
+    """Shard ``index``'s record if the shard is complete and whole (an index of the
+    documented shape, a data file of the recorded size), else None: it is redone by a
+    preparation and refused by :class:`ShardSet`."""
     name = shard_name(index)
     try:
         record = json.loads((folder / f"{name}.json").read_text())
-        if (folder / f"{name}.data").stat().st_size == record["data_bytes"]:
+        if _is_record(record, fmt) and (folder / f"{name}.data").stat().st_size == record["data_bytes"]:
             return record
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError):
         pass
     return None
 
@@ -156,13 +181,26 @@ def write_manifest(folder: Path, *, settings: ShardSettings, source_root: str, r
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:
-    """The manifest of a complete shard set in ``folder``, None if there is none."""
+    """The manifest of a complete shard set in ``folder``, None if there is none; a
+    :class:`ShardError` if it is not one of the documented shape (its settings valid, its
+    shards named shard-00000, shard-00001, ... in order)."""
+    path = folder / MANIFEST
     try:
-        return json.loads((folder / MANIFEST).read_text())
+        manifest = json.loads(path.read_text())
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("settings"), dict):
+            raise ValueError("not a shard manifest")
+        ShardSettings.from_dict(manifest["settings"])
+        shards = manifest.get("shards")
+        if not isinstance(shards, list) or shards != [shard_name(i) for i in range(len(shards))]:
+            raise ValueError("its shard list is not shard-00000, shard-00001, ...")
+        if not all(_is_count(manifest.get(key)) for key in ("num_images", "num_skipped", "data_bytes")):
+            raise ValueError("its totals are not counts")
+        return manifest
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
-        raise ShardError(f"{folder / MANIFEST}: unreadable ({exc}); delete {folder} and prepare again") from exc
+    except (OSError, ValueError, KeyError, TypeError, ShardError) as exc:
+        raise ShardError(f"{path}: unreadable or damaged ({str(exc)[:200]}); delete {folder} and prepare again "
+                         "(python scripts/prepare_data.py ... overwrite=true)") from exc
 
 
 # ------------------------------------------------------------------ reading
@@ -183,8 +221,8 @@ class ShardSet:
         self.settings = ShardSettings.from_dict(manifest["settings"])
         rows, shard_of, self.sources = [], [], []
         for number, name in enumerate(manifest["shards"]):
-            record = read_shard_index(self.folder, number)
-            if record is None or name != shard_name(number):
+            record = read_shard_index(self.folder, number, self.settings.format)
+            if record is None:
                 raise ShardError(f"{self.folder}: shard {name} is missing or damaged; "
                                  "prepare again with overwrite=true")
             rows.extend(record["images"])

@@ -39,7 +39,7 @@ def _require(ok: bool, message: str) -> None:
 
 def check_data(data: DictConfig) -> None:
     """``data.batch_size`` >= 1, ``data.image_size`` / ``data.sample_size`` >= MIN_CROP,
-    ``data.num_workers`` >= 0, ``data.resize`` null or >= 1."""
+    ``data.num_workers`` >= 0, ``data.resize`` null or >= 1, ``data.index_cache`` true, false or root."""
     batch = data.get("batch_size")
     _require(_is_int(batch) and batch >= 1,
              f"data.batch_size={batch}: must be a whole number of at least 1 per device (the paper: 4)")
@@ -56,6 +56,10 @@ def check_data(data: DictConfig) -> None:
     resize = data.get("resize")
     _require(resize is None or (_is_int(resize) and resize >= 1),
              f"data.resize={resize}: must be null (keep the resolution) or a shorter-side length in px, e.g. 256")
+    index = data.get("index_cache")
+    _require(any(index is place for place in (True, False)) or index == "root",
+             f"data.index_cache={index}: must be true (the file index in the cache folder), root (in data.root) "
+             "or false (check every file's header at each start)")
 
 
 def check_optimisation(cfg: DictConfig) -> None:
@@ -112,8 +116,9 @@ def check_styles(cfg: DictConfig) -> None:
                  f"model.norm={cfg.model.get('norm')}: several styles need model.norm=instance (the styles live in "
                  "the instance norms' scale and shift), e.g. model=transformer")
     source = cfg.get("finetune_from")
-    _require(source is None or Path(str(source)).expanduser().is_file(),
-             f"finetune_from={source}: no such file; give the style model to add styles to (.safetensors, .ckpt, .pth)")
+    given = "the style model file to add styles to (.safetensors, .ckpt, .pth)"
+    _require(source is None or not Path(str(source)).expanduser().is_dir(), f"finetune_from={source}: a folder; give {given}")
+    _require(source is None or Path(str(source)).expanduser().is_file(), f"finetune_from={source}: no such file; give {given}")
     several = source is not None or (styles is not None and len(styles) > 1)
     _require(not (several and cfg.get("check")), "check=...: the held-out check measures a one-style model against "
                                                  "its painting; set check=null to train several styles")

@@ -126,6 +126,22 @@ def run_entry(script: str, *args: str, cwd: Path, timeout: float = 240, env: dic
                           text=True, timeout=timeout, env=full_env)
 
 
+def tensorboard_hparams(run_dir: Path) -> tuple[dict, list[str], dict[str, list[tuple[int, float]]]]:
+    """What TensorBoard reads from the event files of ``run_dir`` (one run): (the hparams of its
+    session {key: value}, the metric names its experiment lists, {scalar tag: [(step, value)]})."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    values = {key: getattr(value, value.WhichOneof("kind")) for key, value in start.hparams.items()}
+    scalars = {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    return values, [info.name.tag for info in experiment.metric_infos], scalars
+
+
 def is_channels_last(tensor) -> bool:
     """Whether ``tensor`` is laid out NHWC (``torch.channels_last``)."""
     import torch

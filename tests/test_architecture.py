@@ -237,7 +237,7 @@ def test_train_top_level_defaults_come_from_the_schema():
     raw = OmegaConf.load(CONFIG_DIR / "train.yaml")
     assert set(raw) == {"defaults"}
     composed = compose("train", [])
-    groups = {"style", "model", "loss_net", "loss", "data", "trainer", "callbacks", "logger", "paths", "check"}
+    groups = {"style", "model", "loss_net", "loss", "data", "trainer", "callbacks", "logger", "paths", "check", "objective"}
     scalars = [f for f in dataclasses.fields(TrainConfig) if f.name not in groups]
     assert {f.name for f in scalars} == {"task_name", "seed", "ckpt_path", "auto_resume", "lr", "lr_schedule", "style_lr",
                                          "channels_last", "compile", "styles", "finetune_from"}
@@ -263,7 +263,7 @@ def test_yes_no_words_are_booleans():
     assert compose("stylize", ["ckpt=m", "input=p", "overwrite=no"]).overwrite is False
 
 
-@pytest.mark.parametrize("group", ["model", "loss", "loss_net", "style"])
+@pytest.mark.parametrize("group", ["model", "loss", "loss_net", "style", "objective"])
 def test_every_group_preset_fits_its_schema(group):
     """A preset with a misspelt or missing key fails to compose (the schema checks it)."""
     for preset in sorted((CONFIG_DIR / group).glob("*.yaml")):

@@ -170,9 +170,9 @@ def entry(*, config_name: str, schema: type | None = None, sigterm: bool = True,
         import hydra
 
         @functools.wraps(body)  # Hydra unwraps __wrapped__: the job is named after the script
-        def task(cfg) -> None:
+        def task(cfg):  # the body's value reaches Hydra (train.py's objective, for a sweeper)
             with report_user_errors():
-                body(cfg)
+                return body(cfg)
 
         code = getattr(body, "__code__", None)
         hydra_main = hydra.main(version_base="1.3", config_path=str(config_dir_beside(code.co_filename)),

@@ -111,6 +111,37 @@ class CheckSchema:
 
 
 @dataclass
+class ReferenceWeights:
+    """``objective.reference_weights``: the fixed weights of the objective's reference total;
+    each null: the loss preset's own (``configs/loss/<loss>.yaml``)."""
+
+    content_weight: float | None = None
+    style_weight: float | None = None
+    tv_weight: float | None = None
+
+
+@dataclass
+class ObjectiveSchema:
+    """``objective`` of ``train.py``: what the run returns to a sweeper (Optuna, Nevergrad, Ax
+    minimise it) and writes to ``<run>/objective.json``; fast_style.training.objective.
+
+    ``kind``: heldout (``objective=heldout``, the default: the perceptual loss of the trained
+    model on ``images``), train_total (``objective=train_total``: the last logged training
+    total) or none (``objective=none``: nothing computed, nothing returned); ``images``: a
+    folder, an image file or a list of them (null: ``check.images`` when ``check`` is set,
+    else the data module's sample photos); ``size``: their centre squares' side in px (null:
+    ``data.sample_size``); ``batch_size``: photos per forward pass; ``reference_weights``:
+    the fixed weights of the reference total (:class:`ReferenceWeights`; e.g.
+    ``objective.reference_weights.style_weight=1e10``)."""
+
+    kind: str = "heldout"
+    images: Any = None
+    size: int | None = None
+    batch_size: int = 4
+    reference_weights: ReferenceWeights = field(default_factory=ReferenceWeights)
+
+
+@dataclass
 class TrainConfig:
     """``python train.py``: top-level keys (defaults here) and the typed groups.
 
@@ -121,7 +152,8 @@ class TrainConfig:
     rows (null: ``lr``); ``lr_schedule``: constant (paper) or cosine (to 0 at trainer.max_steps);
     ``channels_last``: NHWC for both networks (true), the loss network only (loss_net),
     neither (false), or auto (the device's fast layout, ``fast_style.devices.training_path``); ``compile``: torch.compile both networks; ``check``:
-    after training, check the model on held-out photos (:class:`CheckSchema`).
+    after training, check the model on held-out photos (:class:`CheckSchema`); ``objective``:
+    the number the run returns to a sweeper (:class:`ObjectiveSchema`, group ``objective/``).
 
     ``styles``: train one network on several styles (``style=multi``; ``train.py`` turns
     ``style=[a,b]`` into ``style=multi styles=[a,b]``), each a ``configs/style/<name>.yaml``
@@ -151,6 +183,7 @@ class TrainConfig:
     logger: Any = None
     paths: Any = MISSING
     check: CheckSchema | None = None
+    objective: ObjectiveSchema = field(default_factory=ObjectiveSchema)
 
 
 @dataclass

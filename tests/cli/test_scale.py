@@ -1,5 +1,6 @@
 """Scaling out: DDP on CPU (gloo), local submitit sweeps, requeue-safe resume."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import time
 
 import pytest
 import torch
-from helpers import REPO, TINY_OVERRIDES, compose_train, run_entry
+from helpers import REPO, TINY_OVERRIDES, compose_train, run_entry, tensorboard_hparams
 
 
 def test_slurm_launcher_config_composes_and_leaves_resources_to_the_job():
@@ -48,6 +49,9 @@ def test_ddp_two_cpu_processes_write_one_checkpoint_and_one_model(tmp_path, imag
     assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == ["last.ckpt"]
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["scale.safetensors"]
     assert run.stdout.count("Training finished") == 1
+    # the objective on rank 0 alone: one objective.json, printed once
+    assert json.loads((tmp_path / "run" / "objective.json").read_text())["kind"] == "heldout"
+    assert run.stdout.count("  objective     ") == 1
     log = (tmp_path / "run" / "train.log").read_text()
     assert "1 per device x 2 processes = 2 per step" in log
 
@@ -63,6 +67,11 @@ def test_local_sweep_runs_each_job_in_its_own_folder(tmp_path, image_folder, sty
         assert (folder / "checkpoints" / "last.ckpt").is_file(), job
         assert (folder / f"{job[2:]}.safetensors").is_file() and (folder / "finished.json").is_file()
         assert list((folder / "tensorboard").glob("events.*"))
+        # each job's objective, and its hparams with the final metrics for TensorBoard's HPARAMS tab
+        record = json.loads((folder / "objective.json").read_text())
+        params, metrics, curves = tensorboard_hparams(folder / "tensorboard")
+        assert params["style.name"] == job[2:] and params["trainer.max_steps"] == 2 and "final/objective" in metrics
+        assert curves["final/objective"][-1][1] == pytest.approx(record["value"], rel=1e-6)
     assert (sweep / "multirun.yaml").is_file()
 
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from helpers import TINY_OVERRIDES, compose_train, run_entry
+from helpers import TINY_OVERRIDES, compose_train, run_entry, tensorboard_hparams
 from safetensors import safe_open
 
 from fast_style.devices import native_bf16
@@ -117,6 +117,10 @@ def test_train_py_end_to_end_then_resume(tmp_path, image_folder, style_file):
     assert list((tmp_path / "run1" / "tensorboard").glob("events.out.tfevents.*"))
     assert (tmp_path / "run1" / "samples" / "step_0000004.png").is_file()
     assert "Training finished" in first.stdout
+    # the default objective: the held-out loss, printed as the value train.py returns, in objective.json
+    record = json.loads((tmp_path / "run1" / "objective.json").read_text())
+    assert record["kind"] == "heldout" and record["step"] == 4 and len(record["photos"]) == 2
+    assert f"objective     {record['value']}" in first.stdout and record["value"] == record["terms"]["total"] > 0
     chosen = "trainer.precision=bf16-mixed" if native_bf16(torch.device("cpu")) else "trainer.precision=32-true"
     assert "fast path: CPU" in first.stdout + first.stderr and chosen in first.stdout + first.stderr
     curve = run_entry("scripts/loss_curve.py", f"run_dir={tmp_path / 'run1'}", cwd=tmp_path)
@@ -127,8 +131,13 @@ def test_train_py_end_to_end_then_resume(tmp_path, image_folder, style_file):
     assert not [k for k in state if k.startswith("loss.loss_net.")] and "loss.style_grams.relu4_3" in state
 
     second = run_entry("train.py", *_train_args(tmp_path, image_folder, style_file, tmp_path / "run2",
-                                                "trainer.max_steps=6", f"ckpt_path={last}"), cwd=tmp_path)
+                                                "trainer.max_steps=6", f"ckpt_path={last}", "objective=train_total"),
+                       cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
+    cheap = json.loads((tmp_path / "run2" / "objective.json").read_text())
+    _, _, curves = tensorboard_hparams(tmp_path / "run2" / "tensorboard")
+    assert cheap["kind"] == "train_total" and "photos" not in cheap  # the last logged total, nothing computed
+    assert curves["train/total"][-1][0] == 5 and cheap["value"] == pytest.approx(curves["train/total"][-1][1], rel=1e-6)
     samples = sorted(p.name for p in (tmp_path / "run2" / "samples").glob("*.png"))
     assert samples == ["step_0000005.png", "step_0000006.png"]  # continued at step 4, did not restart
     assert torch.load(tmp_path / "run2" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
@@ -139,8 +148,11 @@ def test_train_py_end_to_end_then_resume(tmp_path, image_folder, style_file):
 @pytest.mark.slow
 def test_export_script_writes_a_style_model(tmp_path, image_folder, style_file):
     run = run_entry("train.py", *_train_args(tmp_path, image_folder, style_file, tmp_path / "run", "trainer.max_steps=2",
-                                             "callbacks.style_samples.every_n_steps=0"), cwd=tmp_path)
+                                             "callbacks.style_samples.every_n_steps=0", "objective=none"), cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
+    # objective=none: nothing computed, nothing written, nothing returned
+    assert not (tmp_path / "run" / "objective.json").exists() and "objective" not in run.stdout
+    assert "objective" not in json.loads((tmp_path / "run" / "finished.json").read_text())
     out = tmp_path / "exported.safetensors"
     result = run_entry("scripts/export.py", f"ckpt={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}", f"output={out}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -1,8 +1,9 @@
-"""Training callbacks: progress images and the final style-model export."""
+"""Training callbacks: progress images, the final style-model export and the training pace."""
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -102,3 +103,21 @@ class ExportStyleModel(pl.Callback):
         if self.run_dirpath and Path(self.run_dirpath).resolve() != Path(self.dirpath).resolve():
             save_style_model(pl_module.transformer, Path(self.run_dirpath) / f"{self.filename}.safetensors", metadata=metadata)
         log.info("style model: %s", self.path)
+
+
+class TrainingPace(pl.Callback):
+    """Steps per second of this process' training: ``(global step at the end - at the start)
+    / seconds from on_train_start to on_train_end`` (set-up and the final export left out;
+    a resumed run counts its own steps). ``steps_per_s`` is None until training ended."""
+
+    def __init__(self) -> None:
+        self._start: tuple[float, int] | None = None
+        self.steps_per_s: float | None = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._start = (time.perf_counter(), trainer.global_step)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self._start is not None:
+            seconds, steps = time.perf_counter() - self._start[0], trainer.global_step - self._start[1]
+            self.steps_per_s = steps / seconds if seconds > 0 else None

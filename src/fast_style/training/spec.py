@@ -11,7 +11,9 @@ Building it, in this order (each failure is one line before any set-up):
 3. the styles: ``styles`` unset is the one ``style`` group; else each entry is a style
    config read from ``style_dirs`` (explicit folders of ``<name>.yaml``; None: the
    ``style/`` folders of the run's config sources, read here once) or an image path
-   (:func:`fast_style.training.styles.style_list`).
+   (:func:`fast_style.training.styles.style_list`);
+4. the objective's options (:func:`fast_style.training.objective.objective_options`: its
+   kind, photos, size and the reference weights).
 
 Groups become plain containers with every interpolation resolved (what Lightning's
 hyper-parameters and the exported model's metadata store): ``model``, ``loss``,
@@ -30,6 +32,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from fast_style.devices import accelerator_device, training_path
+from fast_style.training.objective import objective_options
 from fast_style.training.styles import STYLE_KEYS, style_list
 from fast_style.training.validation import check_train_config
 
@@ -86,6 +89,7 @@ class TrainSpec:
     finetune_from: str | None
     style_dir: str
     output_dir: Path
+    objective: dict[str, Any] = dataclasses.field(default_factory=lambda: {"kind": "none"})
 
     @property
     def style_names(self) -> list[str]:
@@ -127,6 +131,7 @@ def build_train_spec(cfg: DictConfig, *, style_dirs: list[Path] | None = None) -
     device = choose_device_path(cfg)
     check_train_config(cfg)
     styles = tuple(StyleSpec(**spec) for spec in style_list(cfg, dirs=style_dirs))
+    objective = objective_options(cfg)
     return TrainSpec(
         style_name=str(cfg.style.name),
         styles=styles,
@@ -146,4 +151,5 @@ def build_train_spec(cfg: DictConfig, *, style_dirs: list[Path] | None = None) -
         finetune_from=cfg.get("finetune_from"),
         style_dir=str(cfg.paths.style_dir),
         output_dir=Path(cfg.paths.output_dir),
+        objective=objective,
     )

@@ -9,7 +9,12 @@ the style images (their sizes read from the headers), the model to add styles to
 (``finetune_from``, :mod:`.finetune`), the training images, the checkpoint to resume
 from (verified, :mod:`.checkpoints`) and the loss network's weights are all checked
 before the Trainer starts, so a bad value, path or download ends in seconds with one
-line, not after minutes of set-up.
+line, not after minutes of set-up; so are the objective's photos (:mod:`.objective`).
+
+After training, on global rank 0: the objective (``objective=heldout | train_total | none``)
+is computed, written to ``<run>/objective.json`` and kept in the result as ``objective``,
+which ``train.py`` returns to Hydra's sweeper; then the run's hyper-parameters are logged with
+its final metrics for TensorBoard's HPARAMS tab (:mod:`.hparams`).
 
 Styles: ``styles`` unset is the one ``style`` of today; a list of S > 1 styles trains one
 network with S styles (``model.num_styles``); a list of one is the one-style model.
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -35,7 +41,7 @@ from fast_style.devices import cluster_plugins
 from fast_style.errors import CheckpointError, FastStyleError
 from fast_style.io.files import atomic_write_text
 from fast_style.io.images import load_image
-from fast_style.training.callbacks import ExportStyleModel, StyleSamples
+from fast_style.training.callbacks import ExportStyleModel, StyleSamples, TrainingPace
 from fast_style.training.checkpoints import Checkpoint, check_fits, choose_checkpoint
 from fast_style.training.finetune import (
     Base,
@@ -45,7 +51,9 @@ from fast_style.training.finetune import (
     log_arch_choice,
     open_base,
 )
+from fast_style.training.hparams import final_metrics, log_final_hparams, run_hparams
 from fast_style.training.module import LOSS_NET_PREFIX, StyleTransferModule
+from fast_style.training.objective import Photos, compute_objective, load_photos, write_objective
 from fast_style.training.spec import TrainSpec, build_train_spec
 from fast_style.training.styles import check_style_pixels, resolve_style_image
 
@@ -174,6 +182,34 @@ def log_batch_sizes(trainer: pl.Trainer, loggers: list[Any], per_device: int) ->
     return sizes
 
 
+def objective_photos(spec: TrainSpec, datamodule: Any) -> Photos | None:
+    """The heldout objective's photos, read before training (None for the other kinds):
+    ``objective.images`` / ``check.images`` files, or the data module's sample photos."""
+    options = spec.objective
+    if options["kind"] != "heldout":
+        return None
+    if options["images"] is not None:
+        return load_photos(options)
+    names = [p.name for p in datamodule.sample_files()] if getattr(datamodule, "shard_set", None) is None else None
+    return load_photos(options, samples=datamodule.sample_images(), sample_names=names)
+
+
+def finish_objective(spec: TrainSpec, cfg: DictConfig, *, module: StyleTransferModule, trainer: pl.Trainer,
+                     photos: Photos | None, loggers: list[Any], pace: TrainingPace) -> dict[str, Any] | None:
+    """On global rank 0 after training: the objective's record (written to ``objective.json``;
+    None for ``objective=none``), then the hparams with the final metrics to every logger."""
+    if photos is not None:
+        module.to(trainer.strategy.root_device)  # Lightning's teardown moved it to the CPU
+    start = time.perf_counter()
+    record = compute_objective(spec.objective, module=module, trainer=trainer, photos=photos)
+    if record is not None:
+        record["seconds"] = round(time.perf_counter() - start, 3)
+        write_objective(spec.output_dir, record)
+    metrics = final_metrics(trainer.callback_metrics, objective=record, steps_per_s=pace.steps_per_s)
+    log_final_hparams(loggers, run_hparams(cfg, style_name=spec.style_name), metrics, step=trainer.global_step)
+    return record
+
+
 def _report(result: dict[str, Any], *, style: str, loss_net: str) -> None:
     summary = "\n".join(f"  {k:13s} {v}" for k, v in result.items())
     print(f"\nTraining finished ({style}, loss network {loss_net}):\n{summary}")
@@ -213,6 +249,7 @@ def train(cfg: DictConfig, *, style_dirs: list[Path] | None = None) -> dict[str,
     datamodule = instantiate(spec.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
+    photos = objective_photos(spec, datamodule)
     resume = select_checkpoint(spec)
 
     module = build_module(spec, images, base=base)
@@ -223,8 +260,9 @@ def train(cfg: DictConfig, *, style_dirs: list[Path] | None = None) -> dict[str,
 
     named = cfg if spec.style_name == cfg.style.name else OmegaConf.merge(cfg, {"style": {"name": spec.style_name}})
     callbacks = _instantiate_all(named.get("callbacks"))  # ${style.name}: the exported model's file name
+    pace = TrainingPace()
     loggers = _instantiate_all(named.get("logger"))
-    trainer: pl.Trainer = instantiate(spec.trainer, callbacks=callbacks, logger=loggers or False,
+    trainer: pl.Trainer = instantiate(spec.trainer, callbacks=[*callbacks, pace], logger=loggers or False,
                                       plugins=cluster_plugins() or None)
     log_batch_sizes(trainer, loggers, spec.batch_size)
     try:
@@ -256,6 +294,9 @@ def train(cfg: DictConfig, *, style_dirs: list[Path] | None = None) -> dict[str,
     if loggers:
         result["tensorboard"] = str(getattr(loggers[0], "log_dir", output_dir))
     if trainer.is_global_zero:
+        record = finish_objective(spec, named, module=module, trainer=trainer, photos=photos, loggers=loggers, pace=pace)
+        if record is not None:
+            result["objective"] = record["value"]
         atomic_write_text(marker, json.dumps(result, indent=2))
         _report(result, style=spec.style_name, loss_net=loss_net)
     return result

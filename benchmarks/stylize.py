@@ -12,14 +12,17 @@ the model), on the same folder of photos and the same weights:
   photos, and (``per_photo``) in one process per photo, which is how pytorch/examples'
   command line, taking one photo per call, is run on a folder;
 - fast: ``python stylize.py ckpt=<model> input=<folder> output=<folder> format=png``,
-  no speed option (``runtime``/``precision`` auto).
+  no speed option (``runtime``/``precision`` auto), twice per repeat: ``cold`` with an
+  empty start-up cache (``FAST_STYLE_CACHE``: a fresh folder, so it calibrates and exports
+  as a first run does) and ``warm`` with the cache a previous run of the model left
+  (:mod:`fast_style.inference.runners.startup_cache`; one untimed run fills it first).
 
 Photos: ``photos`` JPEGs (quality 95) whose longer side is ``size``, made from the sample
 photos of the data benchmark (``sample_photos``, else scikit-image's), else synthetic.
 ``stylize.py`` is the one in ``project_dir`` (scripts/benchmark.py passes its checkout). The model is a seeded
 random paper-sized network (or ``ckpt``; a multi-style one runs one of its styles on both
 paths, ``styles=``, else the first). The paths alternate ``repeats`` times; the
-table gives each run's wall time, the speed-up (median of the per-pair ratios) and the
+table gives each run's wall times, the speed-ups of the cold and the warm run (medians of the per-run ratios) and the
 agreement of the outputs (PSNR, mean and max difference over all photos, 8-bit PNGs)
 and stylize.py's lines on what it chose (a CPU with native bf16 may take bf16, whose
 pixels may differ by more than float rounding while meeting the 40 dB bound).
@@ -28,6 +31,7 @@ pixels may differ by more than float rounding while meeting the 40 dB bound).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -92,9 +96,10 @@ def make_photos(folder: Path, *, count: int, size: int, seed: int, sample_photos
     return paths
 
 
-def timed(cmd: list[str]) -> tuple[float, str]:
-    """(wall seconds, stderr) of ``cmd``; raises when it fails."""
-    seconds, done = time_once(lambda: subprocess.run(cmd, capture_output=True, text=True, check=False))
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
+    """(wall seconds, stderr) of ``cmd`` (with ``env`` added to the environment); raises when it fails."""
+    environment = {**os.environ, **(env or {})}
+    seconds, done = time_once(lambda: subprocess.run(cmd, capture_output=True, text=True, check=False, env=environment))
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:3])} ... failed: {done.stderr.strip()[-500:]}")
     return seconds, done.stderr
@@ -126,39 +131,50 @@ def compare(model_path: Path, photos: Path, work: Path, *, stylize_script: Path,
             stylize_args: list[str], per_photo: bool, style: str = "", device: str = "cpu") -> dict:
     """Alternating timed runs of the reference loop (one process), optionally the reference
     as one process per photo (how pytorch/examples' CLI, which takes one photo, is run on a
-    folder), and stylize.py; the speed-ups are against the one-process loop. ``style``: the
-    index of a multi-style model's style both run ("" for a one-style model); ``stylize_script``:
-    the ``stylize.py`` to run; ``device``: where
-    the reference loop runs (pytorch/examples' ``--cuda 1`` on a GPU; stylize.py picks its own)."""
+    folder), and stylize.py cold and warm (see the module docstring); the speed-ups are
+    against the one-process loop. ``style``: the index of a multi-style model's style both
+    run ("" for a one-style model); ``stylize_script``: the ``stylize.py`` to run; ``device``:
+    where the reference loop runs (pytorch/examples' ``--cuda 1`` on a GPU; stylize.py picks its own)."""
     ref_out, per_out, fast_out = work / "reference", work / "per_photo", work / "fast"
     files = [str(p) for p in sorted(photos.iterdir())]
     reference = [[sys.executable, "-c", REFERENCE_LOOP, str(model_path), str(ref_out), style, device, *files]]
     one_each = [[sys.executable, "-c", REFERENCE_LOOP, str(model_path), str(per_out), style, device, f]
                 for f in files]
-    fast = [[sys.executable, str(stylize_script), f"ckpt={model_path}", f"input={photos}",
-             f"output={fast_out}", "format=png", "progress=false", *stylize_args, *([f"styles={style}"] if style else [])]]
-    paths = [("reference", reference), ("fast", fast)] + ([("per_photo", one_each)] if per_photo else [])
-    runs, notes = [], []
+    fast = [sys.executable, str(stylize_script), f"ckpt={model_path}", f"input={photos}", f"output={fast_out}",
+            "format=png", "progress=false", *stylize_args, *([f"styles={style}"] if style else [])]
+    warm_cache = work / "warm-cache"
+    timed([*fast[:4], f"output={work / 'warming'}", *fast[5:]], {"FAST_STYLE_CACHE": str(warm_cache)})
+    paths = [("reference", reference, None), ("cold", [fast], "cold"), ("warm", [fast], "warm")]
+    paths += [("per_photo", one_each, None)] if per_photo else []
+    runs, notes = [], {}
     for i in range(repeats):
-        for folder in (ref_out, per_out, fast_out):
-            shutil.rmtree(folder, ignore_errors=True)
-        ref_out.mkdir(parents=True)
-        per_out.mkdir(parents=True)
         # alternate the order, so that a change in machine load hits every path alike
         order = paths if i % 2 == 0 else paths[::-1]
         seconds = {}
-        for name, cmds in order:
-            timings = [timed(cmd) for cmd in cmds]
+        for name, cmds, cache in order:
+            for folder in (ref_out, per_out, fast_out):
+                shutil.rmtree(folder, ignore_errors=True)
+            ref_out.mkdir(parents=True)
+            per_out.mkdir(parents=True)
+            env = None if cache is None else {
+                "FAST_STYLE_CACHE": str(warm_cache if cache == "warm" else work / f"cold-cache-{i}")}
+            timings = [timed(cmd, env) for cmd in cmds]
             seconds[name] = sum(t for t, _ in timings)
-            if name == "fast":
-                notes = choice_notes(timings[0][1])
-        runs.append({**seconds, "speedup": seconds["reference"] / seconds["fast"]})
+            if cache is not None:
+                notes[name] = choice_notes(timings[0][1])
+                shutil.copytree(fast_out, work / f"kept-{name}", dirs_exist_ok=True)
+            if name == "reference":
+                shutil.copytree(ref_out, work / "kept-reference", dirs_exist_ok=True)
+        runs.append({**seconds, "speedup_cold": seconds["reference"] / seconds["cold"],
+                     "speedup_warm": seconds["reference"] / seconds["warm"]})
         if per_photo:
-            runs[-1]["speedup_per_photo"] = seconds["per_photo"] / seconds["fast"]
+            runs[-1]["speedup_per_photo"] = seconds["per_photo"] / seconds["warm"]
         print(f"  run {i + 1}: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
-              + f", x{runs[-1]['speedup']:.2f}", file=sys.stderr, flush=True)
-    return {"runs": runs, "speedup": statistics.median(r["speedup"] for r in runs), "stylize_notes": notes,
-            **agreement(ref_out, fast_out)}
+              + f", cold x{runs[-1]['speedup_cold']:.2f}, warm x{runs[-1]['speedup_warm']:.2f}", file=sys.stderr, flush=True)
+    return {"runs": runs, "speedup_cold": statistics.median(r["speedup_cold"] for r in runs),
+            "speedup_warm": statistics.median(r["speedup_warm"] for r in runs), "stylize_notes": notes,
+            "cold": agreement(work / "kept-reference", work / "kept-cold"),
+            "warm": agreement(work / "kept-reference", work / "kept-warm")}
 
 
 def markdown(result: dict) -> str:
@@ -167,15 +183,20 @@ def markdown(result: dict) -> str:
         f"{result['cpu_capability']}, {result['threads']} threads), torch {result['torch']}; "
         f"{result['photos']} photos, longer side {result['size']} px; stylize.py {' '.join(result['stylize_args']) or '(defaults)'}",
         "",
-        "| run | reference loop s | one process per photo s | stylize.py s | speed-up vs loop | vs per photo |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| run | reference loop s | one process per photo s | stylize.py cold s | warm s | cold vs loop "
+        "| warm vs loop | warm vs per photo |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for i, r in enumerate(result["runs"], 1):
         per = (f"{r['per_photo']:.1f} | ", f"{r['speedup_per_photo']:.2f}x") if "per_photo" in r else ("- | ", "-")
-        lines.append(f"| {i} | {r['reference']:.1f} | {per[0]}{r['fast']:.1f} | {r['speedup']:.2f}x | {per[1]} |")
-    lines += ["", f"Median speed-up {result['speedup']:.2f}x; outputs: PSNR {result['psnr_db']:.1f} dB, mean difference "
-                  f"{result['mean_diff_255']:.3f}/255, max {result['max_diff_255']}/255 (8-bit PNGs)"]
-    lines += [f"stylize.py said: {note}" for note in result["stylize_notes"]]
+        lines.append(f"| {i} | {r['reference']:.1f} | {per[0]}{r['cold']:.1f} | {r['warm']:.1f} | "
+                     f"{r['speedup_cold']:.2f}x | {r['speedup_warm']:.2f}x | {per[1]} |")
+    lines += ["", f"Median speed-up cold {result['speedup_cold']:.2f}x, warm {result['speedup_warm']:.2f}x."]
+    for name in ("cold", "warm"):
+        same = result[name]
+        lines.append(f"{name} outputs against the loop's: PSNR {same['psnr_db']:.1f} dB, mean difference "
+                     f"{same['mean_diff_255']:.3f}/255, max {same['max_diff_255']}/255 (8-bit PNGs)")
+        lines += [f"stylize.py ({name}) said: {note}" for note in result["stylize_notes"].get(name, [])]
     return "\n".join(lines)
 
 

@@ -70,7 +70,9 @@ class StylizeOptions:
     the same size per forward pass), ``devices``/``accelerator`` (N processes through
     Lightning's predict loop). Huge images: above ``pixel_budget`` pixels an image is
     stylized in ``tile_size`` tiles cross-faded over ``tile_blend`` px (0: never tile).
-    ``progress``: a progress bar for folder and glob runs.
+    ``progress``: a progress bar for folder and glob runs. ``startup_cache``: keep
+    ``precision=auto``'s choice and the in-memory ONNX export per model in the user cache
+    folder and reuse them (:mod:`fast_style.inference.runners.startup_cache`); false: redo both.
 
     Video (clips and animated GIFs, frame by frame, audio copied): ``codec`` (auto:
     H.264 for mp4/mov/mkv/avi, VP9 for webm, or an FFmpeg encoder name), ``crf``
@@ -109,6 +111,7 @@ class StylizeOptions:
     accelerator: str = "auto"
     max_pixels: int = MAX_PIXELS
     allow_torchscript: bool = False
+    startup_cache: bool = True
     crf: int = 18
     codec: str = "auto"
 

@@ -12,7 +12,9 @@ then, in order:
    :class:`~.calibrated.CalibratedStylizer` (its fp32 fallback onnxruntime's where rule 3 would apply);
 5. otherwise a :class:`~.pytorch.Stylizer` as the options say.
 
-Every runner applies the run's :class:`~fast_style.inference.mixing.StyleChoice`. A new
+The in-memory export (rules 2-4) and the calibration (rule 4) are kept in the start-up
+cache per network (:mod:`~.startup_cache`; ``startup_cache=false``: neither read nor
+written). Every runner applies the run's :class:`~fast_style.inference.mixing.StyleChoice`. A new
 runtime is one file with its runner and one rule here (and its name in
 :data:`~fast_style.inference.options.RUNTIMES`).
 """
@@ -50,13 +52,14 @@ def _deployed(setting: Setting) -> DeployedRunner:
 
 
 def _onnx(*, required: bool) -> Callable[[Setting], Runner]:
-    return lambda setting: onnx_or_torch(setting.model.network, setting.stylizer(torch.float32), required=required)
+    return lambda setting: onnx_or_torch(setting.model.network, setting.stylizer(torch.float32), required=required,
+                                         cache=setting.startup_cache())
 
 
 def _calibrated(setting: Setting) -> CalibratedStylizer:
-    network = setting.model.network
-    fp32_runner = (lambda fp32: onnx_or_torch(network, fp32, required=False)) if setting.onnx_fits else None
-    return CalibratedStylizer(setting.stylizer, list(setting.candidates), setting.pixel_budget, fp32_runner)
+    network, cache = setting.model.network, setting.startup_cache()
+    fp32_runner = (lambda fp32: onnx_or_torch(network, fp32, required=False, cache=cache)) if setting.onnx_fits else None
+    return CalibratedStylizer(setting.stylizer, list(setting.candidates), setting.pixel_budget, fp32_runner, cache)
 
 
 RULES = (

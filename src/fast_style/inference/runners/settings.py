@@ -26,6 +26,7 @@ from fast_style.inference.runners.base import InferenceOptionError
 from fast_style.inference.runners.deployed import check_deployed
 from fast_style.inference.runners.onnxrt import onnx_available
 from fast_style.inference.runners.pytorch import Stylizer, resolve_precision
+from fast_style.inference.runners.startup_cache import StartupCache
 from fast_style.inference.tile_grid import min_tile_size
 from fast_style.io.kinds import ONNX
 from fast_style.io.model_files import StyleModel
@@ -51,6 +52,14 @@ class Setting:
     channels_last: bool = False
     candidates: tuple[torch.dtype, ...] = ()
     onnx_fits: bool = False
+
+    def startup_cache(self) -> StartupCache | None:
+        """The start-up cache of this run's network (None with ``startup_cache=false``, for
+        an exported file, and for a mask's per-pixel styles, which differ per image)."""
+        if not self.options.startup_cache or self.model.network is None or self.styles.per_pixel:
+            return None
+        weights = () if self.styles.weights is None else tuple(float(w) for w in self.styles.weights)
+        return StartupCache(self.model.network, self.device, self.candidates, weights, self.strength)
 
     def stylizer(self, dtype: torch.dtype) -> Stylizer:
         """The PyTorch runner of this setting in ``dtype``."""

@@ -235,6 +235,24 @@ def test_one_style_models_are_unchanged(files):
     ("two", {"style": "a", "mask": "mask.png"}, r"mask=.*mask.png needs style=\[...\] with one entry per mask colour"),
     ("two", {"style": ["a", "b", "a", "b"], "mask": "mask.png"}, "has 3 colour.s., fewer than the 4 entries"),
     ("two", {"style": ["a", "b"], "mask": "p.txt"}, "cannot be read as an image"),
+    # issue 33 item 6: mixing strings and masks, by class
+    ("two", {"style": "a:nan,b:1"}, r"the weight 'nan' of a is not a finite number"),
+    ("two", {"style": "a:inf,b:1"}, r"the weight 'inf' of a is not a finite number"),
+    ("two", {"style": "a:1e400"}, r"the weight '1e400' of a is not a finite number"),
+    ("two", {"style": "a:0.5,"}, r"^style=a:0.5,: entry 2 is empty; write name:weight entries separated by commas"),
+    ("two", {"style": ","}, r"^style=,: entry 1 is empty"),
+    ("two", {"style": " "}, r"^style= : entry 1 is empty"),
+    ("two", {"style": "a:0.3,b:0.2,a:0.5"}, r"^style=a:0.3,b:0.2,a:0.5: a is given twice; name each style once"),
+    ("two", {"style": "a:0.5,0:0.5"}, r"a is given twice"),
+    ("two", {"style": "c:1,a:1"}, r"no style 'c' in two.safetensors; its styles: a, b"),
+    ("two", {"style": "a:"}, r"'a:' is not name:weight"),
+    ("two", {"style": ["a", "b:nan"], "mask": "mask.png"}, r"the weight 'nan' of b is not a finite number"),
+    ("two", {"style": ["a", "b"], "mask": "one.png"}, r"has 1 colour\(s\), fewer than the 2 entries"),
+    ("two", {"style": ["a", "b"], "mask": "empty.png"}, r"mask=.*empty.png: cannot be read as an image \(.*empty file"),
+    ("two", {"style": ["a", "b"], "mask": "missing.png"}, r"mask=.*missing.png: cannot be read as an image \(.*no such file"),
+    ("two", {"style": ["a", "b"], "mask": "folder.png"}, r"is a folder, not an image"),
+    ("two", {"style": ["a", "b"], "mask": "mask.png", "max_pixels": 1000},
+     r"mask=.*mask.png: is 48x32 px, above max_pixels=1000; .*smaller mask"),
     ("two", {"style": ["a", "b"], "mask": "mask.png", "runtime": "onnx"}, "per-pixel styles run in PyTorch only"),
     ("wave", {"style": "a"}, "wave.safetensors holds one style, wave; drop style= or pass style=wave"),
     ("wave", {"style": ["a", "b"], "mask": "mask.png"}, "holds one style; a mask chooses among the styles"),
@@ -242,8 +260,37 @@ def test_one_style_models_are_unchanged(files):
 ])
 def test_user_errors_are_one_line(files, model, options, message):
     (files / "p.txt").write_text("not an image")
+    Image.new("RGB", (30, 20), (10, 10, 10)).save(files / "one.png")
+    (files / "empty.png").write_bytes(b"")
+    (files / "folder.png").mkdir(exist_ok=True)
     options = {k: (files / v if k == "mask" else v) for k, v in options.items()}
     with pytest.raises(FastStyleError, match=message) as caught:
         stylize(files / f"{model}.safetensors", files / "p.png", output=str(files / "never.png"), **options)
     assert "\n" not in str(caught.value)
     assert not (files / "never.png").exists()
+
+
+def test_mix_weights_are_normalised_without_overflow(files):
+    from fast_style.inference.mixing import parse_mix
+
+    model = open_model(files / "two.safetensors")
+    for spec in ("a:1e308,b:1e308", "a:1e-320,b:1e-320", "a,b", "0:2,1:2"):
+        assert parse_mix(spec, ["a", "b"], model=model).tolist() == [0.5, 0.5], spec
+
+
+def test_a_mask_of_another_shape_is_stretched_with_one_warning(files, tmp_path, caplog):
+    wide = np.full((10, 100, 3), 255, np.uint8)
+    wide[:, :50] = 0
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    small = np.asarray(Image.open(files / "mask.png").resize((24, 16), Image.Resampling.NEAREST))
+    Image.fromarray(small).save(tmp_path / "small.png")  # the photo's shape, a quarter of its size: no warning
+    for _ in range(2):
+        stretched = _run(files / "two.safetensors", files, style=["a", "b"], mask=tmp_path / "wide.png")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2 and all("wide.png is 100x10 px" in w and "96x64" in w and "stretched" in w
+                                      for w in warnings), warnings  # once per call, not per image
+    caplog.clear()
+    _run(files / "two.safetensors", files, style=["a", "b"], mask=tmp_path / "small.png")
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    # stretched, its split at x = 50 of 100 falls where mask.png's does (48 of 96): the same regions
+    assert torch.equal(stretched, _run(files / "two.safetensors", files, style=["a", "b"], mask=files / "mask.png"))

@@ -199,3 +199,203 @@ def test_stylize_py_on_a_clip_and_sigkill_leaves_no_output(tmp_path, model_file)
     assert done.returncode == 0 and "done 1, skipped 0, failed 0" in done.stdout, done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4", "short.mp4", "short_wave.mp4"]  # swept
     assert describe(tmp_path / "short_wave.mp4")["frames"] == 8
+
+
+# ------------------------------------------------------------------ careless and hostile clips (issue 33 item 6)
+
+
+def _encode(stream, out, frames) -> None:
+    for rgb in frames:
+        for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
+
+
+def _video_stream(out, width: int, height: int, codec: str = "libx264"):
+    stream = out.add_stream(codec, rate=24)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    return stream
+
+
+def zero_frames(path: Path) -> Path:
+    """A container with a video stream and not one frame in it."""
+    with av.open(str(path), "w") as out:
+        stream = _video_stream(out, 32, 24)
+        out.start_encoding()
+        _encode(stream, out, [])
+    return path
+
+
+def audio_only(path: Path) -> Path:
+    """Sound and no picture (AAC in MP4)."""
+    with av.open(str(path), "w") as out:
+        sound = out.add_stream("aac", rate=48000)
+        sound.layout = "stereo"
+        for start in range(0, 48000, 1024):
+            shape = (2, 1024) if sound.format.is_planar else (1, 2048)
+            frame = av.AudioFrame.from_ndarray(np.zeros(shape, np.float32), format=sound.format.name, layout="stereo")
+            frame.sample_rate, frame.pts = 48000, start
+            for packet in sound.encode(frame):
+                out.mux(packet)
+        for packet in sound.encode():
+            out.mux(packet)
+    return path
+
+
+def two_video_streams(path: Path) -> Path:
+    """Two video streams (32x24 and 48x40, 6 frames each), as a camera's main and preview tracks."""
+    with av.open(str(path), "w") as out:
+        first, second = _video_stream(out, 32, 24), _video_stream(out, 48, 40)
+        _encode(first, out, moving_frames(32, 24, 6))
+        _encode(second, out, moving_frames(48, 40, 6, seed=1))
+    return path
+
+
+def gif_declaring(path: Path, width: int, height: int, frames: int = 3) -> Path:
+    """A tiny GIF whose header (logical screen) declares ``width`` x ``height``."""
+    images = [Image.fromarray(rgb) for rgb in moving_frames(16, 16, frames)]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=100, loop=0)
+    data = bytearray(path.read_bytes())
+    data[6:10] = width.to_bytes(2, "little") + height.to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    return path
+
+
+def cut(path: Path, source: Path, keep: float | int) -> Path:
+    data = source.read_bytes()
+    path.write_bytes(data[: keep if isinstance(keep, int) else int(len(data) * keep)])
+    return path
+
+
+def size_change(path: Path) -> Path:
+    """An AVI whose stream switches from 32x24 to 64x48 frames after 3 (MPEG-4 part 2 says so in-band)."""
+    with av.open(str(path), "w") as out:
+        stream = _video_stream(out, 32, 24, "mpeg4")
+        _encode(stream, out, moving_frames(32, 24, 3))
+        bigger = av.CodecContext.create("mpeg4", "w")
+        bigger.width, bigger.height, bigger.pix_fmt = 64, 48, "yuv420p"
+        bigger.time_base = stream.codec_context.time_base
+        bigger.open()
+        frames = [av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+                  for rgb in moving_frames(64, 48, 3)]
+        for i, frame in enumerate([*frames, None]):
+            if frame is not None:
+                frame.pts = 3 + i
+            for packet in bigger.encode(frame):
+                packet.stream = stream
+                out.mux(packet)
+    return path
+
+
+def long_gif(path: Path, frames: int = 20) -> Path:
+    images = [Image.fromarray(rgb) for rgb in moving_frames(40, 30, frames)]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=50, loop=0)
+    return path
+
+
+BAD_CLIPS = {  # name -> (how to make it in a folder, words the one line must hold)
+    "zero.mkv": (lambda f: zero_frames(f / "zero.mkv"), ("not a readable video",)),
+    "zero.mp4": (lambda f: zero_frames(f / "zero.mp4"), ("has no video stream",)),
+    "audio.mp4": (lambda f: audio_only(f / "audio.mp4"), ("has no video stream", "audio")),
+    "huge.gif": (lambda f: gif_declaring(f / "huge.gif", 60000, 60000), ("60000x60000 px", "max_pixels=")),
+    "big.gif": (lambda f: gif_declaring(f / "big.gif", 10000, 10000), ("10000x10000 px", "max_pixels=")),
+    "cut.gif": (lambda f: cut(f / "cut.gif", long_gif(f / ".whole.gif"), 0.5), ("damaged",)),
+    "header.gif": (lambda f: cut(f / "header.gif", long_gif(f / ".whole.gif"), 20), ("damaged",)),
+    "empty.mp4": (lambda f: cut(f / "empty.mp4", make_clip(f / ".whole.mp4", frames=4), 0), ("not a readable video",)),
+    "change.avi": (lambda f: size_change(f / "change.avi"), ("frame 4 is 64x48 px", "32x24")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CLIPS))
+def test_a_bad_clip_is_one_line_and_leaves_no_output(tmp_path, model_file, monkeypatch, name):
+    make, needles = BAD_CLIPS[name]
+    path = make(tmp_path)
+    if "max_pixels=" in needles:  # refused from the header: not one frame may be decoded
+        import fast_style.io.video as video
+
+        monkeypatch.setattr(video, "_decoded", lambda *a, **k: pytest.fail("decoded a clip refused by its header"))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(FastStyleError) as info:
+        fast_style.stylize(model_file, path, runtime="torch", precision="fp32")
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message, message
+    for needle in needles:
+        assert needle in message, message
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no output, no temporary file
+
+
+def test_of_several_video_streams_the_first_is_stylized_and_the_others_named(tmp_path, model_file, caplog):
+    clip = two_video_streams(tmp_path / "two.mkv")
+    (written,) = fast_style.stylize(model_file, clip, runtime="torch", precision="fp32").done
+    with av.open(str(written)) as out:
+        assert [(s.width, s.height) for s in out.streams.video] == [(32, 24)]
+    assert describe(written)["frames"] == 6
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"{clip}: has 2 video streams; the first (#0, 32x24) is stylized, #1 (48x40) is left out"]
+
+
+def test_thousands_of_frames_stream_through_in_batches(tmp_path):
+    """1000 frames go through in batches of 4: never more than one batch decoded and not yet written."""
+    from fast_style.io.video import map_video
+
+    path = tmp_path / "many.mkv"
+    with av.open(str(path), "w") as out:
+        stream = _video_stream(out, 16, 16)
+        _encode(stream, out, (np.full((16, 16, 3), i % 256, np.uint8) for i in range(1000)))
+    decoded, written, gaps = [0], [0], []
+
+    def advance() -> None:
+        decoded[0] += 1
+
+    def transform(batch: np.ndarray) -> np.ndarray:
+        gaps.append(decoded[0] - written[0])
+        written[0] += len(batch)
+        return batch
+
+    assert map_video(path, tmp_path / "out.mkv", transform, out_size=(16, 16), batch_size=4, advance=advance) == 1000
+    assert max(gaps) == 4 and len(gaps) == 250
+    with av.open(str(tmp_path / "out.mkv")) as out:
+        assert sum(1 for _ in out.decode(video=0)) == 1000
+
+
+def test_a_gif_too_long_to_hold_is_refused_with_one_line(tmp_path, model_file, monkeypatch):
+    import fast_style.io.gif as gif_output
+
+    monkeypatch.setattr(gif_output, "GIF_MAX_PIXELS", 40 * 30 * 3)  # three frames of 40x30
+    fast = {"runtime": "torch", "precision": "fp32", "batch_size": 4}
+    gif = long_gif(tmp_path / "long.gif", frames=4)
+    clip = make_clip(tmp_path / "clip.mkv", width=40, height=30, frames=4, audio=False)  # its header counts no frames
+    for source in (gif, clip):  # refused from the header / when the frame past the limit comes
+        with pytest.raises(FastStyleError, match=rf"{source.stem}_wave.gif: a GIF holds every frame until it is "
+                                                 r"written, and 4 frames of 40x30 px are above "
+                                                 r"GIF_MAX_PIXELS=3600 pixels; write a video instead \(format=mp4\)$"):
+            fast_style.stylize(model_file, source, format="gif", **fast)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv", "long.gif"]
+    (as_video,) = fast_style.stylize(model_file, gif, format="mp4", **fast).done
+    assert describe(as_video)["frames"] == 4
+    long_gif(tmp_path / "three.gif", frames=3)
+    (three,) = fast_style.stylize(model_file, tmp_path / "three.gif", **fast).done
+    assert Image.open(three).n_frames == 3
+
+
+@pytest.mark.slow
+def test_stylize_py_over_a_folder_of_bad_clips_reports_each_and_goes_on(tmp_path, model_file):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for make, _ in BAD_CLIPS.values():
+        make(folder)
+    two_video_streams(folder / "two.mkv")
+    random_photo(40, 30, seed=1).save(folder / "photo.png")
+    (folder / "text.png").write_text("not an image")
+    args = [sys.executable, str(REPO / "stylize.py"), f"ckpt={model_file}", "progress=false", "runtime=torch",
+            "precision=fp32"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    run = subprocess.run([*args, "input=in", "output=out"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=240)  # a single bad input's one error line: test_a_bad_clip_is_one_line_...
+    assert run.returncode == 1, run.stderr
+    assert f"done 2, skipped 0, failed {len(BAD_CLIPS) + 1}" in run.stdout, run.stdout
+    failed = [line for line in run.stderr.splitlines() if line.startswith("failed: ")]
+    assert sorted(line.split(": ")[1] for line in failed) == sorted(f"in/{n}" for n in [*BAD_CLIPS, "text.png"])
+    assert "Traceback" not in run.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["photo.png", "two.mkv"]  # nothing partial

@@ -17,12 +17,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 
 from fast_style.inference.executors import report, run_local
 from fast_style.inference.finishing import finish
 from fast_style.inference.mixing import StyleChoice, choose_styles
-from fast_style.inference.options import OptionError, StylizeOptions, with_aliases
+from fast_style.inference.options import OptionError, OptionTypeError, StylizeOptions, with_aliases
 from fast_style.inference.outcome import Summary
 from fast_style.inference.plan import plan
 from fast_style.inference.reading import load_photo
@@ -30,7 +32,10 @@ from fast_style.inference.runners.base import notice
 from fast_style.inference.runners.rules import make_runner
 from fast_style.inference.runners.settings import resolve_strength_space
 from fast_style.io.files import safe_name
+from fast_style.io.in_memory import as_photo
 from fast_style.io.model_files import StyleModel, open_model
+
+ONE_IMAGE = (str, bytes, os.PathLike, torch.Tensor, np.ndarray, Image.Image)  # given where a list of them is due
 
 
 def _rank() -> int:
@@ -71,6 +76,9 @@ def stylize(
     opts.check()
     if input is None or str(input) in ("", "None"):
         raise OptionError("input must be set: a photo, a folder or a glob such as 'photos/*.jpg'")
+    if not isinstance(input, str | os.PathLike):
+        raise OptionTypeError(f"input={input!r} is of type {type(input).__name__}; give one path: a photo, a folder "
+                              "or a glob such as 'photos/*.jpg' (images in memory: stylize_images)")
     model = _open(model, opts)
     opts, styles = _prepared(model, opts)
     if styles.line and _rank() == 0:
@@ -95,20 +103,27 @@ def stylize(
 def stylize_images(
     model: StyleModel | str | os.PathLike, images: Iterable[torch.Tensor | str | os.PathLike], **options: Any
 ) -> list[torch.Tensor]:
-    """Stylized (3, H, W) tensors in [0, 1] for image tensors ((3, H, W) in [0, 1]) or files.
+    """Stylized (3, H, W) tensors in [0, 1], one for each of ``images``: files (paths), or
+    images in memory: (3, H, W) tensors in [0, 1], numpy arrays (H, W, 3) and Pillow
+    images of any mode (conversions: :mod:`fast_style.io.in_memory`; anything else is a
+    ``TypeError`` or ``ValueError`` saying what to pass).
 
+    ``images`` is a list (any iterable) of images: one image on its own is a ``TypeError``.
     ``size``/``scale`` apply to files; ``preserve_color``, ``strength``, ``style``,
     ``mask`` and every speed option apply to all.
     """
+    if isinstance(images, ONE_IMAGE) or not isinstance(images, Iterable):
+        raise OptionTypeError(f"images= is a list of images, not one {type(images).__name__}; for one image pass "
+                              "[image]")
     opts = StylizeOptions.of(options).check()
     model = _open(model, opts)
     opts, styles = _prepared(model, opts)
     runner = make_runner(model, opts, styles)
     results = []
-    for image in images:
-        if isinstance(image, torch.Tensor):
-            photo = image.detach().float().cpu()
-        else:
+    for index, image in enumerate(images):
+        if isinstance(image, str | os.PathLike):
             photo = load_photo(Path(image), opts)[0]
+        else:
+            photo = as_photo(image, label=f"images[{index}]", max_pixels=int(opts.max_pixels))
         results.append(finish(runner(photo)[0], photo, opts))
     return results

@@ -20,6 +20,7 @@ from fast_style.inference.options import StylizeOptions
 from fast_style.inference.outcome import Job, Outcome, failure
 from fast_style.inference.reading import precheck, stylized_size
 from fast_style.inference.runners.base import Runner
+from fast_style.io.files import OutputExistsError
 from fast_style.io.video import VideoInfo, map_video, probe_video
 from fast_style.progress import progress
 
@@ -54,8 +55,10 @@ def run_video(job: Job, runner: Runner, options: StylizeOptions) -> Outcome:
             frames = map_video(
                 job.source, job.target, lambda batch: stylize_frames(runner, batch, size, options),
                 out_size=size, batch_size=int(options.batch_size), codec=str(options.codec), crf=int(options.crf),
-                advance=advance,
+                advance=advance, overwrite=bool(options.overwrite),
             )
+    except OutputExistsError as exc:  # another process wrote it since the job started
+        return Outcome(job, "skipped", str(exc))
     except Exception as exc:  # noqa: BLE001 - one bad clip must not stop a folder run
         return failure(job, exc)
     return Outcome(job, "done", f"{frames} frames")

@@ -5,7 +5,8 @@ style weights w over its styles, in the order of its metadata's ``styles`` list:
 
 - ``style=the_scream`` (a name, or an index 0..S-1): w = e_k, that style alone;
 - ``style='starry_night:0.7,udnie:0.3'``: a mix ``name[:weight],...`` (a missing weight
-  is 1). Weights are non-negative with a positive sum and are normalised to sum 1,
+  is 1; each style named once, by name or index; no empty entry). Weights are finite,
+  non-negative with a positive sum and are normalised to sum 1,
   ``w_s = v_s / sum(v)``; the network blends its norms' scales and shifts with them
   (``gamma = sum_s w_s gamma_s``), which is not the same as blending output images;
 - ``mask=regions.png style=[the_scream,udnie]``: the mask's K most frequent colours
@@ -13,7 +14,8 @@ style weights w over its styles, in the order of its metadata's ``styles`` list:
   ``0.299 R + 0.587 G + 0.114 B``, ties by RGB value), take the entries in order; every
   pixel belongs to the nearest of those K colours (RGB distance), so anti-aliased
   edges join a region. Each entry may itself be a mix. For each photo or frame the
-  region map is resized to its size (nearest) and turned into per-pixel weights
+  region map is resized to its size (nearest; a mask of another aspect ratio, more than
+  5% off, is stretched with one warning per image size) and turned into per-pixel weights
   (N, S, H, W); the network's norms take their parameters per pixel, area-averaged at
   its coarser layers, so borders blend without a seam.
 
@@ -23,6 +25,7 @@ needs ``style=``. Every mistake is one line (:class:`StyleOptionError`).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -38,6 +41,9 @@ from fast_style.io.model_files import StyleModel
 
 LUMA = np.array([0.299, 0.587, 0.114])
 MAX_REGIONS = 255  # region indices are stored as uint8
+ASPECT_SLACK = 1.05  # a mask whose aspect ratio is further off an image's is stretched with a warning
+
+log = logging.getLogger(__name__)
 
 
 class StyleOptionError(FastStyleError):
@@ -59,26 +65,48 @@ def _listing(names: list[str]) -> str:
 
 def parse_mix(spec: Any, names: list[str], *, model: StyleModel) -> torch.Tensor:
     """Style weights (S,) float32, summing to 1, of one ``style`` value: a name or index
-    (w = e_k), or ``'name:weight,name:weight'`` (w_s = v_s / sum(v); a name given twice adds)."""
+    (w = e_k), or ``'name:weight,name:weight'`` (w_s = v_s / sum(v)).
+
+    Every entry names a style once (by name or index: a repeat is refused, it is most
+    likely a typo for another style); a weight is a finite number >= 0 and at least one
+    is positive; an empty entry (``'a:0.5,'``) is refused. Weights are scaled by their
+    largest before summing, so huge ones (``1e308``) cannot overflow the sum."""
     if isinstance(spec, bool) or not isinstance(spec, (str, int)):
         raise StyleOptionError(f"style={spec}: give a style name, an index or a mix such as 'a:0.7,b:0.3'")
     raw = torch.zeros(len(names), dtype=torch.float64)
-    for part in str(spec).split(","):
-        name, colon, number = part.strip().rpartition(":")
-        name, number = (name.strip(), number.strip()) if colon else (number.strip(), "1")
-        try:
-            weight = float(number)
-        except ValueError:
-            weight = math.nan
-        if not math.isfinite(weight):
-            raise StyleOptionError(f"style={spec}: {part.strip()!r} is not name:weight (e.g. {names[0]}:0.7)")
-        if weight < 0:
-            raise StyleOptionError(f"style={spec}: {name} has a negative weight; weights are non-negative and "
-                                   "normalised to sum 1")
-        raw[_index(name, names, spec=spec, model=model)] += weight
-    if raw.sum() <= 0:
+    given: dict[int, str] = {}
+    for position, part in enumerate(str(spec).split(","), start=1):
+        name, weight = _entry(part, position, spec=spec, names=names)
+        index = _index(name, names, spec=spec, model=model)
+        if index in given:
+            raise StyleOptionError(f"style={spec}: {names[index]} is given twice; name each style once")
+        given[index] = name
+        raw[index] = weight
+    if raw.max() <= 0:
         raise StyleOptionError(f"style={spec}: the weights sum to 0; give at least one style a positive weight")
+    raw = raw / raw.max()
     return (raw / raw.sum()).float()
+
+
+def _entry(part: str, position: int, *, spec: Any, names: list[str]) -> tuple[str, float]:
+    """(name, weight) of one ``name[:weight]`` entry of a mix (a missing weight is 1)."""
+    if not part.strip():
+        raise StyleOptionError(f"style={spec}: entry {position} is empty; write name:weight entries separated by "
+                               f"commas (e.g. {names[0]}:0.7,{names[-1]}:0.3)")
+    name, colon, number = part.strip().rpartition(":")
+    name, number = (name.strip(), number.strip()) if colon else (number.strip(), "1")
+    if not name or not number:
+        raise StyleOptionError(f"style={spec}: {part.strip()!r} is not name:weight (e.g. {names[0]}:0.7)")
+    try:
+        weight = float(number)
+    except ValueError:
+        raise StyleOptionError(f"style={spec}: {part.strip()!r} is not name:weight (e.g. {names[0]}:0.7)") from None
+    if not math.isfinite(weight):
+        raise StyleOptionError(f"style={spec}: the weight {number!r} of {name} is not a finite number")
+    if weight < 0:
+        raise StyleOptionError(f"style={spec}: {name} has a negative weight; weights are non-negative and "
+                               "normalised to sum 1")
+    return name, weight
 
 
 def _index(name: str, names: list[str], *, spec: Any, model: StyleModel) -> int:
@@ -128,8 +156,12 @@ def read_mask(path: str | os.PathLike, regions: int, *, max_pixels: int) -> Mask
     docstring); one line when it cannot be read or has fewer colours."""
     try:
         (width, height), _ = image_header(path)
-        if width * height > max_pixels:
-            raise StyleOptionError(f"{width}x{height} px, above max_pixels={max_pixels}")
+    except (FastStyleError, OSError) as exc:
+        raise StyleOptionError(f"mask={path}: cannot be read as an image ({first_line(exc)})") from exc
+    if width * height > max_pixels:
+        raise StyleOptionError(f"mask={path}: is {width}x{height} px, above max_pixels={max_pixels}; use a smaller "
+                               "mask (it is resized to each photo anyway)")
+    try:
         rgb, _ = open_rgb_alpha(path, max_pixels=max_pixels)
     except (FastStyleError, OSError) as exc:
         raise StyleOptionError(f"mask={path}: cannot be read as an image ({first_line(exc)})") from exc
@@ -176,6 +208,7 @@ class StyleChoice:
     label: str = ""
     line: str | None = None
     _map: tuple[tuple[int, int], torch.Tensor] | None = field(default=None, init=False, repr=False)
+    _warned: set[tuple[int, int]] = field(default_factory=set, init=False, repr=False)
 
     @property
     def per_pixel(self) -> bool:
@@ -187,9 +220,21 @@ class StyleChoice:
         if self.regions is None:
             return self.weights
         if self._map is None or self._map[0] != (height, width):
+            self._warn_if_stretched(height, width)
             labels = self.regions.resized(height, width)
             self._map = ((height, width), self.entries[labels].permute(2, 0, 1).unsqueeze(0).contiguous())
         return self._map[1].expand(batch, -1, -1, -1)
+
+
+    def _warn_if_stretched(self, height: int, width: int) -> None:
+        """One warning per image shape whose aspect ratio is more than 5% off the mask's
+        (the mask is stretched to fit: likely the wrong mask for these photos)."""
+        mask_h, mask_w = self.regions.labels.shape
+        ratio = (width / height) / (mask_w / mask_h)
+        if max(ratio, 1 / ratio) > ASPECT_SLACK and (height, width) not in self._warned:
+            self._warned.add((height, width))
+            log.warning("mask %s is %dx%d px, the image %dx%d: the mask is stretched to fit (another aspect ratio)",
+                        self.regions.path, mask_w, mask_h, width, height)
 
 
 def choose_styles(model: StyleModel, options: Any) -> StyleChoice:

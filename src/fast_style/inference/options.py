@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +22,51 @@ STRENGTH_SPACES = ("auto", "network", "pixel")
 MAX_PIXELS = 8192 * 8192
 
 
-class OptionError(FastStyleError):
-    """An option value that cannot be used."""
+class OptionError(FastStyleError, ValueError):
+    """An option value that cannot be used (to API callers also a ``ValueError``)."""
+
+
+class OptionTypeError(OptionError, TypeError):
+    """An option value of the wrong type, e.g. ``strength=None`` (also a ``TypeError``)."""
+
+
+WHOLE_OPTIONS = ("quality", "png_compression", "batch_size", "tile_blend", "pixel_budget", "tile_size", "max_pixels",
+                 "crf", "devices")
+FLAG_OPTIONS = ("compile", "overwrite", "preserve_color", "progress", "allow_torchscript")
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def number(name: str, value: Any, *, whole: bool = False) -> int | float:
+    """``value`` as a float (``whole``: an int), from a number or its text (``'0.5'``);
+    :class:`OptionTypeError` for anything else (None, a list, a bool), :class:`OptionError`
+    for text that is no number and, when ``whole``, for a fraction, NaN or infinity."""
+    what = "a whole number" if whole else "a number"
+    if isinstance(value, bool) or not isinstance(value, str | int | float) and not hasattr(value, "__float__"):
+        raise OptionTypeError(f"{name}={_shown(value)}: must be {what}")
+    if whole and isinstance(value, int):
+        return int(value)
+    try:
+        real = float(value)
+    except (TypeError, ValueError) as exc:
+        raise OptionError(f"{name}={_shown(value)}: must be {what}") from exc
+    if whole:
+        if not math.isfinite(real) or real != int(real):
+            raise OptionError(f"{name}={_shown(value)}: must be {what}")
+        return int(real)
+    return real
+
+
+def flag(name: str, value: Any) -> bool:
+    """``value`` as a bool: True/False, 1/0 or the text true/false (any case); else
+    :class:`OptionTypeError` (``overwrite='no'`` must not read as true)."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if isinstance(value, bool) or type(value).__name__ == "bool_" or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    raise OptionTypeError(f"{name}={_shown(value)}: must be true or false")
 
 
 def with_aliases(values: dict[str, Any]) -> dict[str, Any]:
@@ -132,8 +176,26 @@ class StylizeOptions:
             raise OptionError(f"unknown stylize option(s) {unknown}; known: {', '.join(names)}")
         return cls(**values)
 
+    def _convert(self) -> None:
+        """Every number and true/false option converted to its type, in place (see :func:`number`, :func:`flag`)."""
+        for name in WHOLE_OPTIONS:
+            setattr(self, name, number(name, getattr(self, name), whole=True))
+        for name in FLAG_OPTIONS:
+            setattr(self, name, flag(name, getattr(self, name)))
+        self.strength = number("strength", self.strength)
+        if self.size is not None:
+            self.size = number("size", self.size, whole=True)
+        if self.scale is not None:
+            self.scale = number("scale", self.scale)
+            if not math.isfinite(self.scale):
+                raise OptionError(f"scale={self.scale}: must be a finite number (a factor such as 0.5)")
+
     def check(self) -> StylizeOptions:
-        """Raise :class:`OptionError` for values out of range; returns self."""
+        """Convert the options to their types (a number given as text is read as one) and
+        check their ranges; returns self. A value of the wrong type is an
+        :class:`OptionTypeError` (a ``TypeError``), one out of range an :class:`OptionError`
+        (a ``ValueError``), both one line naming the option."""
+        self._convert()
         if self.size is not None and self.scale is not None:
             raise OptionError("size= and scale= both set; choose one")
         if self.size is not None and int(self.size) < 1:

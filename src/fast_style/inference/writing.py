@@ -3,7 +3,8 @@
 Alpha is kept: the RGB, composited over white, was stylized, and the original alpha is
 re-attached when the output format can store it (:data:`ALPHA_FORMATS`: PNG, WebP,
 TIFF); formats without alpha (JPEG, BMP) get the composited RGB. Files are written under
-a temporary name and renamed (:func:`fast_style.io.images.save_image`).
+a temporary name and renamed (:func:`fast_style.io.images.save_image`); without
+``overwrite``, a target that another process wrote meanwhile is kept and the job skipped.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fast_style.inference.finishing import check_output, finish
 from fast_style.inference.options import StylizeOptions
 from fast_style.inference.outcome import InputError, Loaded, Outcome, failure
 from fast_style.inference.runners.base import Runner
+from fast_style.io.files import OutputExistsError
 from fast_style.io.images import save_image, tensor_to_pil
 
 ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")
@@ -37,7 +39,8 @@ def write_output(image: torch.Tensor, alpha: Image.Image | None, target: Path, o
     pil = tensor_to_pil(image)
     if alpha is not None and output_format(target) in ALPHA_FORMATS:
         pil.putalpha(alpha.resize(pil.size, Image.Resampling.LANCZOS) if alpha.size != pil.size else alpha)
-    return save_image(pil, target, quality=int(options.quality), png_compression=int(options.png_compression))
+    return save_image(pil, target, quality=int(options.quality), png_compression=int(options.png_compression),
+                      overwrite=bool(options.overwrite))
 
 
 def run_batch(runner: Runner, items: Sequence[Loaded], options: StylizeOptions) -> list[Outcome]:
@@ -52,6 +55,8 @@ def run_batch(runner: Runner, items: Sequence[Loaded], options: StylizeOptions) 
         try:
             write_output(finish(out, item.photo, options), item.alpha, item.job.target, options)
             outcomes.append(Outcome(item.job, "done"))
+        except OutputExistsError as exc:  # another process wrote it since the job started
+            outcomes.append(Outcome(item.job, "skipped", str(exc)))
         except Exception as exc:  # noqa: BLE001
             outcomes.append(failure(item.job, exc))
     return outcomes

@@ -56,20 +56,48 @@ def sweep_stale(folder: str | os.PathLike, pattern: str = f"*.{TEMP_MARK}-*") ->
     return removed
 
 
+class OutputExistsError(FastStyleError):
+    """The output appeared (another process wrote it) while this one was writing, and may not be replaced."""
+
+
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, *, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is renamed over ``path``
-    (with the usual umask permissions), on failure it is removed."""
+def atomic_output(path: str | os.PathLike, *, suffix: str = "", replace: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it becomes ``path`` (with the
+    usual umask permissions), on failure it is removed. The temporary name is unique to
+    this process and call (:func:`owned_prefix` plus a random part), so writers never
+    share one, and ``path`` is at every moment absent, the old file or the complete new one.
+
+    ``replace=True``: renamed over ``path`` (of several writers at once, the last wins,
+    whole). ``replace=False``: linked to ``path`` only if it does not exist yet, atomically
+    (``os.link``), so of several writers exactly one wins and the others get an
+    :class:`OutputExistsError`; where the file system has no hard links, a check then a
+    rename (a small race)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=owned_prefix(f".{path.stem}"), suffix=suffix or path.suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _publish_new(Path(tmp), path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _publish_new(tmp: Path, path: Path) -> None:
+    """``tmp`` becomes ``path`` unless ``path`` exists (:class:`OutputExistsError`)."""
+    exists = OutputExistsError(f"{path} exists: another process wrote it meanwhile (pass overwrite=true to replace it)")
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise exists from None
+    except OSError:  # no hard links here (some network and FAT file systems)
+        if os.path.lexists(path):
+            raise exists from None
+        os.replace(tmp, path)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -171,8 +171,10 @@ def load_image(path: str | os.PathLike, *, max_size: int | None = None) -> torch
 
 
 def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, *, quality: int = 95,
-               png_compression: int = PNG_COMPRESSION) -> Path:
-    """Write an RGB image atomically (temporary file in the same folder, then rename).
+               png_compression: int = PNG_COMPRESSION, overwrite: bool = True) -> Path:
+    """Write an RGB image atomically (temporary file in the same folder, then rename;
+    ``overwrite=False``: only if ``path`` does not exist when it is done, else
+    :class:`~fast_style.io.files.OutputExistsError`: see :func:`~fast_style.io.files.atomic_output`).
 
     The format follows the extension; JPEG and WebP use ``quality``, PNG zlib level
     ``png_compression`` (0-9; the pixels are the same at every level).
@@ -185,7 +187,7 @@ def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, *, qu
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
     options = ({"quality": quality} if fmt in ("JPEG", "WEBP")
                else {"compress_level": int(png_compression)} if fmt == "PNG" else {})
-    with atomic_output(path, suffix=path.suffix or ".png") as tmp:
+    with atomic_output(path, suffix=path.suffix or ".png", replace=overwrite) as tmp:
         image.save(tmp, format=fmt, **options)
     return path
 

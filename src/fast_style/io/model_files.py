@@ -236,6 +236,10 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     return tensors, strings
 
 
+class ModelTypeError(CheckpointError, TypeError):
+    """A model given as something that is neither a model file's path nor an opened model."""
+
+
 def open_model(
     path: str | os.PathLike, *, device: str = "cpu", threads: int | None = None, allow_torchscript: bool = False
 ) -> StyleModel:
@@ -243,8 +247,12 @@ def open_model(
 
     ``device`` and ``threads`` apply to exported models' runtimes only; PyTorch
     networks are returned on the CPU (move them where you like). ``allow_torchscript``:
-    open a TorchScript archive, which runs its code (refused otherwise).
+    open a TorchScript archive, which runs its code (refused otherwise). A ``path`` that
+    is not a str or os.PathLike is a :class:`ModelTypeError` (also a ``TypeError``).
     """
+    if not isinstance(path, str | os.PathLike):
+        raise ModelTypeError(f"model={path!r} is of type {type(path).__name__}; give the path of a model file "
+                             "(str or pathlib.Path) or an opened fast_style.StyleModel")
     path = Path(path)
     kind, payload = detect_kind(path)
     source = str(path)

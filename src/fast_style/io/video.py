@@ -20,7 +20,18 @@ so memory stays flat whatever the clip's length:
   interruption leaves no output;
 - **truncation**: a clip that ends before its header says (fewer frames than the stream
   declares, or the last frame well before the container's duration), or that fails to
-  decode midway, is a :class:`VideoError`, never passed off as complete.
+  decode midway, is a :class:`VideoError`, never passed off as complete;
+- **streams**: the first video stream that is not a cover picture is stylized; others
+  are left out with one warning naming them; a file with none (sound only, or no frames
+  at all) is a :class:`VideoError`;
+- **sizes**: the frame size is read from the header before anything is decoded (a GIF's
+  from its logical screen when FFmpeg refuses it, e.g. 60000x60000), so callers can
+  refuse huge ones first; a frame of another size than the header's (a stream that
+  changes size midway) is a :class:`VideoError` before it is converted;
+- **GIF memory**: a GIF being written holds its frames as palette images (one byte a
+  pixel) until the end, at most :data:`fast_style.io.gif.GIF_MAX_PIXELS` pixels in all
+  (:mod:`fast_style.io.gif`); longer clips are refused with one line that says to write a
+  video instead.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ import numpy as np
 
 from fast_style.errors import FastStyleError, first_line
 from fast_style.io.files import atomic_output
+from fast_style.io.gif import GifSink, check_gif_budget
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +78,8 @@ def is_video(path: str | os.PathLike) -> bool:
 class VideoInfo:
     """What the header says: size, average frame rate, frame count (None: not stored),
     duration in seconds (None: unknown) and whether it is the video stream's own (else
-    the container's, which audio may lengthen), audio codec names."""
+    the container's, which audio may lengthen), audio codec names; ``index`` of the video
+    stream read and ``others``, the video streams left out."""
 
     width: int
     height: int
@@ -75,6 +88,8 @@ class VideoInfo:
     duration: float | None
     audio: list[str] = field(default_factory=list)
     stream_duration: bool = False
+    index: int = 0
+    others: list[tuple[int, int, int]] = field(default_factory=list)  # (index, width, height) left out
 
 
 def _stream_duration(stream) -> float | None:
@@ -98,23 +113,51 @@ def _open_input(path: Path):
         raise VideoError(f"{path}: no such file") from exc
     except Exception as exc:  # noqa: BLE001 - FFmpeg's many error types: one line
         raise VideoError(f"{path}: not a readable video ({first_line(exc)})") from exc
-    if not container.streams.video:
-        container.close()
-        raise VideoError(f"{path}: has no video stream")
-    return container
+    if _video_streams(container):
+        return container
+    kinds = ", ".join(f"{stream.type} {stream.codec_context.name}" for stream in container.streams)
+    container.close()
+    raise VideoError(f"{path}: has no video stream to stylize ("
+                     + (f"its streams: {kinds})" if kinds else "it holds no stream at all: no frame, no sound)"))
+
+
+def _video_streams(container) -> list:
+    """The container's video streams that hold a clip: cover pictures (attached_pic) left out."""
+    av = require_av()
+    cover = av.stream.Disposition.attached_pic
+    return [stream for stream in container.streams.video if not stream.disposition & cover]
+
+
+def _declared_size(path: Path, stream) -> tuple[int, int]:
+    """(width, height) from the header. FFmpeg reports 0x0 for a size it refuses to
+    allocate; a GIF's logical screen is then read by Pillow (no pixels decoded)."""
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if width and height:
+        return width, height
+    if path.suffix.lower() == ".gif":
+        from fast_style.io.images import image_header
+
+        (width, height), _ = image_header(path)
+        if width and height:
+            return width, height
+    raise VideoError(f"{path}: its header declares no usable frame size; the file is damaged or its frames are "
+                     "larger than FFmpeg decodes")
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
     """The clip's :class:`VideoInfo`, from its header (nothing is decoded)."""
     path = Path(path)
     with _open_input(path) as container:
-        stream = container.streams.video[0]
+        stream, *others = _video_streams(container)
         own = _stream_duration(stream)
         duration = own if own is not None else (container.duration / 1e6 if container.duration else None)
+        width, height = _declared_size(path, stream)
         return VideoInfo(
-            width=stream.codec_context.width, height=stream.codec_context.height,
+            width=width, height=height,
             fps=stream.average_rate, frames=stream.frames or None, duration=duration,
             audio=[a.codec_context.name for a in container.streams.audio], stream_duration=own is not None,
+            index=stream.index,
+            others=[(o.index, o.codec_context.width, o.codec_context.height) for o in others],
         )
 
 
@@ -148,9 +191,10 @@ class _Frame:
     duration: int | None
 
 
-def _decoded(container, path: Path, advance: Callable[[], None]) -> Iterator[tuple[str, object]]:
-    """("video", _Frame) and ("audio", packet) in file order; VideoError if decoding fails."""
-    video = container.streams.video[0]
+def _decoded(container, path: Path, info: VideoInfo, advance: Callable[[], None]) -> Iterator[tuple[str, object]]:
+    """("video", _Frame) and ("audio", packet) in file order; VideoError if decoding fails
+    or a frame is not of the header's size (checked before it is converted to RGB)."""
+    video = container.streams[info.index]
     video.thread_type = "AUTO"
     count = 0
     try:
@@ -161,6 +205,10 @@ def _decoded(container, path: Path, advance: Callable[[], None]) -> Iterator[tup
                 continue
             for frame in packet.decode():
                 count += 1
+                if (frame.width, frame.height) != (info.width, info.height):
+                    raise VideoError(f"{path}: frame {count} is {frame.width}x{frame.height} px, unlike the "
+                                     f"{info.width}x{info.height} of its header; clips that change size midway "
+                                     "are not supported (nothing was written)")
                 advance()
                 yield "video", _Frame(frame.to_ndarray(format="rgb24"), frame.pts, frame.duration)
     except VideoError:
@@ -196,17 +244,26 @@ def map_video(
     codec: str = "auto",
     crf: int = DEFAULT_CRF,
     advance: Callable[[], None] = lambda: None,
+    overwrite: bool = True,
 ) -> int:
     """Write ``target`` with every frame of ``source`` passed through ``transform``
     (batches of up to ``batch_size`` frames, (N, H, W, 3) uint8 -> (N, h, w, 3) uint8 with
     (w, h) = ``out_size``); audio copied. Returns the number of frames written.
-    ``advance`` is called once per decoded frame (a progress bar)."""
+    ``advance`` is called once per decoded frame (a progress bar). ``overwrite=False``:
+    a ``target`` that appears meanwhile is kept (:class:`~fast_style.io.files.OutputExistsError`)."""
     source, target = Path(source), Path(target)
     info = probe_video(source)
     codec = choose_codec(target, codec)
-    with _open_input(source) as container, atomic_output(target) as tmp:
-        time_base = container.streams.video[0].time_base
-        sink = (_GifSink(tmp, time_base, container, name=target.name) if codec == "gif"
+    if info.others:
+        left_out = ", ".join(f"#{i} ({w}x{h})" for i, w, h in info.others)
+        log.warning("%s: has %d video streams; the first (#%d, %dx%d) is stylized, %s %s left out", source,
+                    len(info.others) + 1, info.index, info.width, info.height, left_out,
+                    "is" if len(info.others) == 1 else "are")
+    if codec == "gif" and info.frames:
+        check_gif_budget(target, info.frames, out_size)  # refused before any work when the header counts frames
+    with _open_input(source) as container, atomic_output(target, replace=overwrite) as tmp:
+        time_base = container.streams[info.index].time_base
+        sink = (GifSink(tmp, time_base, container, name=target.name, size=out_size) if codec == "gif"
                 else _VideoSink(tmp, codec, crf, out_size, container, info, name=target.name))
         written, last_end, pending = 0, None, []
 
@@ -222,7 +279,7 @@ def map_video(
             pending.clear()
 
         with sink:
-            for kind, item in _decoded(container, source, advance):
+            for kind, item in _decoded(container, source, info, advance):
                 if kind == "audio":
                     sink.audio(item)
                     continue
@@ -244,7 +301,7 @@ class _VideoSink:
     def __init__(self, path: Path, codec: str, crf: int, size: tuple[int, int], source, info: VideoInfo, *, name: str):
         av = require_av()
         self.output = av.open(str(path), "w")
-        in_video = source.streams.video[0]
+        in_video = source.streams[info.index]
         rate = in_video.average_rate or info.fps or Fraction(25)
         self.video = self.output.add_stream(codec, rate=rate, options=_encoder_options(codec, crf))
         self.video.width, self.video.height = size
@@ -286,44 +343,3 @@ class _VideoSink:
                     self.output.mux(packet)
         finally:
             self.output.close()
-
-
-class _GifSink:
-    """An animated GIF written by Pillow at the end; each frame lasts until the next
-    frame's timestamp (the last one its own duration), in whole milliseconds."""
-
-    def __init__(self, path: Path, time_base: Fraction, source, *, name: str):
-        self.path, self.time_base = path, time_base
-        self.frames: list = []
-        self.starts: list[float] = []
-        self.last_duration: float | None = None
-        if source.streams.audio:
-            log.warning("%s: a GIF has no sound; the audio is left out", name)
-
-    def __enter__(self) -> _GifSink:
-        return self
-
-    def frame(self, rgb: np.ndarray, source: _Frame) -> None:
-        from PIL import Image
-
-        self.frames.append(Image.fromarray(np.ascontiguousarray(rgb), "RGB"))
-        start = float(source.pts * self.time_base) if source.pts is not None else len(self.starts) * 0.04
-        self.starts.append(start)
-        self.last_duration = float(source.duration * self.time_base) if source.duration else None
-
-    def audio(self, packet) -> None:
-        pass
-
-    def durations_ms(self) -> list[int]:
-        """GIF stores centiseconds: round the frames' start times (not each duration), so
-        that a 24 fps clip keeps its total length (4, 4, 5, 4, 4, 4 ... cs)."""
-        gaps = [b - a for a, b in zip(self.starts, self.starts[1:], strict=False)]
-        end = self.starts[-1] + (self.last_duration or (gaps[-1] if gaps else 0.04))
-        ticks = [round(100 * (t - self.starts[0])) for t in [*self.starts, end]]
-        return [10 * max(1, b - a) for a, b in zip(ticks, ticks[1:], strict=False)]
-
-    def __exit__(self, kind, *exc: object) -> None:
-        if kind is None and self.frames:
-            first, *rest = self.frames
-            first.save(self.path, format="GIF", save_all=True, append_images=rest, duration=self.durations_ms(),
-                       loop=0, optimize=False)

@@ -157,6 +157,7 @@ def test_an_input_that_is_not_a_path_is_a_type_error(model, value):
     ("tile_size", 2.5, ValueError, "tile_size=2.5: must be a whole number"),
     ("overwrite", "no", TypeError, "overwrite='no': must be true or false"),
     ("progress", 2, TypeError, "progress=2: must be true or false"),
+    ("startup_cache", "off", TypeError, "startup_cache='off': must be true or false"),
 ])
 def test_option_values_of_the_wrong_type_are_one_line(model, photo, option, value, kind, needle):
     with pytest.raises(kind) as info:

@@ -30,11 +30,6 @@ class OptionTypeError(OptionError, TypeError):
     """An option value of the wrong type, e.g. ``strength=None`` (also a ``TypeError``)."""
 
 
-WHOLE_OPTIONS = ("quality", "png_compression", "batch_size", "tile_blend", "pixel_budget", "tile_size", "max_pixels",
-                 "crf", "devices")
-FLAG_OPTIONS = ("compile", "overwrite", "preserve_color", "progress", "allow_torchscript")
-
-
 def _shown(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
@@ -177,18 +172,19 @@ class StylizeOptions:
         return cls(**values)
 
     def _convert(self) -> None:
-        """Every number and true/false option converted to its type, in place (see :func:`number`, :func:`flag`)."""
-        for name in WHOLE_OPTIONS:
-            setattr(self, name, number(name, getattr(self, name), whole=True))
-        for name in FLAG_OPTIONS:
-            setattr(self, name, flag(name, getattr(self, name)))
-        self.strength = number("strength", self.strength)
-        if self.size is not None:
-            self.size = number("size", self.size, whole=True)
-        if self.scale is not None:
-            self.scale = number("scale", self.scale)
-            if not math.isfinite(self.scale):
-                raise OptionError(f"scale={self.scale}: must be a finite number (a factor such as 0.5)")
+        """Every option declared ``bool``, ``int`` or ``float`` (or ``... | None``) converted
+        to its type in place (:func:`flag`, :func:`number`): the field types are the rule."""
+        for spec in dataclasses.fields(self):
+            declared = spec.type if isinstance(spec.type, str) else getattr(spec.type, "__name__", str(spec.type))
+            kind, value = declared.removesuffix(" | None"), getattr(self, spec.name)
+            if value is None and declared.endswith(" | None"):
+                continue
+            if kind == "bool":
+                setattr(self, spec.name, flag(spec.name, value))
+            elif kind in ("int", "float"):
+                setattr(self, spec.name, number(spec.name, value, whole=kind == "int"))
+        if self.scale is not None and not math.isfinite(self.scale):
+            raise OptionError(f"scale={self.scale}: must be a finite number (a factor such as 0.5)")
 
     def check(self) -> StylizeOptions:
         """Convert the options to their types (a number given as text is read as one) and

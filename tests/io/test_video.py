@@ -243,6 +243,28 @@ def audio_only(path: Path) -> Path:
     return path
 
 
+def audio_with_cover(path: Path) -> Path:
+    """Sound and a cover picture (a PNG attachment, which FFmpeg shows as a one-frame video stream)."""
+    import io
+
+    png = io.BytesIO()
+    random_photo(40, 30, seed=3).save(png, format="PNG")
+    with av.open(str(path), "w") as out:
+        sound = out.add_stream("libopus", rate=48000)
+        sound.layout = "stereo"
+        out.add_attachment("cover.png", "image/png", png.getvalue())
+        for start in range(0, 48000, 960):
+            shape = (2, 960) if sound.format.is_planar else (1, 1920)
+            dtype = np.float32 if "flt" in sound.format.name else np.int16
+            frame = av.AudioFrame.from_ndarray(np.zeros(shape, dtype), format=sound.format.name, layout="stereo")
+            frame.sample_rate, frame.pts = 48000, start
+            for packet in sound.encode(frame):
+                out.mux(packet)
+        for packet in sound.encode():
+            out.mux(packet)
+    return path
+
+
 def two_video_streams(path: Path) -> Path:
     """Two video streams (32x24 and 48x40, 6 frames each), as a camera's main and preview tracks."""
     with av.open(str(path), "w") as out:
@@ -298,6 +320,7 @@ BAD_CLIPS = {  # name -> (how to make it in a folder, words the one line must ho
     "zero.mkv": (lambda f: zero_frames(f / "zero.mkv"), ("not a readable video",)),
     "zero.mp4": (lambda f: zero_frames(f / "zero.mp4"), ("has no video stream",)),
     "audio.mp4": (lambda f: audio_only(f / "audio.mp4"), ("has no video stream", "audio")),
+    "cover.mkv": (lambda f: audio_with_cover(f / "cover.mkv"), ("has no video stream", "cover picture png")),
     "huge.gif": (lambda f: gif_declaring(f / "huge.gif", 60000, 60000), ("60000x60000 px", "max_pixels=")),
     "big.gif": (lambda f: gif_declaring(f / "big.gif", 10000, 10000), ("10000x10000 px", "max_pixels=")),
     "cut.gif": (lambda f: cut(f / "cut.gif", long_gif(f / ".whole.gif"), 0.5), ("damaged",)),

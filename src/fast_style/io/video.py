@@ -115,7 +115,9 @@ def _open_input(path: Path):
         raise VideoError(f"{path}: not a readable video ({first_line(exc)})") from exc
     if _video_streams(container):
         return container
-    kinds = ", ".join(f"{stream.type} {stream.codec_context.name}" for stream in container.streams)
+    cover = require_av().stream.Disposition.attached_pic
+    kinds = ", ".join(f"cover picture {stream.codec_context.name}" if stream.disposition & cover
+                      else f"{stream.type} {stream.codec_context.name}" for stream in container.streams)
     container.close()
     raise VideoError(f"{path}: has no video stream to stylize ("
                      + (f"its streams: {kinds})" if kinds else "it holds no stream at all: no frame, no sound)"))

@@ -107,8 +107,13 @@ def test_the_wrong_shape_or_range_is_a_value_error_that_names_it(model, value, n
     _refused(ValueError, model, value, "images[0]", needle)
 
 
-def test_a_huge_in_memory_image_is_refused_by_max_pixels(model):
-    _refused(ValueError, model, torch.zeros(3, 300, 400), "400x300 px", "max_pixels=10000", max_pixels=10_000)
+def test_a_huge_in_memory_image_is_refused_by_max_pixels_before_any_copy(model, monkeypatch):
+    import fast_style.io.in_memory as in_memory
+
+    for name in ("to_rgb", "pil_to_tensor", "_from_tensor", "_from_array"):  # the size is checked first
+        monkeypatch.setattr(in_memory, name, lambda *a, name=name, **k: pytest.fail(f"{name} ran on a huge image"))
+    for image in (torch.zeros(3, 300, 400), np.zeros((300, 400, 3), np.uint8), Image.new("RGB", (400, 300))):
+        _refused(ValueError, model, image, "400x300 px", "max_pixels=10000", max_pixels=10_000)
 
 
 @pytest.mark.parametrize("images, needle", [

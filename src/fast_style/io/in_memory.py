@@ -49,18 +49,23 @@ def as_photo(value: Any, *, label: str, max_pixels: int) -> torch.Tensor:
     """``value`` (a tensor, array or Pillow image; see the module docstring) as (3, H, W)
     float32 in [0, 1]; ``label`` names it in errors (``images[2]``)."""
     if isinstance(value, torch.Tensor):
-        photo = _from_tensor(value.detach(), label)
-    elif isinstance(value, np.ndarray):
-        photo = _from_array(value, label)
-    elif isinstance(value, Image.Image):
-        photo = pil_to_tensor(to_rgb(value))
-    else:
-        raise ImageTypeError(f"{label} is of type {type(value).__name__}; {WHAT_TO_PASS}")
-    height, width = photo.shape[-2:]
+        _check_pixels(tuple(value.shape[-2:]) if value.dim() >= 2 else (1, 1), label, max_pixels)
+        return _from_tensor(value.detach(), label)
+    if isinstance(value, np.ndarray):
+        _check_pixels(value.shape[:2] if value.ndim >= 2 else (1, 1), label, max_pixels)
+        return _from_array(value, label)
+    if isinstance(value, Image.Image):
+        _check_pixels(value.size[::-1], label, max_pixels)  # before a lazily opened image is decoded
+        return pil_to_tensor(to_rgb(value))
+    raise ImageTypeError(f"{label} is of type {type(value).__name__}; {WHAT_TO_PASS}")
+
+
+def _check_pixels(shape: tuple[int, int], label: str, max_pixels: int) -> None:
+    """Refuse an image of (height, width) ``shape`` above ``max_pixels`` before any float copy is made."""
+    height, width = (int(n) for n in shape)
     if height * width > max_pixels:
         raise ImageValueError(f"{label}: is {width}x{height} px, above max_pixels={max_pixels}; pass a smaller image "
                               "or raise max_pixels=")
-    return photo
 
 
 def _from_tensor(tensor: torch.Tensor, label: str) -> torch.Tensor:

@@ -422,3 +422,17 @@ def test_stylize_py_over_a_folder_of_bad_clips_reports_each_and_goes_on(tmp_path
     assert sorted(line.split(": ")[1] for line in failed) == sorted(f"in/{n}" for n in [*BAD_CLIPS, "text.png"])
     assert "Traceback" not in run.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["photo.png", "two.mkv"]  # nothing partial
+
+
+def test_a_clip_written_meanwhile_by_another_process_is_kept_without_overwrite(tmp_path):
+    from fast_style.io.files import OutputExistsError
+    from fast_style.io.video import map_video
+
+    clip = make_clip(tmp_path / "clip.mkv", width=16, height=16, frames=3, audio=False)
+    (tmp_path / "out.mkv").write_bytes(b"another process's file")
+    with pytest.raises(OutputExistsError, match="another process wrote it meanwhile"):
+        map_video(clip, tmp_path / "out.mkv", lambda batch: batch, out_size=(16, 16), overwrite=False)
+    assert (tmp_path / "out.mkv").read_bytes() == b"another process's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv", "out.mkv"]
+    assert map_video(clip, tmp_path / "out.mkv", lambda batch: batch, out_size=(16, 16)) == 3  # overwrite: replaced
+    assert describe(tmp_path / "out.mkv")["frames"] == 3

@@ -29,7 +29,9 @@ def check_output(outputs: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
     if tuple(outputs.shape) != tuple(batch.shape):
         raise ModelOutputError(f"the model returned shape {tuple(outputs.shape)} for input {tuple(batch.shape)}, "
                                "not an image of the same size; the model file is not a working style model")
-    if not torch.isfinite(outputs).all():
+    # checked a band of rows at a time: a bool (or float64) copy of an 8K batch is 100 (800) MB
+    rows = max(1, (1 << 20) // max(1, outputs.shape[-1]))
+    if not all(bool(torch.isfinite(band).all()) for band in outputs.split(rows, dim=-2)):
         raise ModelOutputError("the model's output has NaN or infinite values; its weights are broken "
                                "(a diverged training run?) or the precision overflowed (try precision=fp32)")
     return outputs
@@ -39,4 +41,10 @@ def finish(stylized: torch.Tensor, photo: torch.Tensor, options: StylizeOptions)
     """The finished (3, H, W) image of ``stylized`` and its ``photo`` (see the module docstring)."""
     if options.preserve_color:
         stylized = preserve_color(stylized, photo)
-    return blend(stylized, photo, strength=options.pixel_strength).clamp(0, 1)
+    finished = blend(stylized, photo, strength=options.pixel_strength)
+    if finished is photo:
+        return finished.clamp(0, 1)
+    # the runner's output is this run's own: clamped in place (an 8K float image is 400 MB);
+    # inference mode, since the runners' outputs may be inference tensors
+    with torch.inference_mode():
+        return finished.clamp_(0, 1)

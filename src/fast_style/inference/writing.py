@@ -45,7 +45,7 @@ def write_output(image: torch.Tensor, alpha: Image.Image | None, target: Path, o
 
 def run_batch(runner: Runner, items: Sequence[Loaded], options: StylizeOptions) -> list[Outcome]:
     """Steps 2-4 of same-size photo jobs: run the network once, finish and write each result."""
-    batch = torch.stack([item.photo for item in items])
+    batch = items[0].photo[None] if len(items) == 1 else torch.stack([item.photo for item in items])
     try:
         outputs = check_output(runner(batch), batch)
     except Exception as exc:  # noqa: BLE001 - one bad batch must not stop a folder run

@@ -148,15 +148,27 @@ def open_rgb_alpha(path: str | os.PathLike, *, max_pixels: int | None = None) ->
         return to_rgb(image), alpha
 
 
+# rows converted at a time by tensor_to_pil: its float temporaries stay a few MB, not
+# three full-size float copies (1.2 GB for an 8K photo)
+PIL_CHUNK_PIXELS = 1 << 20
+
+
 def pil_to_tensor(image: Image.Image) -> torch.Tensor:
-    """RGB Pillow image -> (3, H, W) float32 in [0, 1]."""
-    array = np.asarray(image, dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
+    """RGB Pillow image -> (3, H, W) float32 in [0, 1] (one uint8 copy, then the floats)."""
+    array = np.array(image, dtype=np.uint8)
+    return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)
 
 
 def tensor_to_pil(image: torch.Tensor) -> Image.Image:
-    """(3, H, W) float in [0, 1] (clamped, rounded) -> RGB Pillow image."""
-    array = image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    """(3, H, W) float in [0, 1] (clamped, rounded) -> RGB Pillow image, converted a band
+    of rows at a time into one (H, W, 3) uint8 array."""
+    image = image.detach()
+    height, width = image.shape[-2:]
+    array = np.empty((height, width, 3), dtype=np.uint8)
+    rows = max(1, PIL_CHUNK_PIXELS // max(1, width))
+    for top in range(0, height, rows):
+        band = image[:, top:top + rows].float().clamp(0, 1).mul_(255).round_().to(torch.uint8)
+        array[top:top + rows] = band.permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(array, mode="RGB")
 
 

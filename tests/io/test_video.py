@@ -230,17 +230,23 @@ def zero_frames(path: Path) -> Path:
 def audio_only(path: Path) -> Path:
     """Sound and no picture (AAC in MP4)."""
     with av.open(str(path), "w") as out:
-        sound = out.add_stream("aac", rate=48000)
-        sound.layout = "stereo"
-        for start in range(0, 48000, 1024):
-            shape = (2, 1024) if sound.format.is_planar else (1, 2048)
-            frame = av.AudioFrame.from_ndarray(np.zeros(shape, np.float32), format=sound.format.name, layout="stereo")
-            frame.sample_rate, frame.pts = 48000, start
-            for packet in sound.encode(frame):
-                out.mux(packet)
-        for packet in sound.encode():
-            out.mux(packet)
+        _silence(out, "aac", samples=1024)
     return path
+
+
+def _silence(out, codec: str, *, samples: int) -> None:
+    """One second of stereo silence at 48 kHz through ``codec``, ``samples`` per frame."""
+    sound = out.add_stream(codec, rate=48000)
+    sound.layout = "stereo"
+    for start in range(0, 48000, samples):
+        shape = (2, samples) if sound.format.is_planar else (1, 2 * samples)
+        dtype = np.float32 if "flt" in sound.format.name else np.int16
+        frame = av.AudioFrame.from_ndarray(np.zeros(shape, dtype), format=sound.format.name, layout="stereo")
+        frame.sample_rate, frame.pts = 48000, start
+        for packet in sound.encode(frame):
+            out.mux(packet)
+    for packet in sound.encode():
+        out.mux(packet)
 
 
 def audio_with_cover(path: Path) -> Path:
@@ -250,18 +256,8 @@ def audio_with_cover(path: Path) -> Path:
     png = io.BytesIO()
     random_photo(40, 30, seed=3).save(png, format="PNG")
     with av.open(str(path), "w") as out:
-        sound = out.add_stream("libopus", rate=48000)
-        sound.layout = "stereo"
         out.add_attachment("cover.png", "image/png", png.getvalue())
-        for start in range(0, 48000, 960):
-            shape = (2, 960) if sound.format.is_planar else (1, 1920)
-            dtype = np.float32 if "flt" in sound.format.name else np.int16
-            frame = av.AudioFrame.from_ndarray(np.zeros(shape, dtype), format=sound.format.name, layout="stereo")
-            frame.sample_rate, frame.pts = 48000, start
-            for packet in sound.encode(frame):
-                out.mux(packet)
-        for packet in sound.encode():
-            out.mux(packet)
+        _silence(out, "libopus", samples=960)
     return path
 
 

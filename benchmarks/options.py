@@ -13,6 +13,8 @@ Which keys each part reads (``part=all`` runs every part in turn):
     stylize      ckpt, seed, photos (how many), repeats, per_photo, device (the reference loop's;
                  auto: CUDA where there is one); sizes[0] is the photos' longer side
     data         images (generated 640x480 photos), rounds, seed; sizes are crop = data.resize sizes
+    trainers     steps, repeats, seed, device, sample_photos, project_dir (its train.py); sizes[0]
+                 is SIZExBATCH; train.py's default trainer against the explicit choices
     gpu          (``make gpu-check``, :mod:`benchmarks.gpu`; docs/gpu.md) device (auto: the CUDA GPU,
                  or one line and exit 0 without one; cpu: a smoke run), quick, seed, json
                  (default gpu-check.json), markdown (default gpu-check.md), time_budget_s and the
@@ -37,11 +39,12 @@ from typing import Any
 from fast_style.errors import FastStyleError
 from fast_style.inference.runners.pytorch import DEFAULT_PIXEL_BUDGET
 
-PARTS = ("inference", "training", "onnx", "video", "data", "stylize", "precision", "gpu")
+PARTS = ("inference", "training", "onnx", "video", "data", "stylize", "precision", "trainers", "gpu")
 # part=all: the side-by-side ratios (data takes ~30 s on 2 cores); video, stylize and precision (minutes) only when named
 ALL_PARTS = ("inference", "training", "onnx", "data")
 DEFAULT_SIZES = {"inference": [256, 512, 1024, 2048], "training": ["256x4", "128x8"], "onnx": [256, 512, 1024],
-                 "video": ["1280x720"], "data": [256], "stylize": [1024], "precision": [1024], "gpu": []}
+                 "video": ["1280x720"], "data": [256], "stylize": [1024], "precision": [1024], "trainers": ["128x4"],
+                 "gpu": []}
 DEFAULT_JSON = {"gpu": "gpu-check.json"}  # the others: benchmark-<part>.json
 
 

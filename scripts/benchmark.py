@@ -7,6 +7,7 @@
     python scripts/benchmark.py part=data [key=value ...]        # photo folder vs shards, images/s (benchmarks.data)
     python scripts/benchmark.py part=stylize [key=value ...]     # stylize.py end to end vs an eager loop (benchmarks.stylize)
     python scripts/benchmark.py part=precision [key=value ...]   # bf16 / fp16 against fp32: PSNR (benchmarks.precision)
+    python scripts/benchmark.py part=trainers [key=value ...]    # train.py: trainer=auto vs the explicit ones (benchmarks.trainers)
     python scripts/benchmark.py part=gpu [key=value ...]         # make gpu-check: one CUDA GPU (benchmarks.gpu, docs/gpu.md)
     python scripts/benchmark.py [part=all] [quick=true]          # inference, training, onnx and data in turn
 

@@ -216,3 +216,26 @@ def test_stylize_and_video_parts_time_a_model_file_and_report_its_style(two_styl
     assert all(note.startswith(("precision=auto:", "runtime=auto:")) for r in rows for note in r["notes"])
     if native_bf16(torch.device("cpu")):
         assert all(any(note.startswith("precision=auto:") for note in r["notes"]) for r in rows), rows
+
+
+@pytest.mark.slow
+def test_trainers_part_runs_train_py_per_variant_and_reads_its_steps_per_s(tmp_path):
+    """part=trainers quick: train.py with the default and one explicit trainer; each row's
+    speed is what that run's finished.json says, and the default's ratio to itself is 1."""
+    out = tmp_path / "trainers.json"
+    result = run_entry("scripts/benchmark.py", "part=trainers", "quick=true", f"json={out}", cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(out.read_text())
+    default, explicit = data["variants"]
+    assert default["overrides"] == "trainer=auto" and default["ratio_to_default"] == 1.0
+    assert explicit["overrides"].startswith("trainer=") and explicit["steps_per_s"][0] > 0
+    assert data["fastest"] == explicit["overrides"] and isinstance(data["auto_within_5pct"], bool)
+    assert "| `trainer=auto` |" in result.stdout
+
+
+def test_trainers_part_refuses_sizes_without_a_batch():
+    from benchmarks import trainers
+    from benchmarks.options import BenchmarkConfig, BenchOptionError
+
+    with pytest.raises(BenchOptionError, match=r"sizes=\[128\]: part=trainers takes SIZExBATCH"):
+        trainers.size_and_batch(BenchmarkConfig(part="trainers", sizes=[128]))

@@ -152,7 +152,8 @@ def test_export_script_writes_a_style_model(tmp_path, image_folder, style_file):
     assert run.returncode == 0, run.stderr[-3000:]
     # objective=none: nothing computed, nothing written, nothing returned
     assert not (tmp_path / "run" / "objective.json").exists() and "objective" not in run.stdout
-    assert "objective" not in json.loads((tmp_path / "run" / "finished.json").read_text())
+    finished = json.loads((tmp_path / "run" / "finished.json").read_text())
+    assert "objective" not in finished and finished["steps_per_s"] > 0 and finished["global_step"] == 2
     out = tmp_path / "exported.safetensors"
     result = run_entry("scripts/export.py", f"ckpt={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}", f"output={out}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -293,6 +293,8 @@ def train(cfg: DictConfig, *, style_dirs: list[Path] | None = None) -> dict[str,
             result["samples"] = str(callback.last_written)
     if loggers:
         result["tensorboard"] = str(getattr(loggers[0], "log_dir", output_dir))
+    if pace.steps_per_s is not None:
+        result["steps_per_s"] = pace.steps_per_s
     if trainer.is_global_zero:
         record = finish_objective(spec, named, module=module, trainer=trainer, photos=photos, loggers=loggers, pace=pace)
         if record is not None:

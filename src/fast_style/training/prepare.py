@@ -212,7 +212,14 @@ class _mapper:
     def __enter__(self):
         if self.workers == 1:
             return map
-        self.pool = multiprocessing.get_context("fork" if os.name == "posix" else "spawn").Pool(self.workers)
+        # forkserver: workers forked from a clean server process, not from this one, whose
+        # threads (a loader's queue feeders, thread pools) may hold locks at fork time and
+        # leave a forked worker waiting forever; the server imports this module once
+        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        context = multiprocessing.get_context(method)
+        if method == "forkserver":
+            context.set_forkserver_preload([__name__])
+        self.pool = context.Pool(self.workers)
         return lambda fn, jobs: self.pool.imap(fn, jobs, chunksize=4)
 
     def __exit__(self, *exc: object) -> None:

@@ -40,13 +40,13 @@ from fast_style.cache import cache_file
 from fast_style.devices import native_bf16
 from fast_style.errors import first_line
 from fast_style.inference.runners.base import notice
+from fast_style.inference.runners.pytorch import dtype_name
 from fast_style.io.files import atomic_output, atomic_write_text, sweep_stale
 from fast_style.io.kinds import ONNX
 
 CACHE_VERSION = 1
 # bump when fast_style.io.export.onnx_bytes changes what it writes
 EXPORT_VERSION = 1
-DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 def network_digest(network: torch.nn.Module) -> str:
@@ -112,7 +112,7 @@ class StartupCache:
         return network_digest(self.network)
 
     def _decision_key(self) -> str:
-        tried = ",".join(DTYPE_NAMES.get(d, str(d)) for d in self.candidates)
+        tried = ",".join(dtype_name(d) for d in self.candidates)
         style = ",".join(f"{w:.6g}" for w in self.style)
         return (f"precision:v{CACHE_VERSION}:{self.digest}:{device_fingerprint(self.device)}:torch{torch.__version__}"
                 f":tried={tried}:style={style}:strength={self.strength:.6g}")
@@ -135,7 +135,7 @@ class StartupCache:
         path = cache_file("precision", key)
         try:
             entry = json.loads(path.read_text())
-            names = {DTYPE_NAMES[d]: d for d in self.candidates if d in DTYPE_NAMES}
+            names = {dtype_name(d): d for d in self.candidates}
             if not (isinstance(entry, dict) and entry.get("version") == CACHE_VERSION and entry.get("key") == key
                     and entry.get("dtype") in names
                     and all(entry.get(k) is None or isinstance(entry.get(k), int | float) for k in ("psnr_db", "mean_diff"))):
@@ -149,7 +149,7 @@ class StartupCache:
 
     def remember(self, decision: Decision) -> None:
         key = self._decision_key()
-        entry = {"version": CACHE_VERSION, "key": key, "dtype": DTYPE_NAMES[decision.dtype],
+        entry = {"version": CACHE_VERSION, "key": key, "dtype": dtype_name(decision.dtype),
                  "psnr_db": decision.psnr_db, "mean_diff": decision.mean_diff}
         self._write(cache_file("precision", key), lambda path: atomic_write_text(path, json.dumps(entry)))
 

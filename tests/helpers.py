@@ -147,3 +147,22 @@ def is_channels_last(tensor) -> bool:
     import torch
 
     return tensor.is_contiguous(memory_format=torch.channels_last)
+
+
+def forked_at_once(target, *args, count: int = 2, timeout: float = 120) -> list:
+    """Run ``target(barrier, results, *args)`` in ``count`` forked processes that pass a
+    common barrier together (so they race), and return what each put on ``results``;
+    every process must exit 0. Forked children of a process that ran torch's thread pool
+    may hang in it: a ``target`` must not run torch compute."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(count), context.Queue()
+    jobs = [context.Process(target=target, args=(barrier, results, *args)) for _ in range(count)]
+    for job in jobs:
+        job.start()
+    found = [results.get(timeout=timeout) for _ in jobs]
+    for job in jobs:
+        job.join(timeout=30)
+        assert job.exitcode == 0, f"a forked job exited with {job.exitcode}"
+    return found

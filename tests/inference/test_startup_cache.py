@@ -4,10 +4,10 @@ reused by the next run, rebuilt (never trusted) when damaged, and safe with conc
 from __future__ import annotations
 
 import json
-import multiprocessing
 
 import pytest
 import torch
+from helpers import forked_at_once
 
 from fast_style.cache import cache_root
 from fast_style.inference.options import StylizeOptions
@@ -163,17 +163,8 @@ def _write_and_read_in_a_job(barrier, results):
 
 
 def test_runs_filling_the_cache_at_once_always_find_a_whole_entry(capsys):
-    """No torch compute in the jobs: forked children of a process that ran torch's
-    OpenMP pool may hang in it."""
-    context = multiprocessing.get_context("fork")
-    barrier, results = context.Barrier(3), context.Queue()
-    jobs = [context.Process(target=_write_and_read_in_a_job, args=(barrier, results)) for _ in range(3)]
-    for job in jobs:
-        job.start()
-    seen = [results.get(timeout=60) for _ in jobs]
-    for job in jobs:
-        job.join(timeout=30)
-        assert job.exitcode == 0
+    """No torch compute in the jobs (see helpers.forked_at_once)."""
+    seen = forked_at_once(_write_and_read_in_a_job, count=3, timeout=60)
     assert seen == [[True]] * 3 and "start-up cache:" not in capsys.readouterr().err
     entries = list((cache_root() / "precision").iterdir())  # one entry, no temporary left behind
     assert len(entries) == 1 and json.loads(entries[0].read_text())["dtype"] == "bf16"

@@ -3,13 +3,12 @@ the photo folder unless asked), safe with read-only folders, concurrent jobs and
 
 import contextlib
 import json
-import multiprocessing
 import os
 import shutil
 import subprocess
 
 import pytest
-from helpers import random_photo
+from helpers import forked_at_once, random_photo
 from PIL import Image
 
 from fast_style.cache import cache_root
@@ -145,7 +144,7 @@ def test_training_data_from_a_read_only_folder(tmp_path):
         assert data.sample_images().shape == (2, 3, 24, 24)
 
 
-def _scan_in_a_job(root, barrier, results):
+def _scan_in_a_job(barrier, results, root):
     barrier.wait()  # both jobs check the headers at the same moment
     good, bad = scan_images(root, show_progress=False)
     results.put(([p.name for p in good], [p.name for p, _ in bad]))
@@ -155,15 +154,7 @@ def test_two_jobs_indexing_one_folder_at_once_both_work_and_agree(tmp_path):
     root = _photos(tmp_path / "photos", 300, size=(8, 8))
     for i in range(0, 300, 30):
         (root / f"p{i:03d}.png").write_bytes(b"truncated")
-    context = multiprocessing.get_context("fork")
-    barrier, results = context.Barrier(2), context.Queue()
-    jobs = [context.Process(target=_scan_in_a_job, args=(root, barrier, results)) for _ in range(2)]
-    for job in jobs:
-        job.start()
-    found = [results.get(timeout=120) for _ in jobs]
-    for job in jobs:
-        job.join(timeout=30)
-        assert job.exitcode == 0
+    found = forked_at_once(_scan_in_a_job, root, count=2)
     assert found[0] == found[1] and len(found[0][0]) == 290 and len(found[0][1]) == 10
     entries = json.loads(index_path(root).read_text())["files"]  # one whole index, no temporary left
     assert len(entries) == 300 and [p.name for p in index_path(root).parent.iterdir()] == [index_path(root).name]

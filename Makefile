@@ -9,8 +9,8 @@ STAMP  := $(VENV)/.installed-dev
 
 help:
 	@echo "make demo       offline demo: trains a small style model, checks it on 2 held-out photos (~6 min on 2 CPU cores)"
-	@echo "make test       every test but the SLURM ones (a real one-node cluster, root only)"
-	@echo "make test-all   every test, the SLURM ones too (what CI runs)"
+	@echo "make test       every test but the slowest real-component ones (heavy, browser, SLURM)"
+	@echo "make test-all   every test: also the heavy, headless-Chromium and SLURM ones (what CI runs)"
 	@echo "make test-fast  unit tests only (skips end-to-end subprocess tests)"
 	@echo "make lint       ruff"
 	@echo "make bench      scripts/benchmark.py part=all (benchmarks/)"
@@ -28,10 +28,12 @@ demo: $(STAMP)
 	$(PY) train.py experiment=demo
 
 test: $(STAMP)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slurm" --durations=20
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slurm and not browser and not heavy" --durations=20
 
-# the SLURM tests share one cluster per session: they run in a session of their own
+# then the slowest real-component tests: the heaviest end-to-end runs and the headless
+# Chromium pages; the SLURM tests share one cluster per session, so they run in a session of their own
 test-all: test
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "(browser or heavy) and not slurm" --durations=10
 	$(PY) -m pytest -m slurm --durations=10
 
 test-fast: $(STAMP)

@@ -106,6 +106,41 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+# ------------------------------------------------------------------ headless Chromium
+
+
+@pytest.fixture(scope="session")
+def chromium(request):
+    """A real headless Chromium (browser.py) for the session; the tests that use it are
+    marked ``browser`` and run in ``make test-all``. A test that needs other launch flags
+    (a fake camera) launches its own with browser.chromium_executable() and CHROMIUM_ARGS."""
+    from browser import CHROMIUM_ARGS, chromium_executable, why_no_browser
+
+    reason = why_no_browser()
+    if reason:
+        message = f"browser tests need a headless Chromium: {reason}"
+        if os.environ.get("FAST_STYLE_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_executable(), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def chromium_page(chromium):
+    """A fresh page (its own context) in the session's Chromium, closed after the test."""
+    context = chromium.new_context()
+    page = context.new_page()
+    yield page
+    context.close()
+
+
 # ------------------------------------------------------------------ one-node SLURM cluster
 
 SLURM_JOBS: list[str] = []  # "id name state restarts" of every job the cluster ran, for the summary

@@ -36,7 +36,9 @@ class StylizeConfig(StylizeOptions):
 
 @dataclass
 class ExportConfig:
-    """``python scripts/export.py``: ``ckpt`` to ``format`` (safetensors, onnx, torchscript)."""
+    """``python scripts/export.py``: ``ckpt`` to ``format`` (safetensors, onnx, torchscript, web);
+    ``ort_dist``: format=web only, a local onnxruntime-web ``dist/`` folder copied into the export
+    (None: the page loads the pinned version from a CDN)."""
 
     ckpt: str = MISSING
     format: str = "safetensors"
@@ -44,6 +46,7 @@ class ExportConfig:
     overwrite: bool = False
     exporter: str = "auto"
     opset: int | None = None
+    ort_dist: str | None = None
 
 
 @dataclass

@@ -263,7 +263,7 @@ def export_model(
 ) -> ExportResult:
     """Export the transform net of any supported checkpoint; see the module docstring."""
     if fmt not in FORMATS:
-        raise ExportError(f"format={fmt}: choose onnx, torchscript or safetensors")
+        raise ExportError(f"format={fmt}: choose onnx, torchscript, safetensors or web")
     ckpt = Path(ckpt)
     source = open_model(ckpt)
     model, style = source.require_network("export"), source.style_name

@@ -282,6 +282,34 @@ class LossCurveConfig:
     every: int = 1
 
 
+@dataclass
+class CompareConfig:
+    """``python scripts/compare.py``: a contact sheet of training runs (fast_style.evaluation.contact_sheet).
+
+    ``runs``: a sweep folder (its run folders), a run folder, a glob, or a list of them;
+    ``output``: the sheet's folder (null: ``<sweep folder>/compare``, numbered -1, -2 ... if
+    taken, or ``compare-<time>`` in the current folder for a list or glob); an existing
+    compare.html there is replaced only with ``overwrite``; ``photos``: a folder, a file or a
+    list (null: the photos of the runs' objective.json); ``size``: each tile's side in px;
+    ``sort``: the initial order (auto: reference when the runs' loss weights differ, else
+    objective; or objective, reference, content, style, tv, total, steps, time, run);
+    ``device``/``runtime``/``precision``: as stylize.py's (torch fp32: no export or calibration
+    per model); ``quality``: JPEG quality of the thumbnails and compare.jpg."""
+
+    task_name: str = "compare"
+    runs: Any = MISSING
+    output: str | None = None
+    overwrite: bool = False
+    photos: Any = None
+    size: int = 256
+    sort: str = "auto"
+    device: str = "auto"
+    runtime: str = "torch"
+    precision: str = "fp32"
+    quality: int = 90
+    progress: bool = True
+
+
 # The one list of commands: configs/<name>.yaml starts its defaults with ``<name>_schema``.
 COMMANDS: dict[str, type] = {
     "train": TrainConfig,
@@ -291,6 +319,7 @@ COMMANDS: dict[str, type] = {
     "optimize": OptimizeConfig,
     "prepare_data": PrepareDataConfig,
     "loss_curve": LossCurveConfig,
+    "compare": CompareConfig,
 }
 SCHEMAS = {f"{name}_schema": schema for name, schema in COMMANDS.items()}
 

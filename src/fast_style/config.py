@@ -22,6 +22,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from fast_style.inference.live_options import LiveOptions
 from fast_style.inference.options import StylizeOptions
 from fast_style.training.options import DataOptions, PrepareDataConfig
 
@@ -32,6 +33,15 @@ class StylizeConfig(StylizeOptions):
 
     ckpt: str = MISSING
     input: str = MISSING
+
+
+@dataclass
+class LiveConfig(LiveOptions):
+    """``python live.py``: the model file and the source (a camera index, a video file or a
+    stream URL), plus every :class:`LiveOptions` (which holds every :class:`StylizeOptions`)."""
+
+    ckpt: str = MISSING
+    source: str = MISSING
 
 
 @dataclass
@@ -314,6 +324,7 @@ class CompareConfig:
 COMMANDS: dict[str, type] = {
     "train": TrainConfig,
     "stylize": StylizeConfig,
+    "live": LiveConfig,
     "export": ExportConfig,
     "evaluate": EvaluateConfig,
     "optimize": OptimizeConfig,

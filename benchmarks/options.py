@@ -23,7 +23,8 @@ Which keys each part reads (``part=all`` runs every part in turn):
 
     web          ckpt (None: checkpoints/demo_swirls.safetensors of project_dir, else a random paper-sized
                  net), seconds (the webcam's measuring time, default [10]), quick; sizes are the photos'
-                 sides (the webcam is 640x480); headless Chromium, onnxruntime-web (benchmarks.web)
+                 sides (the webcam is 640x480); headless Chromium, onnxruntime-web (benchmarks.web);
+                 screenshot=PATH: only the docs' picture of the page with a scikit-image photo
 
 ``sample_photos``: the folder of photos the data and stylize parts cut their images from
 (None: scikit-image's samples; scripts/benchmark.py passes the checkout's
@@ -107,6 +108,7 @@ class BenchmarkConfig:
     stylize_warmup: int = 3
     stylize_steps: int = 20
     tiled_steps: int = 1
+    screenshot: str | None = None  # part=web: only write this screenshot of the page (docs/images/web_demo.jpg)
 
     def for_part(self, part: str) -> BenchmarkConfig:
         """These options for one ``part``: its default ``sizes`` and ``json`` where unset."""

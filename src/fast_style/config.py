@@ -145,13 +145,16 @@ class ObjectiveSchema:
     else the data module's sample photos); ``size``: their centre squares' side in px (null:
     ``data.sample_size``); ``batch_size``: photos per forward pass; ``reference_weights``:
     the fixed weights of the reference total (:class:`ReferenceWeights`; e.g.
-    ``objective.reference_weights.style_weight=1e10``)."""
+    ``objective.reference_weights.style_weight=1e10``); ``returns``: which total the run
+    returns (heldout): total (under the run's own ``loss`` weights) or reference (under
+    ``reference_weights``: for a sweep over the loss weights, configs/hparams_search/)."""
 
     kind: str = "heldout"
     images: Any = None
     size: int | None = None
     batch_size: int = 4
     reference_weights: ReferenceWeights = field(default_factory=ReferenceWeights)
+    returns: str = "total"
 
 
 @dataclass

@@ -15,7 +15,13 @@ from helpers import (
 )
 
 from fast_style.errors import FastStyleError
-from fast_style.training.objective import objective_options, unit_terms, weigh
+from fast_style.training.objective import (
+    Photos,
+    compute_objective,
+    objective_options,
+    unit_terms,
+    weigh,
+)
 from fast_style.training.train import train
 
 pytestmark = pytest.mark.usefixtures("reuse_random_vgg")
@@ -80,6 +86,36 @@ def test_options_resolve_the_photos_and_the_reference_weights(tmp_path, image_fo
         objective_options(_cfg(tmp_path, image_folder, style_file, "objective.kind=best"))
     with pytest.raises(FastStyleError, match="objective.reference_weights.tv_weight=-1.0: must be 0 or more"):
         objective_options(_cfg(tmp_path, image_folder, style_file, "objective.reference_weights.tv_weight=-1"))
+
+
+def test_returns_reference_gives_the_reference_total_and_is_refused_where_there_is_none(tmp_path, image_folder,
+                                                                                      style_file):
+    """objective.returns=reference (a sweep over the loss weights) returns reference.total, the
+    same unit terms under the preset's weights, not the run's; train_total has no reference."""
+    import pytorch_lightning as pl
+
+    cfg = _cfg(tmp_path, image_folder, style_file, "loss.style_weight=5e9", "objective.returns=reference")
+    options = objective_options(cfg)
+    assert options["returns"] == "reference" and objective_options(_cfg(tmp_path, image_folder, style_file))["returns"] == "total"
+    module = tiny_module(seed=5)
+    photos = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    by_kind = {}
+    for returns in ("reference", "total"):
+        record = compute_objective({**options, "returns": returns}, module=module, trainer=trainer,
+                                   photos=Photos(photos, ("a", "b"), "test"))
+        by_kind[returns] = record
+        assert record["returns"] == returns
+    reference, total = by_kind["reference"], by_kind["total"]
+    assert reference["value"] == reference["reference"]["total"] and total["value"] == total["terms"]["total"]
+    assert reference["reference"]["total"] == pytest.approx(total["reference"]["total"], rel=1e-12)
+    # the preset's style weight 1e10 against the run's 5e9: the two totals differ by 5e9 * s
+    gap = reference["value"] - total["value"]
+    assert gap == pytest.approx(5e9 * reference["unit_terms"]["style"], rel=1e-9) and gap > 0
+    with pytest.raises(FastStyleError, match="objective.returns=best: use total .* or reference"):
+        objective_options(_cfg(tmp_path, image_folder, style_file, "objective.returns=best"))
+    with pytest.raises(FastStyleError, match="objective.returns=reference needs objective=heldout"):
+        objective_options(_cfg(tmp_path, image_folder, style_file, "objective=train_total", "objective.returns=reference"))
 
 
 @pytest.mark.parametrize("bad", ["not_an_image", "missing_folder"])

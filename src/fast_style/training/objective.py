@@ -15,6 +15,9 @@ Nevergrad, Ax) minimise. Three kinds (``objective=<kind>``, :class:`fast_style.c
   weights this equals ``PerceptualLoss(T(x), x)["total"]`` over one batch of all photos
   (one style). The temporal term (``loss.temporal_weight``) is left out: it needs a random
   second view.
+  ``objective.returns`` says which total the run returns: ``total`` (the default: under the
+  run's own weights) or ``reference`` (under the reference weights, below: what a sweep over
+  the loss weights minimises, ``configs/hparams_search/style_weights.yaml``).
 - ``train_total``: the last training step's logged ``train/total`` (on rank 0: its own
   batch), nothing computed.
 - ``none``: nothing computed, no ``objective.json``, the run returns None.
@@ -57,6 +60,7 @@ from fast_style.nn.losses import LOSS_TERMS, PerceptualLoss
 log = logging.getLogger(__name__)
 
 KINDS = ("heldout", "train_total", "none")
+RETURNS = ("total", "reference")  # objective.returns: the total under the run's weights, or the reference's
 OBJECTIVE_FILE = "objective.json"
 # the terms PerceptualLoss computes from one stylized batch, and the keys of their weights
 TERMS = {term.name: term.weight_key for term in LOSS_TERMS if term.one_view}
@@ -77,13 +81,20 @@ def objective_options(cfg: DictConfig) -> dict[str, Any]:
     """``cfg.objective`` checked and resolved into a plain dict: ``kind``; ``images`` (a list
     of paths, or None: the data module's samples) and ``source`` (the option they came from);
     ``demo_photos``; ``size`` (null: ``data.sample_size``); ``batch_size``; ``weights`` (the
-    run's) and ``reference_weights`` (complete, with ``reference_source``). One line for a
-    value out of range."""
+    run's) and ``reference_weights`` (complete, with ``reference_source``); ``returns``. One
+    line for a value out of range."""
     node = cfg.get("objective")
     options = OmegaConf.to_container(node, resolve=True) if node is not None else {"kind": "none"}
     kind = str(options.get("kind"))
     if kind not in KINDS:
         raise FastStyleError(f"objective={kind}: use one of {', '.join(KINDS)} (objective=heldout, the default)")
+    returns = str(options.get("returns") or "total")
+    if returns not in RETURNS:
+        raise FastStyleError(f"objective.returns={returns}: use total (under the run's loss weights) or "
+                             "reference (under objective.reference_weights)")
+    if returns == "reference" and kind != "heldout":
+        raise FastStyleError(f"objective.returns=reference needs objective=heldout (objective={kind} has no "
+                             "reference total); drop objective.returns or use objective=heldout")
     size = int(cfg.data.sample_size) if options.get("size") is None else int(options["size"])
     if size < MIN_SIZE:
         raise FastStyleError(f"objective.size={size}: at least {MIN_SIZE} px, e.g. 256")
@@ -102,7 +113,7 @@ def objective_options(cfg: DictConfig) -> dict[str, Any]:
     reference, reference_source = reference_weights(cfg, options.get("reference_weights"), weights)
     return {"kind": kind, "images": None if images is None else [str(p) for p in images], "source": source,
             "demo_photos": demo, "size": int(size), "batch_size": batch, "weights": weights,
-            "reference_weights": reference, "reference_source": reference_source}
+            "reference_weights": reference, "reference_source": reference_source, "returns": returns}
 
 
 def reference_weights(cfg: DictConfig, given: Mapping | None, run: Mapping[str, float]) -> tuple[dict[str, float], str]:
@@ -245,7 +256,9 @@ def weigh(unit: Mapping[str, float], weights: Mapping[str, float]) -> dict[str, 
 def compute_objective(options: Mapping[str, Any], *, module, trainer, photos: Photos | None) -> dict[str, Any] | None:
     """The record of ``objective.json`` (``value`` is what the run returns), or None for
     ``kind`` none. heldout: ``terms`` (the run's weights) and ``reference`` (the reference
-    weights) of the photos, with ``unit_terms``; train_total: the last logged total."""
+    weights) of the photos, with ``unit_terms``; ``value`` is ``terms['total']``, or
+    ``reference['total']`` for ``returns`` reference (named in ``returns``); train_total:
+    the last logged total."""
     kind = options["kind"]
     if kind == "none":
         return None
@@ -258,7 +271,9 @@ def compute_objective(options: Mapping[str, Any], *, module, trainer, photos: Ph
         return record
     unit = unit_terms(module, photos.images, batch_size=options["batch_size"])
     terms, reference = weigh(unit, options["weights"]), weigh(unit, options["reference_weights"])
-    record.update(value=terms["total"], photos=list(photos.names), photos_source=photos.source,
+    returns = options.get("returns", "total")
+    value = reference["total"] if returns == "reference" else terms["total"]
+    record.update(value=value, returns=returns, photos=list(photos.names), photos_source=photos.source,
                   size=int(photos.images.shape[-1]), styles=list(module.style_names[module.frozen_styles:]),
                   terms=terms, unit_terms=unit,
                   reference={**reference, "weights": dict(options["reference_weights"]),

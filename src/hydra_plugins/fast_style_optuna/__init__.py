@@ -1,0 +1,1 @@
+"""fast-style's Optuna sweeper for Hydra (``hydra/sweeper=optuna_trials``); see sweeper.py."""

@@ -136,6 +136,7 @@ def test_a_tpe_sweep_returns_each_runs_reference_total_and_tensorboard_lists_eve
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # make test is at its 5-minute budget: test-all runs it
 def test_a_trial_that_stops_with_a_user_error_is_a_failed_trial_and_ends_the_sweep_in_one_line(tmp_path, shared_data):
     """style.size=8 is refused before training: that trial FAILs, its batch mate still runs, and
     with max_failure_rate=0 the sweep ends with exit 2 and the trial's error line."""

@@ -21,6 +21,8 @@ Which keys each part reads (``part=all`` runs every part in turn):
                  train_*, data_*, feeds, num_workers, loader_batches, stylize_* and tiled_steps
                  keys below; it does not read sizes, steps or warmup
 
+    live         ckpt, styles, seconds (the clip's length, default [10]), quick; sizes[0] is the clip's
+                 WIDTHxHEIGHT (default 640x480); live.py realtime=false and true (benchmarks.live)
     web          ckpt (None: checkpoints/demo_swirls.safetensors of project_dir, else a random paper-sized
                  net), seconds (the webcam's measuring time, default [10]), quick; sizes are the photos'
                  sides (the webcam is 640x480); headless Chromium, onnxruntime-web (benchmarks.web);
@@ -44,12 +46,12 @@ from typing import Any
 from fast_style.errors import FastStyleError
 from fast_style.inference.runners.pytorch import DEFAULT_PIXEL_BUDGET
 
-PARTS = ("inference", "training", "onnx", "video", "data", "stylize", "precision", "trainers", "gpu", "web")
+PARTS = ("inference", "training", "onnx", "video", "data", "stylize", "precision", "trainers", "gpu", "web", "live")
 # part=all: the side-by-side ratios (data takes ~30 s on 2 cores); video, stylize and precision (minutes) only when named
 ALL_PARTS = ("inference", "training", "onnx", "data")
 DEFAULT_SIZES = {"inference": [256, 512, 1024, 2048], "training": ["256x4", "128x8"], "onnx": [256, 512, 1024],
                  "video": ["1280x720"], "data": [256], "stylize": [1024], "precision": [1024], "trainers": ["128x4"],
-                 "gpu": [], "web": [1024]}
+                 "gpu": [], "web": [1024], "live": ["640x480"]}
 DEFAULT_JSON = {"gpu": "gpu-check.json"}  # the others: benchmark-<part>.json
 
 

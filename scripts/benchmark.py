@@ -9,6 +9,7 @@
     python scripts/benchmark.py part=precision [key=value ...]   # bf16 / fp16 against fp32: PSNR (benchmarks.precision)
     python scripts/benchmark.py part=trainers [key=value ...]    # train.py: trainer=auto vs the explicit ones (benchmarks.trainers)
     python scripts/benchmark.py part=gpu [key=value ...]         # make gpu-check: one CUDA GPU (benchmarks.gpu, docs/gpu.md)
+    python scripts/benchmark.py part=live [key=value ...]        # live.py at 640x480: throughput and real time (benchmarks.live)
     python scripts/benchmark.py part=web [key=value ...]         # the format=web page in headless Chromium (benchmarks.web)
     python scripts/benchmark.py [part=all] [quick=true]          # inference, training, onnx and data in turn
 

@@ -43,7 +43,8 @@ class LiveOptions(StylizeOptions):
 
     Source: ``source_format`` (an FFmpeg input format, e.g. v4l2, avfoundation, dshow,
     mjpeg; None: chosen from the source), ``source_options`` (FFmpeg input options,
-    e.g. ``{video_size: 640x480, framerate: '30'}`` for a camera).
+    e.g. ``+source_options.video_size=640x480 +source_options.framerate=30`` for a
+    camera: the ``+`` because the keys are new to the dict).
 
     Reporting: ``progress`` (a frames/s line on stderr while it runs), ``summary`` (a JSON
     file with the run's counts, rates and memory, written at the end, also when

@@ -23,7 +23,8 @@ always come in real time.
 
 Rates (:class:`LiveSummary`): ``fps`` = (stylized - 1) / (time from the first stylized
 frame to the last), the steady rate after start-up; ``source_fps`` = the rate frames
-were read at over the same span (a file's own rate when played in real time);
+were read at from the first stylized frame to the last frame read (a file's own rate when
+played in real time);
 ``dropped`` = frames read but never stylized; ``startup_s`` = time to the first
 stylized frame.
 
@@ -92,6 +93,7 @@ class FrameBuffer:
         self.items: collections.deque = collections.deque()
         self.cond = threading.Condition()
         self.dropped = self.put_count = self.max_held = 0
+        self.last_put = 0.0  # time.monotonic() of the latest put
         self.ended = False
         self.error: BaseException | None = None
         self.stop = threading.Event()
@@ -108,6 +110,7 @@ class FrameBuffer:
                 self.dropped += 1
             self.items.append(item)
             self.put_count += 1
+            self.last_put = time.monotonic()
             self.max_held = max(self.max_held, len(self.items))
             self.cond.notify_all()
             return True
@@ -319,7 +322,8 @@ def _loop(source: FrameSource, runner, sink, opts: LiveOptions, size: tuple[int,
     def status() -> str:
         span = (last_at - first_at) if first_at is not None and last_at is not None else 0
         fps = (summary.stylized - 1) / span if span > 0 else 0.0
-        src = (buffer.put_count - read_at_first) / span if span > 0 else 0.0
+        read_span = buffer.last_put - first_at if first_at is not None else 0
+        src = (buffer.put_count - read_at_first) / read_span if read_span > 0 else 0.0
         summary.fps, summary.source_fps = fps, src
         return (f"live: {fps:.1f} frames/s stylized, source {src:.1f} frames/s, read {buffer.put_count}, "
                 f"dropped {buffer.dropped}")

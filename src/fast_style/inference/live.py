@@ -201,6 +201,7 @@ class LiveSummary:
     buffer_capacity: int = 1
     buffer_max_held: int = 0
     rss_start_mb: float = 0.0
+    rss_warm_mb: float = 0.0
     rss_end_mb: float = 0.0
     peak_rss_mb: float = 0.0
     size: list[int] = field(default_factory=list)
@@ -361,6 +362,7 @@ def _loop(source: FrameSource, runner, sink, opts: LiveOptions, size: tuple[int,
             if first_at is None:
                 first_at, first_t, read_at_first = now, frame.t, buffer.put_count
                 summary.startup_s = now - start
+                summary.rss_warm_mb = _rss_mb()  # the runner's first call allocates its working memory
                 notice(f"live: first frame stylized in {summary.startup_s:.1f} s ({runner.label}, "
                        f"{size[0]}x{size[1]}); {'playing in real time' if realtime else 'every frame'}")
                 ready.set()

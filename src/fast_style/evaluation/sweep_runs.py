@@ -201,7 +201,8 @@ def differing_overrides(runs: list[RunSummary]) -> None:
     """Set each run's ``label`` to the overrides that are not the same in every run (a
     sweep's swept keys; numbers written short), or all of them when none differ or there
     is one run."""
-    common = set.intersection(*(set(r.overrides) for r in runs)) if len(runs) > 1 else set()
+    known = [set(r.overrides) for r in runs if r.overrides]  # a broken folder without overrides.yaml aside
+    common = set.intersection(*known) if len(known) > 1 else set()
     for run in runs:
         own = [o for o in run.overrides if o not in common] or run.overrides
         run.label = " ".join(map(short_override, own)) if own else run.name

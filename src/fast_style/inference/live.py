@@ -3,7 +3,7 @@
     from fast_style.inference.live import run_live
     summary = run_live("checkpoints/demo_swirls.safetensors", "clip.mp4", output="out.mp4", size=480)
 
-Two threads. The *reader* (:func:`_read`) decodes frames from the
+Two threads. The *reader* (:func:`read_frames`) decodes frames from the
 :class:`~fast_style.io.frame_sources.FrameSource` as they come and puts each into a
 :class:`FrameBuffer` of ``buffer`` slots (default 1). The *stylizer* (the calling thread)
 takes the newest frame, runs it through the same runner as ``stylize.py``
@@ -39,20 +39,18 @@ A source that fails midway (a camera unplugged, a damaged file) ends as ``failed
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import json
-import resource
-import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fast_style.errors import FastStyleError, first_line
 from fast_style.inference.clips import stylize_frames
 from fast_style.inference.live_options import LiveOptions
+from fast_style.inference.live_reader import FrameBuffer, read_frames
+from fast_style.inference.live_summary import LiveSummary, Progress, peak_mb, rss_mb
 from fast_style.inference.mixing import choose_styles
 from fast_style.inference.options import with_aliases
 from fast_style.inference.reading import stylized_size
@@ -74,180 +72,9 @@ from fast_style.io.frame_sinks import (
 from fast_style.io.frame_sources import FrameSource, LiveFrame, SourceError, open_source
 from fast_style.io.model_files import StyleModel, open_model
 
-PROGRESS_EVERY = 1.0  # seconds between progress lines (a terminal: one line rewritten)
-
 
 class LiveError(FastStyleError):
     """A live run that cannot start: a source that sends nothing, an output that cannot be written."""
-
-
-class FrameBuffer:
-    """At most ``capacity`` frames between the reader and the stylizer.
-
-    ``drop=True``: :meth:`put` never waits; a full buffer loses its oldest frame (counted in
-    ``dropped``). ``drop=False``: :meth:`put` waits for a free slot (or ``stop``).
-    ``max_held``: the most frames it ever held at once (never above ``capacity``)."""
-
-    def __init__(self, capacity: int = 1, *, drop: bool = True) -> None:
-        self.capacity, self.drop = int(capacity), drop
-        self.items: collections.deque = collections.deque()
-        self.cond = threading.Condition()
-        self.dropped = self.put_count = self.max_held = 0
-        self.last_put = 0.0  # time.monotonic() of the latest put
-        self.ended = False
-        self.error: BaseException | None = None
-        self.stop = threading.Event()
-
-    def put(self, item: Any) -> bool:
-        """Add ``item``; False when the buffer was stopped (the reader should end)."""
-        with self.cond:
-            while not self.drop and len(self.items) >= self.capacity and not self.stop.is_set():
-                self.cond.wait(0.1)
-            if self.stop.is_set():
-                return False
-            if len(self.items) >= self.capacity:
-                self.items.popleft()
-                self.dropped += 1
-            self.items.append(item)
-            self.put_count += 1
-            self.last_put = time.monotonic()
-            self.max_held = max(self.max_held, len(self.items))
-            self.cond.notify_all()
-            return True
-
-    def end(self, error: BaseException | None = None) -> None:
-        """The reader is done (``error``: why it stopped early)."""
-        with self.cond:
-            self.ended, self.error = True, error
-            self.cond.notify_all()
-
-    def get(self, timeout: float) -> Any | None:
-        """The newest frame (older ones are dropped), waiting up to ``timeout`` s; None when
-        the reader has ended and nothing is left, or on timeout (check :attr:`ended`)."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while not self.items and not self.ended:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self.cond.wait(min(left, 0.1))  # short waits: Ctrl-C and SIGTERM get through
-            if not self.items:
-                return None
-            item = self.items.pop()
-            self.dropped += len(self.items) if self.drop else 0
-            if not self.drop and self.items:  # no-drop mode: oldest first, nothing lost
-                self.items.append(item)
-                item = self.items.popleft()
-            elif self.drop:
-                self.items.clear()
-            self.cond.notify_all()
-            return item
-
-    def close(self) -> None:
-        self.stop.set()
-        with self.cond:
-            self.cond.notify_all()
-
-
-def _read(source: FrameSource, buffer: FrameBuffer, *, realtime: bool, ready: threading.Event) -> None:
-    """The reader thread (see the module docstring)."""
-    error = None
-    try:
-        start = first_t = None
-        for frame in source.frames():
-            if buffer.stop.is_set():
-                break
-            if realtime and not source.live:
-                if first_t is None:
-                    first_t = frame.t
-                else:
-                    if start is None:  # the clip's clock starts once the runner is warm
-                        while not ready.wait(0.1) and not buffer.stop.is_set():
-                            pass
-                        start = time.monotonic() - (frame.t - first_t) + _frame_period(source)
-                    wait = start + (frame.t - first_t) - time.monotonic()
-                    if wait > 0 and buffer.stop.wait(wait):
-                        break
-            if not buffer.put(frame):
-                break
-    except BaseException as exc:  # noqa: BLE001 - handed to the stylizer, which reports it
-        error = exc
-    buffer.end(error)
-
-
-def _frame_period(source: FrameSource) -> float:
-    return float(1 / source.fps) if source.fps else 1 / 30
-
-
-@dataclass
-class LiveSummary:
-    """What a live run did (see the module docstring for the rates); ``ended``: source-end |
-    max_frames | duration | window-closed | interrupted | terminated | stalled | failed."""
-
-    source: str
-    output: str | None
-    runner: str
-    realtime: bool
-    frames_read: int = 0
-    stylized: int = 0
-    dropped: int = 0
-    fps: float = 0.0
-    source_fps: float = 0.0
-    source_nominal_fps: float | None = None
-    startup_s: float = 0.0
-    seconds: float = 0.0
-    ended: str = "source-end"
-    why: str = ""
-    buffer_capacity: int = 1
-    buffer_max_held: int = 0
-    rss_start_mb: float = 0.0
-    rss_warm_mb: float = 0.0
-    rss_end_mb: float = 0.0
-    peak_rss_mb: float = 0.0
-    size: list[int] = field(default_factory=list)
-
-    def line(self) -> str:
-        share = f" ({self.dropped / self.frames_read:.0%})" if self.frames_read else ""
-        where = f"; wrote {self.output}" if self.output and self.stylized else ""
-        return (f"live: read {self.frames_read} frames, stylized {self.stylized}, dropped {self.dropped}{share}; "
-                f"{self.fps:.1f} frames/s stylized, source {self.source_fps:.1f} frames/s, start-up "
-                f"{self.startup_s:.1f} s, {self.seconds:.1f} s in all ({self.ended}){where}")
-
-    def failed(self) -> bool:
-        return self.ended in ("stalled", "failed")
-
-
-def _rss_mb() -> float:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-    except OSError:
-        return 0.0
-
-
-def _peak_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
-
-
-class _Progress:
-    """The frames/s line on stderr: rewritten in place on a terminal, a line every ``every`` s otherwise."""
-
-    def __init__(self, enabled: bool, every: float = PROGRESS_EVERY) -> None:
-        self.enabled, self.every, self.last = enabled, every, time.monotonic()
-        self.tty = sys.stderr.isatty()
-
-    def show(self, text: str, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not self.enabled or (not force and now - self.last < (self.every if self.tty else 5 * self.every)):
-            return
-        self.last = now
-        print(("\r" + text + "\x1b[K") if self.tty else text, end="" if self.tty else "\n", file=sys.stderr,
-              flush=True)
-
-    def done(self) -> None:
-        if self.enabled and self.tty and self.last:
-            print(file=sys.stderr, flush=True)
 
 
 def _sink(options: LiveOptions, size: tuple[int, int], source: FrameSource, title: str):
@@ -311,11 +138,11 @@ def _loop(source: FrameSource, runner, sink, opts: LiveOptions, size: tuple[int,
           *, realtime: bool) -> None:
     buffer = FrameBuffer(int(opts.buffer), drop=realtime)
     ready = threading.Event()
-    reader = threading.Thread(target=_read, args=(source, buffer), kwargs={"realtime": realtime, "ready": ready},
+    reader = threading.Thread(target=read_frames, args=(source, buffer), kwargs={"realtime": realtime, "ready": ready},
                               name="fast-style-live-reader", daemon=True)
-    progress = _Progress(bool(opts.progress))
+    progress = Progress(bool(opts.progress))
     start = time.monotonic()
-    summary.rss_start_mb = _rss_mb()
+    summary.rss_start_mb = rss_mb()
     first_at = first_t = last_at = None
     read_at_first = 0
     publish, interrupt = True, None
@@ -362,7 +189,7 @@ def _loop(source: FrameSource, runner, sink, opts: LiveOptions, size: tuple[int,
             if first_at is None:
                 first_at, first_t, read_at_first = now, frame.t, buffer.put_count
                 summary.startup_s = now - start
-                summary.rss_warm_mb = _rss_mb()  # the runner's first call allocates its working memory
+                summary.rss_warm_mb = rss_mb()  # the runner's first call allocates its working memory
                 notice(f"live: first frame stylized in {summary.startup_s:.1f} s ({runner.label}, "
                        f"{size[0]}x{size[1]}); {'playing in real time' if realtime else 'every frame'}")
                 ready.set()
@@ -389,7 +216,7 @@ def _loop(source: FrameSource, runner, sink, opts: LiveOptions, size: tuple[int,
             summary.frames_read, summary.dropped = buffer.put_count, buffer.put_count - summary.stylized
             summary.buffer_max_held = buffer.max_held
             summary.seconds = time.monotonic() - start
-            summary.rss_end_mb, summary.peak_rss_mb = _rss_mb(), _peak_mb()
+            summary.rss_end_mb, summary.peak_rss_mb = rss_mb(), peak_mb()
             sink.close(publish)
             if summary.stylized == 0:
                 summary.output = None

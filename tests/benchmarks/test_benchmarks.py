@@ -16,6 +16,7 @@ def test_unknown_part_is_a_one_line_error(tmp_path):
     assert result.stderr.strip() == f"error: unknown part 'nope'; choose {', '.join(PARTS)} or all"
 
 
+@pytest.mark.heavy  # make test-all: one of the slowest end-to-end runs (20-45 s)
 @pytest.mark.slow
 def test_inference_quick_writes_a_table_and_json(tmp_path):
     out = tmp_path / "bench.json"
@@ -180,6 +181,7 @@ def test_onnx_part_feeds_the_style_weights_to_the_export(two_styles, tmp_path, m
     assert data["style"] == "b" and all(row["onnx_raw_max_diff"] < 1e-3 for row in data["sizes"])
 
 
+@pytest.mark.heavy  # make test-all: one of the slowest end-to-end runs (20-45 s)
 @pytest.mark.slow
 def test_stylize_and_video_parts_time_a_model_file_and_report_its_style(two_styles, tmp_path):
     """part=stylize: stylize.py against the eager reference loop on the named style of a
@@ -218,6 +220,7 @@ def test_stylize_and_video_parts_time_a_model_file_and_report_its_style(two_styl
         assert all(any(note.startswith("precision=auto:") for note in r["notes"]) for r in rows), rows
 
 
+@pytest.mark.heavy  # make test-all: one of the slowest end-to-end runs (20-45 s)
 @pytest.mark.slow
 def test_trainers_part_runs_train_py_per_variant_and_reads_its_steps_per_s(tmp_path):
     """part=trainers quick: train.py with the default and one explicit trainer; each row's

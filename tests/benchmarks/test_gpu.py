@@ -17,6 +17,7 @@ def test_without_cuda_it_says_so_in_one_line_and_exits_0(tmp_path):
     assert not list(tmp_path.iterdir())  # nothing measured, nothing written
 
 
+@pytest.mark.heavy  # make test-all: one of the slowest end-to-end runs (20-45 s)
 @pytest.mark.slow
 def test_cpu_smoke_run_measures_every_table(tmp_path):
     """device=cpu quick=true runs the same code as on a GPU (training on synthetic and loader

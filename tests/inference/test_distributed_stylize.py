@@ -15,6 +15,7 @@ def test_shards_are_disjoint_and_complete_without_padding():
     assert sorted(i for s in shards for i in s) == list(range(7))
 
 
+@pytest.mark.heavy  # make test-all: one of the slowest end-to-end runs (20-45 s)
 @pytest.mark.slow
 def test_two_processes_write_every_image_once_and_rerun_skips(tmp_path):
     photos = tmp_path / "photos"

@@ -146,6 +146,7 @@ def test_moments_merge_equals_whole_statistics():
     assert torch.allclose(z * a.view(1, -1, 1, 1) + c.view(1, -1, 1, 1), expected, atol=1e-4)
 
 
+@pytest.mark.heavy  # make test-all: one of the slowest end-to-end runs (20-45 s)
 @pytest.mark.slow
 def test_compiled_fp32_matches_reference():
     model, x = _net(), _photo(32, 40)

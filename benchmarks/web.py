@@ -180,9 +180,51 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def screenshot(options: BenchmarkConfig) -> int:
+    """``screenshot=PATH``: the page (the model as in the measurements) showing scikit-image's
+    astronaut stylized, taken by headless Chromium; JPEG (quality 85) or PNG by the suffix."""
+    from skimage import data
+
+    target = Path(options.screenshot)
+    with tempfile.TemporaryDirectory(prefix="fast-style-web-") as tmp:
+        tmp = Path(tmp)
+        ckpt, label = _model(options, tmp)
+        from fast_style.inference.precision import Agreement
+
+        exported = export_web(ckpt, tmp / "site", ort_dist=_ort_dist(options), judge=Agreement.of)
+        Image.fromarray(data.astronaut()).resize((448, 448), Image.LANCZOS).save(exported.folder / "astronaut.png")
+        with serve_folder(exported.folder) as url, ThreadPoolExecutor(1) as pool:
+            pool.submit(_shoot, url + "index.html?image=astronaut.png", tmp / "shot.png").result(timeout=600)
+        image = Image.open(tmp / "shot.png").convert("RGB")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        image.save(target, quality=85, optimize=True) if target.suffix.lower() in (".jpg", ".jpeg") else image.save(target)
+    print(f"screenshot of the page with {label}: {target} ({target.stat().st_size / 1e3:.0f} KB)")
+    return 0
+
+
+def _shoot(url: str, path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 560})
+            page.goto(url)
+            error = page.evaluate("async () => (await fastStyle.ready).error")
+            if error:
+                raise ExportError(f"the page says: {error}")
+            page.screenshot(path=path)
+        finally:
+            browser.close()
+
+
 def main(options: BenchmarkConfig) -> int:
-    """Export, serve, measure in Chromium both ways, print the table, write ``options.json``."""
+    """Export, serve, measure in Chromium both ways, print the table, write ``options.json``
+    (or only the screenshot, with ``screenshot=``)."""
     import onnxruntime
+
+    if options.screenshot:
+        return screenshot(options)
 
     sizes = [256] if options.quick else [int(s) for s in options.sizes]
     seconds = 3.0 if options.quick else float((options.seconds or [10])[0])

@@ -40,7 +40,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
 lint: $(STAMP)
-	$(PY) -m ruff check src benchmarks studies tests scripts train.py stylize.py optimize.py
+	$(PY) -m ruff check src benchmarks studies tests scripts train.py stylize.py live.py optimize.py
 
 bench: $(STAMP)
 	$(PY) scripts/benchmark.py part=all

@@ -40,6 +40,7 @@ def _args(tmp_path, image_folder, style_file, name="scale"):
             f"data.root={image_folder}", f"paths.root_dir={tmp_path}", "data.batch_size=1"]
 
 
+@pytest.mark.heavy  # make test-all: one of the slowest end-to-end runs (12-40 s)
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_write_one_checkpoint_and_one_model(tmp_path, image_folder, style_file):
     run = run_entry("train.py", *_args(tmp_path, image_folder, style_file), "trainer=ddp", "trainer.accelerator=cpu",
@@ -56,6 +57,7 @@ def test_ddp_two_cpu_processes_write_one_checkpoint_and_one_model(tmp_path, imag
     assert "1 per device x 2 processes = 2 per step" in log
 
 
+@pytest.mark.heavy  # make test-all: one of the slowest end-to-end runs (12-40 s)
 @pytest.mark.slow
 def test_local_sweep_runs_each_job_in_its_own_folder(tmp_path, image_folder, style_file):
     sweep = tmp_path / "sweep"
@@ -75,6 +77,7 @@ def test_local_sweep_runs_each_job_in_its_own_folder(tmp_path, image_folder, sty
     assert (sweep / "multirun.yaml").is_file()
 
 
+@pytest.mark.heavy  # make test-all: one of the slowest end-to-end runs (12-40 s)
 @pytest.mark.slow
 def test_killed_run_resumes_in_its_folder_and_finished_run_is_not_retrained(tmp_path, image_folder, style_file):
     run_dir = tmp_path / "run"

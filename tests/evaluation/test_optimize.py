@@ -92,6 +92,7 @@ def test_bad_options_are_user_errors(photo_and_style, tmp_path):
             optimize(compose_optimize([*base, extra]))
 
 
+@pytest.mark.heavy  # make test-all: one of the slowest end-to-end runs (12-40 s)
 @pytest.mark.slow
 def test_optimize_entry_end_to_end(photo_and_style, tmp_path):
     photo, style = photo_and_style

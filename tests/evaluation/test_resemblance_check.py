@@ -66,6 +66,7 @@ def test_verdicts_of_one_photo():
     assert same.colour_ratio == float("inf") and not same.takes_palette() and not same.keeps_photo()
 
 
+@pytest.mark.heavy  # make test-all: one of the slowest end-to-end runs (12-40 s)
 @pytest.mark.slow
 def test_the_demo_experiment_ends_with_the_check_on_photos_it_did_not_train_on(tmp_path, image_folder):
     held_out = tmp_path / "data" / "demo" / "held_out"

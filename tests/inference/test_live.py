@@ -206,6 +206,7 @@ def test_a_signal_mid_run_leaves_a_playable_file(tmp_path, model_file, sig, stat
     assert not list(tmp_path.glob("*fast-style-tmp*"))
 
 
+@pytest.mark.heavy  # make test-all: one of the slowest end-to-end runs (12-40 s)
 @pytest.mark.slow
 def test_live_py_end_of_source_and_bad_input(tmp_path, model_file):
     clip = make_clip(tmp_path / "clip.mp4", seconds=1)

@@ -177,6 +177,7 @@ def one_style_onnx(tmp_path):
     return export_model(ckpt, "onnx", exporter="legacy").path
 
 
+@pytest.mark.heavy  # make test-all: one of the slowest end-to-end runs (12-40 s)
 @pytest.mark.slow
 def test_the_command_refuses_bad_input_in_one_line(tmp_path):
     ckpt = save_style_model(_net(), tmp_path / "m.safetensors", metadata=StyleModelMetadata(style_name="m"))

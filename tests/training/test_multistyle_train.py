@@ -309,6 +309,7 @@ def test_finetune_run_resumes(tmp_path, image_folder, style_file):
 # --------------------------------------------------------------------------- end to end
 
 
+@pytest.mark.heavy  # make test-all: one of the slowest end-to-end runs (12-40 s)
 @pytest.mark.slow
 def test_train_py_several_styles_then_add_one(tmp_path, image_folder, style_file):
     other = tmp_path / "other.png"

@@ -281,6 +281,7 @@ def test_killed_preparation_resumes_and_equals_a_clean_run(tmp_path):
 # ------------------------------------------------------------------ end to end
 
 
+@pytest.mark.heavy  # make test-all: one of the slowest end-to-end runs (12-40 s)
 @pytest.mark.slow
 def test_prepare_data_script_then_train_py_reads_the_shards(tmp_path, image_folder, style_file):
     prepared = run_entry("scripts/prepare_data.py", f"data.root={image_folder}", "data.resize=40", "shard_size=2",

@@ -29,13 +29,9 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.inference import style_argument
 from benchmarks.options import BenchmarkConfig, BenchOptionError
 from benchmarks.stylize import choice_notes
-from benchmarks.video import _size, make_clip
-from fast_style.io.metadata import StyleModelMetadata
-from fast_style.io.model_files import save_style_model
-from fast_style.nn.transformer import TransformerNet
+from benchmarks.video import _size, make_clip, model_file_and_style
 
 
 def play(project: Path, model: Path, clip: Path, folder: Path, *, realtime: bool, style: str) -> dict:
@@ -58,14 +54,7 @@ def main(options: BenchmarkConfig) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="fast-style-bench-live-") as tmp:
         folder = Path(tmp)
-        style = ""
-        if options.ckpt:
-            model = Path(options.ckpt)
-            style = style_argument(model, options.styles)
-        else:
-            torch.manual_seed(options.seed)
-            model = save_style_model(TransformerNet().eval(), folder / "paper.safetensors",
-                                     metadata=StyleModelMetadata(style_name="random"))
+        model, style = model_file_and_style(options, folder)
         clip = make_clip(folder / f"clip_{width}x{height}.mp4", width=width, height=height, seconds=seconds)
         for realtime in (False, True):
             got = play(project, model, clip, folder, realtime=realtime, style=style)

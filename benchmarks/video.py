@@ -94,20 +94,24 @@ def measure(model: Path, clip: Path, output: Path, precision: str, style: str = 
     return {**json.loads(result.stdout.strip().splitlines()[-1]), "notes": choice_notes(result.stderr)}
 
 
+def model_file_and_style(options: BenchmarkConfig, folder: Path) -> tuple[Path, str]:
+    """The model file a command-line benchmark runs (``ckpt``, with its ``style=`` argument), or
+    without one a seeded random paper-sized net saved into ``folder`` (style argument "")."""
+    if options.ckpt:
+        model = Path(options.ckpt)
+        return model, style_argument(model, options.styles)
+    torch.manual_seed(options.seed)
+    return save_style_model(TransformerNet().eval(), folder / "paper.safetensors",
+                            metadata=StyleModelMetadata(style_name="random")), ""
+
+
 def main(options: BenchmarkConfig) -> int:
     sizes = [_size(s) for s in (["320x180"] if options.quick else options.sizes)]
     lengths = [1.0, 2.0, 4.0] if options.quick else [float(s) for s in (options.seconds or [5, 10, 20])]
     rows = []
     with tempfile.TemporaryDirectory(prefix="fast-style-bench-video-") as tmp:
         folder = Path(tmp)
-        style = ""
-        if options.ckpt:
-            model = Path(options.ckpt)
-            style = style_argument(model, options.styles)
-        else:
-            torch.manual_seed(options.seed)
-            model = save_style_model(TransformerNet().eval(), folder / "paper.safetensors",
-                                     metadata=StyleModelMetadata(style_name="random"))
+        model, style = model_file_and_style(options, folder)
         for width, height in sizes:
             for seconds in lengths:
                 clip = make_clip(folder / f"clip_{width}x{height}_{seconds:g}s.mp4", width=width, height=height,

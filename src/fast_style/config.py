@@ -46,9 +46,10 @@ class LiveConfig(LiveOptions):
 
 @dataclass
 class ExportConfig:
-    """``python scripts/export.py``: ``ckpt`` to ``format`` (safetensors, onnx, torchscript, web);
+    """``python scripts/export.py``: ``ckpt`` to ``format`` (safetensors, onnx, torchscript, executorch, web);
     ``ort_dist``: format=web only, a local onnxruntime-web ``dist/`` folder copied into the export
-    (None: the page loads the pinned version from a CDN)."""
+    (None: the page loads the pinned version from a CDN); ``max_size``: format=executorch only,
+    the largest height and width the ``.pte`` takes (None: 1024; its memory is planned for it)."""
 
     ckpt: str = MISSING
     format: str = "safetensors"
@@ -57,6 +58,7 @@ class ExportConfig:
     exporter: str = "auto"
     opset: int | None = None
     ort_dist: str | None = None
+    max_size: int | None = None
 
 
 @dataclass

@@ -1,6 +1,7 @@
-"""Export a style model for deployment: ONNX (onnxruntime, ...) or TorchScript (libtorch).
+"""Export a style model for deployment: ONNX (onnxruntime, ...), TorchScript (libtorch) or
+ExecuTorch (phones: Android and iOS, XNNPACK).
 
-    python scripts/export.py ckpt=<model> format=onnx|torchscript|safetensors [output=...] [overwrite=true]
+    python scripts/export.py ckpt=<model> format=onnx|torchscript|executorch|safetensors [output=...] [overwrite=true]
 
 ``ckpt`` is any model file :func:`fast_style.io.model_files.open_model` opens with a
 PyTorch network. The exported network takes and returns float32 RGB in [0, 1], (N, 3,
@@ -11,7 +12,13 @@ non-negative weights summing to 1 mix them), used for the whole batch; a one-sty
 network has the one input, as always. ONNX: ``torch.onnx.export(dynamo=True)``, falling back to the
 TorchScript-based exporter (``exporter=legacy`` forces it); metadata in
 ``metadata_props``. TorchScript: ``torch.jit.trace``, metadata in the extra file
-``fast_style.json``. Before a file appears it is opened again and compared with the
+``fast_style.json``. ExecuTorch: ``torch.export`` with H and W dynamic between
+:data:`EXECUTORCH_MIN_SIDE` and ``max_size`` (the program's memory is planned for the
+largest image, so the bound is an option: default :data:`EXECUTORCH_MAX_SIDE`) and N = 1
+(a phone runs one frame at a time), lowered to the XNNPACK delegate, metadata as the JSON
+string returned by the constant method ``fast_style_metadata``; it is checked in
+executorch's own runtime within :data:`EXECUTORCH_TOLERANCE` (XNNPACK's convolutions sum in
+another order). Before a file appears it is opened again and compared with the
 PyTorch model on two sizes (one odd, one a batch of 2), for a multi-style network with
 several weight vectors (the first and the last style alone, and a mix): a difference
 above :data:`TOLERANCE` is an error and nothing is written. Files are written atomically; an
@@ -34,10 +41,15 @@ from torch import nn
 
 from fast_style.errors import FastStyleError, first_line
 from fast_style.io.files import atomic_output, unique_path
-from fast_style.io.kinds import EXPORTED, ONNX
+from fast_style.io.kinds import EXECUTORCH, EXPORTED, ONNX
 from fast_style.io.metadata import StyleModelMetadata
 from fast_style.io.model_files import open_model, save_style_model
-from fast_style.io.runtimes import EXTRA_FILE, require
+from fast_style.io.runtimes import (
+    EXECUTORCH_METADATA_METHOD,
+    EXTRA_FILE,
+    quiet_native_stderr,
+    require,
+)
 from fast_style.nn.transformer import TransformerNet
 
 SAFETENSORS = "safetensors"  # format= of a plain style model (a PyTorch file again)
@@ -49,6 +61,9 @@ TOLERANCE = 1e-4
 # (N, C, H, W) of the verification inputs: one odd size, one batch of 2.
 VERIFY_SHAPES = ((1, 3, 75, 101), (2, 3, 64, 96))
 EXPORTERS = ("auto", "dynamo", "legacy")
+EXECUTORCH_TOLERANCE = 1e-3
+EXECUTORCH_MIN_SIDE = 16
+EXECUTORCH_MAX_SIDE = 1024
 
 
 class ExportError(FastStyleError):
@@ -191,6 +206,31 @@ def write_torchscript(model: TransformerNet, path: Path, meta: dict[str, str]) -
     return "jit.trace"
 
 
+def write_executorch(model: TransformerNet, path: Path, meta: dict[str, str], *, max_size: int) -> str:
+    """``torch.export`` (H, W in [EXECUTORCH_MIN_SIDE, max_size], N = 1), XNNPACK lowering,
+    ``.pte`` to ``path`` with ``meta`` returned by the constant method ``fast_style_metadata``."""
+    require("executorch", "ExecuTorch export")
+    module = exportable(model)
+    side = torch.export.Dim("height", min=EXECUTORCH_MIN_SIDE, max=max_size)
+    width = torch.export.Dim("width", min=EXECUTORCH_MIN_SIDE, max=max_size)
+    example = _example(module)
+    shapes = ({2: side, 3: width},) if module.num_styles == 1 else ({2: side, 3: width}, None)
+    try:
+        with _quiet(), quiet_native_stderr(), torch.no_grad():
+            from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+            from executorch.exir import to_edge_transform_and_lower
+
+            program = torch.export.export(module, example, dynamic_shapes=shapes)
+            lowered = to_edge_transform_and_lower(
+                program, partitioner=[XnnpackPartitioner()],
+                constant_methods={EXECUTORCH_METADATA_METHOD: json.dumps(meta, sort_keys=True)},
+            ).to_executorch()
+            path.write_bytes(lowered.buffer)
+    except Exception as exc:  # noqa: BLE001
+        raise ExportError(f"ExecuTorch export failed: {first_line(exc)}") from exc
+    return "torch.export + XNNPACK"
+
+
 # -------------------------------------------------------------- reading and checking
 
 
@@ -259,11 +299,25 @@ def export_model(
     exporter: str = "auto",
     opset: int | None = None,
     check: bool = True,
-    tolerance: float = TOLERANCE,
+    tolerance: float | None = None,
+    max_size: int | None = None,
 ) -> ExportResult:
-    """Export the transform net of any supported checkpoint; see the module docstring."""
+    """Export the transform net of any supported checkpoint; see the module docstring.
+    ``tolerance``: None is :data:`TOLERANCE` (:data:`EXECUTORCH_TOLERANCE` for ExecuTorch);
+    ``max_size``: format=executorch only, the largest height and width the program takes."""
     if fmt not in FORMATS:
-        raise ExportError(f"format={fmt}: choose onnx, torchscript, safetensors or web")
+        raise ExportError(f"format={fmt}: choose onnx, torchscript, executorch, safetensors or web")
+    if max_size is not None and fmt != EXECUTORCH.name:
+        raise ExportError(f"max_size={max_size} is an option of format=executorch only (format={fmt})")
+    if fmt == EXECUTORCH.name:
+        max_size = EXECUTORCH_MAX_SIDE if max_size is None else max_size
+        if not isinstance(max_size, int) or isinstance(max_size, bool) or not (
+                EXECUTORCH_MIN_SIDE <= max_size <= 16384):
+            raise ExportError(f"max_size={max_size!r}: the largest image side the ExecuTorch program takes, "
+                              f"an integer from {EXECUTORCH_MIN_SIDE} to 16384 (default {EXECUTORCH_MAX_SIDE})")
+        require("executorch", "ExecuTorch export")
+    if tolerance is None:
+        tolerance = EXECUTORCH_TOLERANCE if fmt == EXECUTORCH.name else TOLERANCE
     ckpt = Path(ckpt)
     source = open_model(ckpt)
     model, style = source.require_network("export"), source.style_name
@@ -282,9 +336,13 @@ def export_model(
     metadata = dataclasses.replace(export_metadata(source.metadata, source_kind=source.kind,
                                                    num_styles=model.num_styles), style_name=style)
     meta = metadata.to_strings(format=EXPORTED[fmt].format_tag)
+    if fmt == EXECUTORCH.name:
+        meta.update(min_size=str(EXECUTORCH_MIN_SIDE), max_size=str(max_size))
     with atomic_output(target, suffix=FORMATS[fmt]) as tmp:
         if fmt == ONNX.name:
             used = write_onnx(model, tmp, meta, exporter=exporter, opset=opset)
+        elif fmt == EXECUTORCH.name:
+            used = write_executorch(model, tmp, meta, max_size=max_size)
         else:
             used = write_torchscript(model, tmp, meta)
         worst = verify(tmp, fmt, model, tolerance=tolerance) if check else None

@@ -1,4 +1,4 @@
-"""The exported kinds of style model, described once: ONNX and TorchScript.
+"""The exported kinds of style model, described once: ONNX, TorchScript and ExecuTorch.
 
 An exported model is a file written by ``scripts/export.py`` that runs whole in its own
 runtime (no PyTorch network to tile, cast or compile). Each row of :data:`EXPORTED`
@@ -8,7 +8,10 @@ says what the rest of the package needs to know about one kind:
   detected by its ModelProto head bytes, run by onnxruntime;
 - ``torchscript``: suffix ``.pt``, label TorchScript, metadata ``format``
   ``fast-style/torchscript``; detected as a zip holding ``code/`` and ``constants.pkl``,
-  run by ``torch.jit`` (only with ``allow_torchscript``: its code runs when loaded).
+  run by ``torch.jit`` (only with ``allow_torchscript``: its code runs when loaded);
+- ``executorch``: suffix ``.pte``, label ExecuTorch, metadata ``format``
+  ``fast-style/executorch``; detected by its flatbuffer identifier ``ET..`` at bytes 4-8,
+  run by executorch's runtime (XNNPACK delegate; the ``executorch`` extra).
 
 ``name`` is the :attr:`~fast_style.io.model_files.StyleModel.kind` of an opened file,
 the ``format=`` of ``scripts/export.py``, and (ONNX) the ``runtime=`` of ``stylize.py``
@@ -23,7 +26,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from fast_style.io.metadata import ONNX_FORMAT, TORCHSCRIPT_FORMAT
+from fast_style.io.metadata import EXECUTORCH_FORMAT, ONNX_FORMAT, TORCHSCRIPT_FORMAT
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,9 @@ ONNX = ExportedKind(name="onnx", suffix=".onnx", label="ONNX", format_tag=ONNX_F
                     packages=("onnx", "onnxruntime"))
 TORCHSCRIPT = ExportedKind(name="torchscript", suffix=".pt", label="TorchScript", format_tag=TORCHSCRIPT_FORMAT,
                            opener="torchscript_runtime")
-EXPORTED = {kind.name: kind for kind in (ONNX, TORCHSCRIPT)}
+EXECUTORCH = ExportedKind(name="executorch", suffix=".pte", label="ExecuTorch", format_tag=EXECUTORCH_FORMAT,
+                          opener="executorch_runtime", packages=("executorch",))
+EXPORTED = {kind.name: kind for kind in (ONNX, TORCHSCRIPT, EXECUTORCH)}
 
 
 def exported_kind(name: str) -> ExportedKind | None:

@@ -35,6 +35,7 @@ from fast_style import __version__
 STYLE_MODEL_FORMAT = "fast-style/style-model"
 ONNX_FORMAT = "fast-style/onnx"
 TORCHSCRIPT_FORMAT = "fast-style/torchscript"
+EXECUTORCH_FORMAT = "fast-style/executorch"
 FORMAT_VERSION = "1"
 _JSON_FIELDS = ("arch", "loss", "loss_net_config")
 _JSON_LISTS = ("styles",)

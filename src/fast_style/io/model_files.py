@@ -7,7 +7,7 @@ Kinds, detected from the file's content, never its extension (:func:`detect_kind
 ``pytorch-examples``  a pytorch/examples ``fast_neural_style`` state dict (``.pth`` / ``.model``,
                       0-255 pixels; converted by :mod:`fast_style.io.pytorch_examples`);
 ``state-dict``        a bare state dict of our TransformerNet (``torch.save(net.state_dict())``);
-``onnx``, ``torchscript``  exported by ``scripts/export.py``; they run whole through
+``onnx``, ``torchscript``, ``executorch``  exported by ``scripts/export.py``; they run whole through
                       :mod:`fast_style.io.runtimes` and have no PyTorch network.
 
 Nothing runs code while loading: torch files are read with ``torch.load(weights_only=True)``
@@ -35,7 +35,7 @@ from safetensors.torch import save_file
 
 from fast_style.errors import CheckpointError, FastStyleError, first_line
 from fast_style.io.files import atomic_output
-from fast_style.io.kinds import EXPORTED, ONNX, TORCHSCRIPT, exported_kind
+from fast_style.io.kinds import EXECUTORCH, EXPORTED, ONNX, TORCHSCRIPT, exported_kind
 from fast_style.io.metadata import STYLE_MODEL_FORMAT, StyleModelMetadata
 from fast_style.io.pytorch_examples import from_examples, is_examples_state
 from fast_style.io.runtimes import Runtime
@@ -116,6 +116,12 @@ def _is_onnx(head: bytes) -> bool:
     return len(head) >= 3 and head[0] == 0x08 and 1 <= head[1] < 0x80 and head[2] in _ONNX_NEXT_TAGS
 
 
+def _is_executorch(head: bytes) -> bool:
+    """ExecuTorch .pte: a flatbuffer whose file identifier (bytes 4-8) is ``ET`` and a two-digit
+    schema version (``ET12``)."""
+    return len(head) >= 8 and head[4:6] == b"ET" and head[6:8].isdigit()
+
+
 def _is_torchscript(path: Path) -> bool:
     """torch.jit.save archives hold ``<name>/constants.pkl`` and ``<name>/code/``; torch.save zips do not."""
     try:
@@ -149,13 +155,15 @@ def detect_kind(path: str | os.PathLike) -> tuple[str, object]:
         return "style-model", None
     if _is_onnx(head):
         return ONNX.name, None
+    if _is_executorch(head):
+        return EXECUTORCH.name, None
     is_zip = zipfile.is_zipfile(path)
     if is_zip and _is_torchscript(path):
         return TORCHSCRIPT.name, None
     if not (is_zip or head[:1] == b"\x80"):  # torch.save: a zip archive or a legacy pickle
         raise CheckpointError(
             f"{path}: not a checkpoint (expected a .safetensors style model, a Lightning .ckpt, "
-            "a pytorch/examples .pth/.model state dict or an exported .onnx / TorchScript model)"
+            "a pytorch/examples .pth/.model state dict or an exported .onnx / TorchScript / .pte model)"
         )
     payload = _torch_load(path)
     if isinstance(payload, dict) and "state_dict" in payload:

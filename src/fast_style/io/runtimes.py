@@ -1,20 +1,26 @@
-"""Runtimes for exported style models: ONNX through onnxruntime, TorchScript through ``torch.jit``.
+"""Runtimes for exported style models: ONNX through onnxruntime, TorchScript through ``torch.jit``,
+ExecuTorch through executorch's Python runtime.
 
 Used by :func:`fast_style.io.model_files.open_model` only. Each returns a
 :class:`Runtime`, called as ``run(x)`` on a (N, 3, H, W) float32 CPU batch in [0, 1]
 (``run(x, style)`` for a model of S > 1 styles, style weights (S,) float32 fed as its
 second input ``style_weights``) and returning the unclamped float32 CPU output, and the
 file's string metadata. Only files written by ``scripts/export.py``
-(metadata ``format`` = fast-style/onnx or fast-style/torchscript) are accepted: other
+(metadata ``format`` = fast-style/onnx, /torchscript or /executorch) are accepted: other
 exports (pytorch/examples' 0-255 models, for one) use other pixel scales.
 
 ONNX devices: ``auto`` uses onnxruntime's CUDA provider when it is installed, else
-the CPU; ``cpu`` / ``cuda`` pick one.
+the CPU; ``cpu`` / ``cuda`` pick one. ExecuTorch runs on the CPU only (XNNPACK); its
+program takes one image at a time, up to the height and width it was exported for.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
+import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,9 +30,12 @@ import torch
 
 from fast_style.devices import resolve_device
 from fast_style.errors import CheckpointError, FastStyleError, first_line
-from fast_style.io.metadata import ONNX_FORMAT, TORCHSCRIPT_FORMAT
+from fast_style.io.metadata import EXECUTORCH_FORMAT, ONNX_FORMAT, TORCHSCRIPT_FORMAT
 
 EXTRA_FILE = "fast_style.json"
+# the constant method of an ExecuTorch program that returns its metadata (a JSON string)
+EXECUTORCH_METADATA_METHOD = "fast_style_metadata"
+_EXTRAS = {"onnxscript": "export", "executorch": "executorch"}
 
 
 class RuntimeOptionError(FastStyleError):
@@ -35,11 +44,12 @@ class RuntimeOptionError(FastStyleError):
 
 def require(module: str, what: str):
     """Import ``module`` (onnx and onnxruntime are dependencies; onnxscript comes with the
-    ``export`` extra), or say how to install it."""
+    ``export`` extra, executorch with the ``executorch`` one), or say how to install it."""
     try:
         return __import__(module)
     except ImportError as exc:
-        hint = 'pip install -e ".[export]"' if module == "onnxscript" else f"pip install {module}"
+        extra = _EXTRAS.get(module)
+        hint = f'pip install -e ".[{extra}]"' if extra else f"pip install {module}"
         raise FastStyleError(f"{what} needs the '{module}' package, which is not installed; {hint}") from exc
 
 
@@ -165,5 +175,89 @@ def torchscript_runtime(path: Path, *, device: str = "auto", threads: int | None
     def run(x: torch.Tensor, style: torch.Tensor | None) -> torch.Tensor:
         with torch.no_grad():
             return (module(x.to(target)) if style is None else module(x.to(target), style.to(target))).cpu()
+
+    return Runtime(run, count), metadata
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Hide what native libraries print on file descriptor 2 while the block runs (executorch's
+    CPU probing lines), and torch's pytree registration warnings that torchao logs on import;
+    Python exceptions raised inside still propagate."""
+    logger = logging.getLogger("torch.utils._pytree")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+        logger.setLevel(level)
+
+
+def _executorch_metadata(program, path: Path) -> dict[str, str]:
+    if EXECUTORCH_METADATA_METHOD not in program.method_names:
+        raise CheckpointError(
+            f"{path}: an ExecuTorch program, but not one exported by fast-style (no '{EXECUTORCH_METADATA_METHOD}' "
+            "method; its pixel scale is unknown); export it with scripts/export.py format=executorch")
+    try:
+        metadata = json.loads(program.load_method(EXECUTORCH_METADATA_METHOD).execute([])[0])
+    except Exception as exc:  # noqa: BLE001 - any unreadable metadata is the same answer
+        raise CheckpointError(f"{path}: unreadable fast-style metadata in the ExecuTorch program ({first_line(exc)})") from exc
+    if not isinstance(metadata, dict) or metadata.get("format") != EXECUTORCH_FORMAT:
+        raise CheckpointError(f"{path}: an ExecuTorch program whose metadata is not fast-style's ('{EXECUTORCH_FORMAT}')")
+    return {str(k): str(v) for k, v in metadata.items()}
+
+
+def executorch_runtime(path: Path, *, device: str = "auto", threads: int | None = None):
+    """(:class:`Runtime`, string metadata) of a ``.pte`` written by ``scripts/export.py format=executorch``.
+
+    The program's ``forward`` takes one (1, 3, H, W) image (and the style weights (S,) of
+    a multi-style model), H and W at most the bounds it was exported with (its memory is
+    planned for them); the Runtime runs a batch one image at a time. ``threads`` is not
+    used (XNNPACK's thread pool is executorch's own)."""
+    if str(device) not in ("auto", "cpu", "None", ""):
+        raise RuntimeOptionError(f"device={device}: ExecuTorch models run on the CPU here (XNNPACK); use device=cpu")
+    with quiet_native_stderr():
+        require("executorch", "running ExecuTorch models")
+        from executorch.runtime import Runtime as ExecutorchRuntime
+
+        try:
+            program = ExecutorchRuntime.get().load_program(str(path))
+            metadata = _executorch_metadata(program, path)
+            method = program.load_method("forward")
+        except CheckpointError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - truncated flatbuffer, unknown operator ...: one line
+            raise CheckpointError(f"{path}: not a readable ExecuTorch program ({first_line(exc, limit=200)})") from exc
+    meta = method.metadata
+    image_bounds = tuple(meta.input_tensor_meta(0).sizes())
+    count = int(meta.input_tensor_meta(1).sizes()[0]) if meta.num_inputs() == 2 else 1
+    if len(image_bounds) != 4 or meta.num_inputs() > 2:
+        raise CheckpointError(f"{path}: expected an (N, 3, H, W) input and optionally style weights (S,), "
+                              f"found {meta.num_inputs()} inputs, the first of shape {image_bounds}")
+    max_height, max_width = image_bounds[2], image_bounds[3]
+    min_side = int(metadata.get("min_size") or 1)
+
+    def run(x: torch.Tensor, style: torch.Tensor | None) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        if min(height, width) < min_side:
+            raise RuntimeOptionError(f"{path}: this ExecuTorch model takes images of at least {min_side} px a side; "
+                                     f"got {height}x{width}")
+        if height > max_height or width > max_width:
+            raise RuntimeOptionError(
+                f"{path}: this ExecuTorch model takes images up to {max_height}x{max_width} (its memory is planned "
+                f"for that); got {height}x{width}: resize it (stylize.py size={min(max_height, max_width)}) or export again "
+                f"with a larger max_size=")
+        outputs = []
+        for image in x.to("cpu", torch.float32).split(1):
+            feed = [image.contiguous()] if style is None else [image.contiguous(), style]
+            outputs.append(method.execute(feed)[0].clone())
+        return torch.cat(outputs)
 
     return Runtime(run, count), metadata

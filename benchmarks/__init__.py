@@ -1,5 +1,6 @@
 """Benchmarks behind scripts/benchmark.py, outside the ``fast_style`` package: one module per
-part (inference, training, onnx, video, data, stylize, precision, gpu), each with
+part (inference, training, onnx, video, data, stylize, precision, trainers, gpu, live, web,
+executorch), each with
 ``main(options: BenchmarkConfig) -> int``; ``part=gpu`` (``make gpu-check``,
 :mod:`benchmarks.gpu`) times the training step and the stylize runner on a CUDA device. They import only ``fast_style``'s
 documented modules; checkout paths come in as options (``sample_photos``, ``project_dir``)."""

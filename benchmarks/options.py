@@ -27,6 +27,8 @@ Which keys each part reads (``part=all`` runs every part in turn):
                  net), seconds (the webcam's measuring time, default [10]), quick; sizes are the photos'
                  sides (the webcam is 640x480); headless Chromium, onnxruntime-web (benchmarks.web);
                  screenshot=PATH: only the docs' picture of the page with a scikit-image photo
+    executorch   ckpt, seed, quick; sizes[0] is the frame's WIDTHxHEIGHT (default 640x480); export time,
+                 .pte size, memory added by loading and ms/frame against PyTorch fp32 (benchmarks.executorch)
 
 ``sample_photos``: the folder of photos the data and stylize parts cut their images from
 (None: scikit-image's samples; scripts/benchmark.py passes the checkout's
@@ -46,12 +48,14 @@ from typing import Any
 from fast_style.errors import FastStyleError
 from fast_style.inference.runners.pytorch import DEFAULT_PIXEL_BUDGET
 
-PARTS = ("inference", "training", "onnx", "video", "data", "stylize", "precision", "trainers", "gpu", "web", "live")
+PARTS = ("inference", "training", "onnx", "video", "data", "stylize", "precision", "trainers", "gpu", "web", "live",
+         "executorch")
 # part=all: the side-by-side ratios (data takes ~30 s on 2 cores); video, stylize and precision (minutes) only when named
 ALL_PARTS = ("inference", "training", "onnx", "data")
 DEFAULT_SIZES = {"inference": [256, 512, 1024, 2048], "training": ["256x4", "128x8"], "onnx": [256, 512, 1024],
                  "video": ["1280x720"], "data": [256], "stylize": [1024], "precision": [1024], "trainers": ["128x4"],
-                 "gpu": [], "web": [1024], "live": ["640x480"]}
+                 "gpu": [], "web": [1024], "live": ["640x480"],
+                 "executorch": ["640x480"]}
 DEFAULT_JSON = {"gpu": "gpu-check.json"}  # the others: benchmark-<part>.json
 
 

@@ -11,6 +11,7 @@
     python scripts/benchmark.py part=gpu [key=value ...]         # make gpu-check: one CUDA GPU (benchmarks.gpu, docs/gpu.md)
     python scripts/benchmark.py part=live [key=value ...]        # live.py at 640x480: throughput and real time (benchmarks.live)
     python scripts/benchmark.py part=web [key=value ...]         # the format=web page in headless Chromium (benchmarks.web)
+    python scripts/benchmark.py part=executorch [key=value ...]  # the .pte: export, memory, ms/frame (benchmarks.executorch)
     python scripts/benchmark.py [part=all] [quick=true]          # inference, training, onnx and data in turn
 
     e.g. part=inference sizes=[1024,2048] big=false tiling=false

@@ -242,3 +242,18 @@ def test_trainers_part_refuses_sizes_without_a_batch():
 
     with pytest.raises(BenchOptionError, match=r"sizes=\[128\]: part=trainers takes SIZExBATCH"):
         trainers.size_and_batch(BenchmarkConfig(part="trainers", sizes=[128]))
+
+
+@pytest.mark.heavy  # make test-all: one export (~40 s on 2 cores)
+@pytest.mark.slow
+def test_executorch_part_exports_loads_and_times_the_pte_beside_pytorch(tmp_path, two_styles):
+    """part=executorch quick on a two-style model: one row, whose program was checked at export
+    and whose timings and load memory come from the fresh measuring process."""
+    out = tmp_path / "et.json"
+    result = run_entry("scripts/benchmark.py", "part=executorch", "quick=true", f"ckpt={two_styles}",
+                       f"json={out}", cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| max_size | export |" in result.stdout
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["max_size"] == 160 and row["max_diff"] <= 1e-3 and row["file_mb"] > 0
+    assert row["executorch_ms"] > 0 and row["torch_ms"] > 0 and row["load_mb"] > 0

@@ -3,7 +3,7 @@
 The Python API (imported on first use, so ``import fast_style`` stays cheap):
 
 - :func:`open_model` -- any model file (style model, Lightning ``.ckpt``, pytorch/examples
-  ``.pth``, ONNX, TorchScript) as a :class:`~fast_style.io.model_files.StyleModel`;
+  ``.pth``, ONNX, TorchScript, ExecuTorch) as a :class:`~fast_style.io.model_files.StyleModel`;
 - :func:`stylize` -- photos, folders and globs to files, as ``python stylize.py`` does;
 - :func:`stylize_images` -- tensors or files in, stylized tensors out.
 """

@@ -13,9 +13,8 @@ import sys
 
 from omegaconf import DictConfig, OmegaConf
 
-from fast_style.cli import entry
+from fast_style.cli import entry, style_alias
 from fast_style.config import LiveConfig
-from stylize import style_alias
 
 
 @entry(config_name="live", schema=LiveConfig, argv=style_alias)

@@ -12,23 +12,8 @@ import time
 
 from omegaconf import DictConfig, OmegaConf
 
-from fast_style.cli import entry, print_summary
+from fast_style.cli import entry, print_summary, style_alias
 from fast_style.config import StylizeConfig
-
-
-def style_alias(argv: list[str]) -> list[str]:
-    """``argv`` with each ``style=X`` written ``styles=X``. Outside ``-m``, a bare mix
-    (``style=a:0.7,b:0.3``, its quotes eaten by the shell) is quoted for Hydra, which
-    would otherwise refuse the comma as a sweep; lists ``[a,b]`` are left as they are."""
-    multirun = any(arg in ("-m", "--multirun") for arg in argv)
-    out = []
-    for arg in argv:
-        key, _, value = arg.partition("=")
-        if key in ("style", "styles"):
-            bare = "," in value and not set(value) & set("'\"[]{}()")
-            arg = f"styles='{value}'" if bare and not multirun else f"styles={value}"
-        out.append(arg)
-    return out
 
 
 @entry(config_name="stylize", schema=StylizeConfig, argv=style_alias)

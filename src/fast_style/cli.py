@@ -95,6 +95,22 @@ def style_list_overrides(args: list[str]) -> list[str]:
     return out
 
 
+def style_alias(argv: list[str]) -> list[str]:
+    """stylize.py's and live.py's ``argv`` with each ``style=X`` written ``styles=X`` (Hydra
+    would read a bare ``style`` as train.py's config group). Outside ``-m``, a bare mix
+    (``style=a:0.7,b:0.3``, its quotes eaten by the shell) is quoted for Hydra, which
+    would otherwise refuse the comma as a sweep; lists ``[a,b]`` are left as they are."""
+    multirun = any(arg in ("-m", "--multirun") for arg in argv)
+    out = []
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key in ("style", "styles"):
+            bare = "," in value and not set(value) & set("'\"[]{}()")
+            arg = f"styles='{value}'" if bare and not multirun else f"styles={value}"
+        out.append(arg)
+    return out
+
+
 class Terminated(SystemExit):
     """Raised in the main thread by SIGTERM, so ``finally`` blocks and context managers run."""
 

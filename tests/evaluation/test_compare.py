@@ -96,6 +96,23 @@ def test_a_finished_run_reads_as_ok_with_its_numbers_and_its_own_model(tmp_path,
     assert run.seconds is not None and run.seconds >= 0
 
 
+def test_finished_json_s_recorded_wall_time_and_paintings_are_used_before_any_inference(tmp_path, photos, painting):
+    """train.py records ``seconds`` and ``paintings`` in finished.json: they win over file times
+    and the config's style.image; a recorded time that is not a finite non-negative number is
+    not trusted (the file times are used)."""
+    other = tmp_path / "other_painting.png"
+    random_photo(30, 30, seed=7).save(other)
+    folder = make_run(tmp_path / "sweep" / "0_tiny", photos=photos, painting=painting)
+    record = json.loads((folder / "finished.json").read_text())
+    (folder / "finished.json").write_text(json.dumps({**record, "seconds": 812.25, "paintings": [str(other)]}))
+    run = read_run(folder)
+    assert run.seconds == 812.25 and run.paintings == [other]
+    for bad in ("NaN", -3, "soon"):
+        (folder / "finished.json").write_text(json.dumps({**record, "seconds": bad}))
+        run = read_run(folder)
+        assert run.seconds is not None and 0 <= run.seconds < 60 and run.paintings == [painting]
+
+
 def test_a_run_still_training_is_shown_from_its_last_checkpoint(tmp_path, photos, painting):
     run = read_run(make_run(tmp_path / "1_tiny", photos=photos, painting=painting, finished=False, model=None,
                             ckpt_step=7))

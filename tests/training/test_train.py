@@ -154,6 +154,7 @@ def test_export_script_writes_a_style_model(tmp_path, image_folder, style_file):
     assert not (tmp_path / "run" / "objective.json").exists() and "objective" not in run.stdout
     finished = json.loads((tmp_path / "run" / "finished.json").read_text())
     assert "objective" not in finished and finished["steps_per_s"] > 0 and finished["global_step"] == 2
+    assert finished["seconds"] > 0 and finished["paintings"] == [str(style_file.resolve())]
     out = tmp_path / "exported.safetensors"
     result = run_entry("scripts/export.py", f"ckpt={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}", f"output={out}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

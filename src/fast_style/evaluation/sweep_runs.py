@@ -22,11 +22,14 @@ listed as "not a run folder".
 - ``losses``: the last logged training losses ``content``, ``style``, ``tv``, ``total``
   (``final/train_*`` of the TensorBoard event files, else the last ``train/*`` point);
 - ``steps``: ``finished.json``'s ``global_step`` (a training run: its checkpoint's, filled in
-  when the model is opened); ``seconds``: wall time from the run's start (Hydra writes
-  ``.hydra/config.yaml``; a resumed run: its last start) to ``finished.json`` (training: to
-  its ``last.ckpt``); ``steps_per_s``: ``finished.json``'s;
-- ``paintings``: the style image(s) the run trained on, from its ``train.log`` line
-  ``style <name>: <path> (WxH)``, else ``.hydra/config.yaml``'s ``style.image``.
+  when the model is opened); ``seconds``: ``finished.json``'s (train.py's wall time from the
+  style images to the objective), else, for runs written before it recorded one and runs
+  still training, from the run's start (Hydra writes ``.hydra/config.yaml``; a resumed run:
+  its last start) to ``finished.json`` (training: to its ``last.ckpt``); ``steps_per_s``:
+  ``finished.json``'s;
+- ``paintings``: the style image(s) the run trained on: ``finished.json``'s ``paintings``,
+  else its ``train.log`` line ``style <name>: <path> (WxH)``, else ``.hydra/config.yaml``'s
+  ``style.image``.
 
 Relative paths a run recorded are taken from the folder it was started in
 (``.hydra/hydra.yaml``'s ``hydra.runtime.cwd``).
@@ -253,11 +256,12 @@ def last_losses(folder: Path) -> dict[str, float]:
             if name in final or name in curve}
 
 
-def paintings_of(folder: Path, cwd: Path) -> list[Path]:
+def paintings_of(folder: Path, cwd: Path, finished: dict | None = None) -> list[Path]:
     """The style image(s) the run trained on (module docstring), those that exist."""
-    found: list[Path] = []
+    recorded = (finished or {}).get("paintings")
+    found: list[Path] = [_from(cwd, str(p)) for p in recorded] if isinstance(recorded, list) else []
     train_log = folder / "train.log"
-    if train_log.is_file():
+    if not found and train_log.is_file():
         with open(train_log, errors="replace") as handle:
             for line in handle:
                 match = STYLE_LINE.search(line)
@@ -348,7 +352,7 @@ def read_run(folder: str | os.PathLike) -> RunSummary:
         run.photos, run.missing_photos = resolve_photos([str(p) for p in objective.get("photos") or []],
                                                         folder=folder, cwd=cwd)
     run.losses = last_losses(folder)
-    run.paintings = paintings_of(folder, cwd)
+    run.paintings = paintings_of(folder, cwd, finished)
     run.model = _model_of(folder, finished)
     start = folder / ".hydra" / "config.yaml"
     if finished is not None:
@@ -357,7 +361,10 @@ def read_run(folder: str | os.PathLike) -> RunSummary:
         end = folder / FINISHED
     else:
         end = folder / LAST_CKPT
-    if start.is_file() and end.is_file():
+    recorded = _number(finished.get("seconds")) if finished is not None else None
+    if recorded is not None and math.isfinite(recorded) and recorded >= 0:
+        run.seconds = recorded
+    elif start.is_file() and end.is_file():
         run.seconds = max(0.0, end.stat().st_mtime - start.stat().st_mtime)
     if run.model is None:
         why = finished_error or "no model: no finished.json and no checkpoints/last.ckpt (the run failed or has not " \

@@ -126,14 +126,16 @@ def log_images_per_style(trained: int, batch: int) -> None:
                  batch, batch * trained)
 
 
-def load_style_images(spec: TrainSpec) -> list[torch.Tensor]:
-    """Each style's image (1, 3, H, W), found, downloaded and verified as its config says."""
-    images = []
+def load_style_images(spec: TrainSpec) -> tuple[list[torch.Tensor], list[Path]]:
+    """Each style's image (1, 3, H, W), found, downloaded and verified as its config says, and
+    the files they were read from."""
+    images, paths = [], []
     for style in spec.styles:
         path = resolve_style_image(style_dir=spec.style_dir, **style.as_dict())
         images.append(load_style_tensor(path, size=style.size))
+        paths.append(Path(path).resolve())
         log.info("style %s: %s (%dx%d)", style.name, path, images[-1].shape[-1], images[-1].shape[-2])
-    return images
+    return images, paths
 
 
 def _quiet_known_warnings() -> None:
@@ -238,7 +240,8 @@ def train(cfg: DictConfig, *, style_dirs: list[Path] | None = None) -> dict[str,
     if spec.seed is not None:
         pl.seed_everything(spec.seed, workers=True, verbose=False)
 
-    images = load_style_images(spec)
+    started = time.perf_counter()
+    images, paintings = load_style_images(spec)
     base = None
     if spec.finetune_from:
         base = open_base(spec.finetune_from, new_names=spec.style_names)
@@ -295,10 +298,13 @@ def train(cfg: DictConfig, *, style_dirs: list[Path] | None = None) -> dict[str,
         result["tensorboard"] = str(getattr(loggers[0], "log_dir", output_dir))
     if pace.steps_per_s is not None:
         result["steps_per_s"] = pace.steps_per_s
+    result["paintings"] = [str(p) for p in paintings]
     if trainer.is_global_zero:
         record = finish_objective(spec, named, module=module, trainer=trainer, photos=photos, loggers=loggers, pace=pace)
         if record is not None:
             result["objective"] = record["value"]
+        # this process' wall time, from the style images to the objective (a resumed run: since its last start)
+        result["seconds"] = round(time.perf_counter() - started, 3)
         atomic_write_text(marker, json.dumps(result, indent=2))
         _report(result, style=spec.style_name, loss_net=loss_net)
     return result

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import SHARED_DATA, random_photo
+from helpers import SHARED_DATA, random_photo, skip_or_fail
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # several test processes share the cores: one thread each (and in the processes they
@@ -118,10 +118,7 @@ def chromium(request):
 
     reason = why_no_browser()
     if reason:
-        message = f"browser tests need a headless Chromium: {reason}"
-        if os.environ.get("FAST_STYLE_REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"browser tests need a headless Chromium: {reason}", required_by="FAST_STYLE_REQUIRE_BROWSER")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -159,10 +156,8 @@ def slurm_cluster(tmp_path_factory):
 
     reason = why_unavailable()
     if reason:
-        message = f"SLURM tests need a one-node cluster: {reason}; as root: apt-get install slurm-wlm munge && make test"
-        if os.environ.get("FAST_STYLE_REQUIRE_SLURM") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"SLURM tests need a one-node cluster: {reason}; as root: apt-get install slurm-wlm munge && make test",
+                     required_by="FAST_STYLE_REQUIRE_SLURM")
     cluster = OneNodeCluster(tmp_path_factory.mktemp("slurm"))
     try:
         cluster.start()

@@ -1,5 +1,5 @@
 """What tests share besides fixtures: paths, tiny settings, sample images, the one Hydra compose
-helper, the one tiny-module builder and the subprocess runner. Import it as ``import helpers``
+helper, the one tiny-module builder, the subprocess runner and skip_or_fail. Import it as ``import helpers``
 (pyproject's ``pythonpath`` puts tests/ on sys.path); fixtures stay in conftest.py."""
 
 from __future__ import annotations
@@ -166,3 +166,13 @@ def forked_at_once(target, *args, count: int = 2, timeout: float = 120) -> list:
         job.join(timeout=30)
         assert job.exitcode == 0, f"a forked job exited with {job.exitcode}"
     return found
+
+
+def skip_or_fail(message: str, *, required_by: str) -> None:
+    """Skip with ``message`` where a real component is missing, or fail where the environment
+    variable ``required_by`` is 1 (.ci/run sets them, so that CI never passes by skipping)."""
+    import pytest
+
+    if os.environ.get(required_by) == "1":
+        pytest.fail(message)
+    pytest.skip(message)

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from helpers import REPO, random_photo, run_entry
+from helpers import REPO, random_photo, run_entry, skip_or_fail
 from PIL import Image
 
 from fast_style.inference.colour import blend, preserve_color
@@ -52,9 +52,7 @@ def _ort_dist() -> Path:
     except ExportError:
         message = (f"web export tests need onnxruntime-web at {ORT_WEB} (npm install --prefix build/web-deps "
                    "onnxruntime-web@1.31.1, or set FAST_STYLE_ORT_WEB)")
-        if os.environ.get("FAST_STYLE_REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(message, required_by="FAST_STYLE_REQUIRE_BROWSER")
 
 
 def _net(num_styles: int = 1) -> TransformerNet:
@@ -362,8 +360,7 @@ def test_webcam_mode_renders_frames_that_follow_the_fake_camera(one_style, tmp_p
 
     reason = why_no_browser()
     if reason:
-        (pytest.fail if os.environ.get("FAST_STYLE_REQUIRE_BROWSER") == "1" else pytest.skip)(
-            f"browser tests need a headless Chromium: {reason}")
+        skip_or_fail(f"browser tests need a headless Chromium: {reason}", required_by="FAST_STYLE_REQUIRE_BROWSER")
     clip = write_y4m(tmp_path / "clip.y4m", moving_clip())
     with serve_folder(one_style[0].folder) as url, ThreadPoolExecutor(1) as pool:
         state, fps_text, seen = pool.submit(_watch_camera, url, clip, tmp_path / "webcam.png").result(timeout=120)

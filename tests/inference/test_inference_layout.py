@@ -16,7 +16,7 @@ from fast_style.inference.outcome import GIF, PHOTO, VIDEO
 from fast_style.inference.plan import plan
 from fast_style.inference.runners import make_runner, settings
 from fast_style.inference.runners.rules import RULES
-from fast_style.io.kinds import EXPORTED, ONNX, TORCHSCRIPT
+from fast_style.io.kinds import EXECUTORCH, EXPORTED, ONNX, TORCHSCRIPT
 from fast_style.io.model_files import open_model
 
 PACKAGE = REPO / "src" / "fast_style"
@@ -42,14 +42,15 @@ def test_planning_decides_each_jobs_kind_and_its_target_suffix_follows_it(tmp_pa
     assert [job.is_clip for job in sorted(jobs, key=lambda j: j.source.name)] == [False, True, True]
 
 
-def test_the_exported_kinds_table_describes_both_kinds_once():
-    assert list(EXPORTED) == [ONNX.name, TORCHSCRIPT.name]
-    assert [(k.suffix, k.label, k.format_tag) for k in EXPORTED.values()] == [
-        (".onnx", "ONNX", "fast-style/onnx"), (".pt", "TorchScript", "fast-style/torchscript")]
+def test_the_exported_kinds_table_describes_each_kind_once():
+    assert list(EXPORTED) == [ONNX.name, TORCHSCRIPT.name, EXECUTORCH.name]
+    assert [(k.suffix, k.label, k.format_tag, k.extra) for k in EXPORTED.values()] == [
+        (".onnx", "ONNX", "fast-style/onnx", None), (".pt", "TorchScript", "fast-style/torchscript", None),
+        (".pte", "ExecuTorch", "fast-style/executorch", "executorch")]
 
 
 def test_no_module_but_the_table_spells_an_exported_kind():
-    """A string constant "onnx" or "torchscript" outside io/kinds.py (bench/ aside: its
+    """A string constant "onnx", "torchscript" or "executorch" outside io/kinds.py (bench/ aside: its
     part names are benchmark names) would be a second description of the kind."""
     spelled = []
     for path in PACKAGE.rglob("*.py"):

@@ -209,7 +209,7 @@ def write_torchscript(model: TransformerNet, path: Path, meta: dict[str, str]) -
 def write_executorch(model: TransformerNet, path: Path, meta: dict[str, str], *, max_size: int) -> str:
     """``torch.export`` (H, W in [EXECUTORCH_MIN_SIDE, max_size], N = 1), XNNPACK lowering,
     ``.pte`` to ``path`` with ``meta`` returned by the constant method ``fast_style_metadata``."""
-    require("executorch", "ExecuTorch export")
+    require(EXECUTORCH.packages[0], "ExecuTorch export")
     module = exportable(model)
     side = torch.export.Dim("height", min=EXECUTORCH_MIN_SIDE, max=max_size)
     width = torch.export.Dim("width", min=EXECUTORCH_MIN_SIDE, max=max_size)
@@ -315,7 +315,7 @@ def export_model(
                 EXECUTORCH_MIN_SIDE <= max_size <= 16384):
             raise ExportError(f"max_size={max_size!r}: the largest image side the ExecuTorch program takes, "
                               f"an integer from {EXECUTORCH_MIN_SIDE} to 16384 (default {EXECUTORCH_MAX_SIDE})")
-        require("executorch", "ExecuTorch export")
+        require(EXECUTORCH.packages[0], "ExecuTorch export")
     if tolerance is None:
         tolerance = EXECUTORCH_TOLERANCE if fmt == EXECUTORCH.name else TOLERANCE
     ckpt = Path(ckpt)

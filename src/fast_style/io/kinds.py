@@ -39,6 +39,7 @@ class ExportedKind:
     format_tag: str
     opener: str  # the function of fast_style.io.runtimes that opens a file: (Runtime, string metadata)
     packages: tuple[str, ...] = ()  # Python packages beyond torch: the exporter's, then the runtime's
+    extra: str | None = None  # the pip extra that installs ``packages`` (None: they are dependencies)
 
     def open(self, path: str | os.PathLike, *, device: str = "auto", threads: int | None = None):
         """(:class:`~fast_style.io.runtimes.Runtime`, string metadata) of a file of this kind."""
@@ -52,7 +53,7 @@ ONNX = ExportedKind(name="onnx", suffix=".onnx", label="ONNX", format_tag=ONNX_F
 TORCHSCRIPT = ExportedKind(name="torchscript", suffix=".pt", label="TorchScript", format_tag=TORCHSCRIPT_FORMAT,
                            opener="torchscript_runtime")
 EXECUTORCH = ExportedKind(name="executorch", suffix=".pte", label="ExecuTorch", format_tag=EXECUTORCH_FORMAT,
-                          opener="executorch_runtime", packages=("executorch",))
+                          opener="executorch_runtime", packages=("executorch",), extra="executorch")
 EXPORTED = {kind.name: kind for kind in (ONNX, TORCHSCRIPT, EXECUTORCH)}
 
 

@@ -30,12 +30,14 @@ import torch
 
 from fast_style.devices import resolve_device
 from fast_style.errors import CheckpointError, FastStyleError, first_line
+from fast_style.io.kinds import EXECUTORCH, EXPORTED
 from fast_style.io.metadata import EXECUTORCH_FORMAT, ONNX_FORMAT, TORCHSCRIPT_FORMAT
 
 EXTRA_FILE = "fast_style.json"
 # the constant method of an ExecuTorch program that returns its metadata (a JSON string)
 EXECUTORCH_METADATA_METHOD = "fast_style_metadata"
-_EXTRAS = {"onnxscript": "export", "executorch": "executorch"}
+# the pip extra that installs a package that is not a dependency
+_EXTRAS = {"onnxscript": "export", **{kind.packages[0]: kind.extra for kind in EXPORTED.values() if kind.extra}}
 
 
 class RuntimeOptionError(FastStyleError):
@@ -224,7 +226,7 @@ def executorch_runtime(path: Path, *, device: str = "auto", threads: int | None 
     if str(device) not in ("auto", "cpu", "None", ""):
         raise RuntimeOptionError(f"device={device}: ExecuTorch models run on the CPU here (XNNPACK); use device=cpu")
     with quiet_native_stderr():
-        require("executorch", "running ExecuTorch models")
+        require(EXECUTORCH.packages[0], "running ExecuTorch models")
         from executorch.runtime import Runtime as ExecutorchRuntime
 
         try:

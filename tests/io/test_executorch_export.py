@@ -78,7 +78,7 @@ def test_one_style_pte_matches_pytorch_in_executorchs_runtime_at_two_sizes(one_s
     assert not [p for p in pte.parent.iterdir() if p.name.startswith(".")]  # no temporary file left
     forward, metadata = _executorch_forward(pte)
     assert metadata["format"] == "fast-style/executorch" and metadata["style_name"] == "mosaic"
-    assert metadata["max_size"] == str(MAX_SIZE)
+    assert metadata["max_size"] == str(MAX_SIZE) and f"(1, 3, H, W), 16 <= H, W <= {MAX_SIZE}" in metadata["input"]
     generator = torch.Generator().manual_seed(7)
     for shape in SIZES:
         x = torch.rand(shape, generator=generator)
@@ -149,7 +149,7 @@ def test_stylize_runs_a_pte_like_the_pytorch_model(one_style, tmp_path):
 # ------------------------------------------------------------------- no export needed
 
 
-@pytest.mark.parametrize("max_size", [8, 0, -5, 20000, "big", 2.5, True])
+@pytest.mark.parametrize("max_size", [8, 0, -5, 4097, 20000, "big", 2.5, True])
 def test_max_size_out_of_range_is_one_clear_error(tmp_path, max_size):
     ckpt = save_style_model(_one_style_net(), tmp_path / "m.safetensors")
     with pytest.raises(ExportError, match="max_size="):

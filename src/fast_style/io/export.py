@@ -64,6 +64,7 @@ EXPORTERS = ("auto", "dynamo", "legacy")
 EXECUTORCH_TOLERANCE = 1e-3
 EXECUTORCH_MIN_SIDE = 16
 EXECUTORCH_MAX_SIDE = 1024
+EXECUTORCH_LARGEST = 4096  # max_size's own bound: the memory plan grows with its square (~9 GB here)
 
 
 class ExportError(FastStyleError):
@@ -312,9 +313,9 @@ def export_model(
     if fmt == EXECUTORCH.name:
         max_size = EXECUTORCH_MAX_SIDE if max_size is None else max_size
         if not isinstance(max_size, int) or isinstance(max_size, bool) or not (
-                EXECUTORCH_MIN_SIDE <= max_size <= 16384):
-            raise ExportError(f"max_size={max_size!r}: the largest image side the ExecuTorch program takes, "
-                              f"an integer from {EXECUTORCH_MIN_SIDE} to 16384 (default {EXECUTORCH_MAX_SIDE})")
+                EXECUTORCH_MIN_SIDE <= max_size <= EXECUTORCH_LARGEST):
+            raise ExportError(f"max_size={max_size!r}: the largest image side the ExecuTorch program takes, an "
+                              f"integer from {EXECUTORCH_MIN_SIDE} to {EXECUTORCH_LARGEST} (default {EXECUTORCH_MAX_SIDE})")
         require(EXECUTORCH.packages[0], "ExecuTorch export")
     if tolerance is None:
         tolerance = EXECUTORCH_TOLERANCE if fmt == EXECUTORCH.name else TOLERANCE
@@ -337,7 +338,8 @@ def export_model(
                                                    num_styles=model.num_styles), style_name=style)
     meta = metadata.to_strings(format=EXPORTED[fmt].format_tag)
     if fmt == EXECUTORCH.name:
-        meta.update(min_size=str(EXECUTORCH_MIN_SIDE), max_size=str(max_size))
+        meta.update(min_size=str(EXECUTORCH_MIN_SIDE), max_size=str(max_size), input=meta["input"].replace(
+            "(N, 3, H, W), any N, H, W", f"(1, 3, H, W), {EXECUTORCH_MIN_SIDE} <= H, W <= {max_size}"))
     with atomic_output(target, suffix=FORMATS[fmt]) as tmp:
         if fmt == ONNX.name:
             used = write_onnx(model, tmp, meta, exporter=exporter, opset=opset)

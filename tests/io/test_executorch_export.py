@@ -183,3 +183,19 @@ def test_a_pte_not_written_by_fast_style_is_refused(tmp_path):
         (tmp_path / "other.pte").write_bytes(to_edge(program).to_executorch().buffer)
     with pytest.raises(CheckpointError, match="not one exported by fast-style"):
         open_model(tmp_path / "other.pte")
+
+
+def test_without_executorch_installed_export_and_open_name_the_extra(tmp_path, monkeypatch):
+    """executorch is an optional extra: without it both directions say how to install it."""
+    import sys
+
+    from fast_style.errors import FastStyleError
+
+    ckpt = save_style_model(_one_style_net(), tmp_path / "m.safetensors")
+    path = tmp_path / "model.pte"
+    path.write_bytes(b"\x1c\x00\x00\x00ET12" + b"\x00" * 64)
+    monkeypatch.setitem(sys.modules, "executorch", None)  # import executorch now raises ImportError
+    for call in (lambda: export_model(ckpt, "executorch"), lambda: open_model(path)):
+        with pytest.raises(FastStyleError, match=r"'executorch' package.*pip install -e \"\.\[executorch\]\""):
+            call()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors", "model.pte"]

@@ -77,14 +77,22 @@ def atomic_output(path: str | os.PathLike, *, suffix: str = "", replace: bool = 
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        if replace:
-            os.replace(tmp, path)
-        else:
-            _publish_new(Path(tmp), path)
+        publish(Path(tmp), path, replace=replace)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def publish(tmp: Path, path: Path, *, replace: bool) -> None:
+    """A finished temporary file ``tmp`` becomes ``path`` with the usual umask permissions:
+    renamed over it (``replace``), or only where ``path`` does not exist yet
+    (:class:`OutputExistsError` otherwise); :func:`atomic_output`'s last step, for writers
+    whose temporary file outlives one ``with`` block (a video encoded as frames come)."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    if replace:
+        os.replace(tmp, path)
+    else:
+        _publish_new(tmp, path)
 
 
 def _publish_new(tmp: Path, path: Path) -> None:

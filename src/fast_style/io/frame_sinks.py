@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from fast_style.errors import FastStyleError, first_line
-from fast_style.io.files import owned_prefix, sweep_stale
+from fast_style.io.files import atomic_output, owned_prefix, sweep_stale
+from fast_style.io.files import publish as publish_file
 from fast_style.io.video import VideoError, choose_codec, require_av
 
 LIVE_VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
@@ -109,23 +110,9 @@ class VideoFileSink:
             finally:
                 self.output.close()
             if publish and self.written:
-                os.chmod(self.tmp, 0o666 & ~_umask())
-                if self.overwrite:
-                    os.replace(self.tmp, self.target)
-                else:
-                    try:
-                        os.link(self.tmp, self.target)
-                    except FileExistsError:
-                        raise SinkError(f"{self.target} appeared meanwhile (another process wrote it); kept it, "
-                                        "pass overwrite=true to replace it") from None
+                publish_file(self.tmp, self.target, replace=self.overwrite)
         finally:
             self.tmp.unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 class SequenceSink:
@@ -146,17 +133,9 @@ class SequenceSink:
         from PIL import Image
 
         self.written += 1
-        path = self.folder / f"frame_{self.written:06d}.{self.ext}"
-        fd, tmp = tempfile.mkstemp(prefix=owned_prefix(f".{path.stem}"), suffix=path.suffix, dir=self.folder)
-        os.close(fd)
-        try:
-            options = {"quality": self.quality} if self.ext == "jpg" else {"compress_level": 1}
+        options = {"quality": self.quality} if self.ext == "jpg" else {"compress_level": 1}
+        with atomic_output(self.folder / f"frame_{self.written:06d}.{self.ext}") as tmp:
             Image.fromarray(rgb).save(tmp, format="JPEG" if self.ext == "jpg" else "PNG", **options)
-            os.chmod(tmp, 0o666 & ~_umask())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
 
     def close(self, publish: bool) -> None:
         pass

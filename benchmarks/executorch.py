@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -29,22 +28,15 @@ from benchmarks.options import BenchmarkConfig, BenchOptionError
 from benchmarks.video import _size, model_file_and_style
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def measure(pte: Path, ckpt: Path, width: int, height: int, frames: int) -> dict:
     """In this (fresh) process: RSS added by opening ``pte``, then ms per frame of it and of
     ``ckpt``'s PyTorch network, alternating, on the same random frames."""
+    from fast_style.inference.live_summary import peak_mb, rss_mb
     from fast_style.io.model_files import open_model
 
-    before = _rss_mb()
+    before = rss_mb()
     program = open_model(pte).runtime
-    loaded = _rss_mb()
+    loaded = rss_mb()
     network = open_model(ckpt).require_network("the benchmark").eval()
     style = None if program.num_styles == 1 else torch.eye(program.num_styles)[0]
     generator = torch.Generator().manual_seed(0)
@@ -58,7 +50,7 @@ def measure(pte: Path, ckpt: Path, width: int, height: int, frames: int) -> dict
                 start = time.perf_counter()
                 run(x, style)
                 times[name].append(time.perf_counter() - start)
-    return {"load_mb": loaded - before, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    return {"load_mb": loaded - before, "peak_rss_mb": peak_mb(),
             **{f"{name}_ms": 1000 * sorted(t)[len(t) // 2] for name, t in times.items()}}
 
 

@@ -50,6 +50,7 @@ class LiveSummary:
 
 
 def rss_mb() -> float:
+    """This process' resident memory now, MB (0 where /proc is missing)."""
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * resource.getpagesize() / 2**20
@@ -58,6 +59,16 @@ def rss_mb() -> float:
 
 
 def peak_mb() -> float:
+    """This process' own peak resident memory, MB: /proc's VmHWM where there is one. Not
+    ``ru_maxrss`` first: Linux carries that over from the parent across fork + exec, so a
+    live.py started by a bigger process (a benchmark) would report the parent's peak."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 

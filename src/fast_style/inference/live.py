@@ -194,8 +194,9 @@ def _loop(source: FrameSource, runner, sink, opts: LiveOptions, size: tuple[int,
                        f"{size[0]}x{size[1]}); {'playing in real time' if realtime else 'every frame'}")
                 ready.set()
             last_at = now
-            sink.write(out, frame.t, status())
-            progress.show(status())
+            line = status()
+            sink.write(out, frame.t, line)
+            progress.show(line)
             if opts.max_frames is not None and summary.stylized >= int(opts.max_frames):
                 summary.ended = "max_frames"
                 break

@@ -316,7 +316,6 @@ def export_model(
                 EXECUTORCH_MIN_SIDE <= max_size <= EXECUTORCH_LARGEST):
             raise ExportError(f"max_size={max_size!r}: the largest image side the ExecuTorch program takes, an "
                               f"integer from {EXECUTORCH_MIN_SIDE} to {EXECUTORCH_LARGEST} (default {EXECUTORCH_MAX_SIDE})")
-        require(EXECUTORCH.packages[0], "ExecuTorch export")
     if tolerance is None:
         tolerance = EXECUTORCH_TOLERANCE if fmt == EXECUTORCH.name else TOLERANCE
     ckpt = Path(ckpt)

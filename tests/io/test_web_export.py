@@ -340,9 +340,11 @@ def _watch_camera(url: str, clip: Path, shot: Path) -> tuple[dict, str, list[np.
             page.goto(f"{url}index.html?camera=1")
             page.wait_for_function("window.fastStyle.frames >= 3 || window.fastStyle.error", timeout=60_000)
             seen = []
-            for _ in range(6):
+            for _ in range(6):  # one capture per newly rendered frame, however slow the machine is
+                rendered = page.evaluate("window.fastStyle.frames")
                 seen.append(_decode(page.evaluate("document.getElementById('output').toDataURL('image/png')")))
-                page.wait_for_timeout(250)
+                page.wait_for_function(f"window.fastStyle.frames > {rendered} || window.fastStyle.error",
+                                       timeout=60_000)
             state = page.evaluate("({error: fastStyle.error, frames: fastStyle.frames, fps: fastStyle.fps})")
             fps_text = page.inner_text("#fps")
             page.screenshot(path=shot)

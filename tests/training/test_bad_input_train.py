@@ -80,7 +80,9 @@ def _damage(kind, last, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["truncated", "zero-byte", "code"])
+# make test runs the truncated file; the other two kinds resume the same way and run in make test-all
+@pytest.mark.parametrize("kind", ["truncated", pytest.param("zero-byte", marks=pytest.mark.heavy),
+                                  pytest.param("code", marks=pytest.mark.heavy)])
 def test_damaged_last_ckpt_is_moved_aside_and_the_newest_step_resumed(run_copy, tmp_path, kind):
     root, run_dir = run_copy
     ckpts = run_dir / "checkpoints"
@@ -110,6 +112,7 @@ def test_the_code_checkpoint_would_really_run_code(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # make test-all: resumes a real run (12-15 s on 2 cores)
 def test_damaged_last_ckpt_without_a_good_step_ckpt_stops_with_one_line(run_copy):
     root, run_dir = run_copy
     ckpts = run_dir / "checkpoints"
@@ -146,6 +149,7 @@ def test_explicit_damaged_ckpt_path_is_one_line_and_writes_nothing(trained_run, 
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # make test-all: resumes a real run (12-15 s on 2 cores)
 def test_resuming_with_a_different_network_keeps_last_ckpt(run_copy):
     """Lightning's failed restore used to end in a fresh step-0 last.ckpt over the good one."""
     root, run_dir = run_copy

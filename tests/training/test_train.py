@@ -103,6 +103,7 @@ def _train_args(tmp_path, image_folder, style_file, run_dir, *extra):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # make test-all: one of the slowest train.py runs (~30 s on 2 cores)
 def test_train_py_end_to_end_then_resume(tmp_path, image_folder, style_file):
     first = run_entry("train.py", *_train_args(tmp_path, image_folder, style_file, tmp_path / "run1", "trainer.max_steps=4"),
                       cwd=tmp_path)
@@ -146,6 +147,7 @@ def test_train_py_end_to_end_then_resume(tmp_path, image_folder, style_file):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # make test-all: one of the slowest train.py runs (~30 s on 2 cores)
 def test_export_script_writes_a_style_model(tmp_path, image_folder, style_file):
     run = run_entry("train.py", *_train_args(tmp_path, image_folder, style_file, tmp_path / "run", "trainer.max_steps=2",
                                              "callbacks.style_samples.every_n_steps=0", "objective=none"), cwd=tmp_path)

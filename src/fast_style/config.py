@@ -75,7 +75,8 @@ class ModelSchema:
 @dataclass
 class LossSchema:
     """``loss/*.yaml``: taps with per-layer weights, and the three term weights; ``temporal_weight``:
-    the flow-free temporal stability term (0: off; see fast_style.nn.temporal)."""
+    the flow-free temporal stability term (0: off; see fast_style.nn.temporal); ``colour_weight``:
+    the painting's pixel mean and covariance (0: off; see fast_style.nn.losses)."""
 
     content_layers: dict[str, float] = MISSING
     style_layers: dict[str, float] = MISSING
@@ -84,6 +85,7 @@ class LossSchema:
     tv_weight: float = MISSING
     batched: bool = MISSING
     temporal_weight: float = 0.0
+    colour_weight: float = 0.0
 
 
 @dataclass
@@ -133,6 +135,7 @@ class ReferenceWeights:
     content_weight: float | None = None
     style_weight: float | None = None
     tv_weight: float | None = None
+    colour_weight: float | None = None
 
 
 @dataclass

@@ -170,7 +170,7 @@ def test_weight_zero_is_the_step_as_before_and_draws_nothing():
     rng = torch.get_rng_state()
     losses = off.step_losses(batch)
     assert torch.equal(torch.get_rng_state(), rng)  # no second view was drawn
-    assert set(losses) == {"content", "style", "tv", "total", "style_per_image"}
+    assert set(losses) == {"content", "style", "tv", "colour", "total", "style_per_image"}
     for term in losses:
         assert torch.equal(losses[term], reference[term]), term
     assert torch.equal(losses["total"], losses["content"] + losses["style"] + losses["tv"])

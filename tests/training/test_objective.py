@@ -76,7 +76,8 @@ def test_options_resolve_the_photos_and_the_reference_weights(tmp_path, image_fo
     assert options["kind"] == "heldout" and options["images"] is None and options["size"] == 32
     assert options["weights"]["style_weight"] == 5e9
     # the sweep's style weight is not the reference: the preset's is; tv from objective.reference_weights
-    assert options["reference_weights"] == {"content_weight": 1e5, "style_weight": 1e10, "tv_weight": 7.0}
+    assert options["reference_weights"] == {"content_weight": 1e5, "style_weight": 1e10, "tv_weight": 7.0,
+                                            "colour_weight": 0.0}
     assert options["reference_source"].endswith("configs/loss/perceptual.yaml")
     demo = objective_options(compose_train(["experiment=demo", f"paths.root_dir={tmp_path}", "objective.size=64"]))
     assert demo["images"] == [str(tmp_path / "data" / "demo" / "held_out")] and demo["source"] == "check.images"

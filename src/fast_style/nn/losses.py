@@ -1,4 +1,4 @@
-"""Perceptual losses: feature (content), Gram (style) and total variation.
+"""Perceptual losses: feature (content), Gram (style), total variation and colour moments.
 
 Every formula of the project lives here. For a batch of N images and a VGG tap
 ``l`` with features ``F_l`` of shape (N, C, H, W):
@@ -14,7 +14,13 @@ Every formula of the project lives here. For a batch of N images and a VGG tap
   ``L_s = mean_n L_s[n]`` (the same value as above when every k_n is the one style).
 - Total variation:  ``L_tv = w_tv * (mean((y[..., i+1, j] - y[..., i, j])^2)
   + mean((y[..., i, j+1] - y[..., i, j])^2))`` on the output in [0, 1].
-- Total:            ``L = L_c + L_s + L_tv``.
+- Colour moments:   ``L_col = w_col * mean_n (mean_c (mu(y_n) - mu(s_k))^2 + mean_ij (R(y_n) - R(s_k))^2)``
+  with, over the H W pixels of an image in [0, 1], ``mu`` its RGB mean (3,), ``Sigma`` its
+  RGB covariance (3, 3) and ``R = chol(Sigma + 1e-4 I)`` the lower Cholesky factor (the
+  "standard deviation" of the palette, so both parts are on the scale of pixel values;
+  ``s_k`` image n's style, as for the Grams). Optional (``colour_weight``, default 0: off):
+  it asks for the painting's palette in pixel space, whatever the loss network knows.
+- Total:            ``L = L_c + L_s + L_tv + L_col``.
 
 With this normalisation the content and style values equal those of
 pytorch/examples' fast_neural_style for the same VGG weights, so its weights
@@ -66,6 +72,7 @@ LOSS_TERMS: tuple[LossTerm, ...] = (
     LossTerm("content", "content_weight", "content_layers"),
     LossTerm("style", "style_weight", "style_layers"),
     LossTerm("tv", "tv_weight"),
+    LossTerm("colour", "colour_weight", optional=True),
     LossTerm("temporal", "temporal_weight", optional=True, one_view=False),
 )
 WEIGHT_KEYS: tuple[str, ...] = tuple(term.weight_key for term in LOSS_TERMS)
@@ -128,20 +135,45 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
     return dy.pow(2).mean() + dx.pow(2).mean()
 
 
+COLOUR_EPS = 1e-4  # added to the covariance's diagonal: its Cholesky factor exists for a one-colour image too
+
+
+def colour_moments(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 3, H, W) -> (mean (N, 3), R (N, 3, 3)): each image's RGB mean over its pixels and
+    the lower Cholesky factor of its RGB covariance plus ``COLOUR_EPS`` I, in at least fp32."""
+    with full_precision(images.device):
+        pixels = at_least_fp32(images).flatten(2)  # (N, 3, H W)
+        mean = pixels.mean(dim=2)
+        centred = pixels - mean[..., None]
+        covariance = centred @ centred.transpose(1, 2) / pixels.shape[2]
+        eye = torch.eye(3, dtype=covariance.dtype, device=covariance.device)
+        return mean, torch.linalg.cholesky(covariance + COLOUR_EPS * eye)
+
+
+def colour_loss_per_image(images: torch.Tensor, target_mean: torch.Tensor, target_root: torch.Tensor) -> torch.Tensor:
+    """``mean_c (mu(y_n) - mu_t)^2 + mean_ij (R(y_n) - R_t)^2`` for each image n, shape (N,);
+    the targets are (1 or N, 3) and (1 or N, 3, 3) (:func:`colour_moments` of the paintings)."""
+    mean, root = colour_moments(images)
+    return (mean - target_mean.to(mean.dtype)).pow(2).mean(dim=1) + \
+        (root - target_root.to(root.dtype)).pow(2).mean(dim=(1, 2))
+
+
 class PerceptualLoss(nn.Module):
-    """Content + style + TV loss against one or several style images, with their Grams cached.
+    """Content + style + TV (+ colour) loss against one or several style images, with their Grams cached.
 
     ``content_layers`` / ``style_layers`` map tap names to per-layer weights.
     ``style_image`` is one image (1, 3, H, W), or a sequence of S of them (each its own
     size) for S styles. Their Gram matrices are computed once in ``__init__`` and kept
     as buffers ``style_grams.<layer>`` of shape (S, C, C), row s for style s ((1, C, C)
-    for one style; they travel with ``.to(device)`` and DDP ranks).
+    for one style; they travel with ``.to(device)`` and DDP ranks), and their colour
+    moments as ``colour_mean`` (S, 3) and ``colour_root`` (S, 3, 3).
 
     ``forward(output, content, style_index=None)`` takes the transform net's output and
     the content batch, both (N, 3, H, W) in [0, 1], and for several styles
     ``style_index`` (N,) (long): the row of the style image n is compared with. It
-    returns a dict of tensors ``content``, ``style``, ``tv`` (scalars, each already
-    multiplied by its weight), ``total`` and ``style_per_image`` (N,): the weighted style
+    returns a dict of tensors ``content``, ``style``, ``tv``, ``colour`` (scalars, each
+    already multiplied by its weight; ``colour`` is 0, not computed, while its weight is
+    0), ``total`` and ``style_per_image`` (N,): the weighted style
     loss of each image, whose mean is ``style``.
 
     The content targets need only the content taps: by default they come from a
@@ -164,6 +196,7 @@ class PerceptualLoss(nn.Module):
         content_weight: float,
         style_weight: float,
         tv_weight: float,
+        colour_weight: float = 0.0,
         batched: bool = False,
     ):
         super().__init__()
@@ -173,6 +206,7 @@ class PerceptualLoss(nn.Module):
         self.content_weight = float(content_weight)
         self.style_weight = float(style_weight)
         self.tv_weight = float(tv_weight)
+        self.colour_weight = float(colour_weight)
         self.batched = batched
         missing = (set(self.content_layers) | set(self.style_layers)) - set(loss_net.layers)
         if missing:
@@ -189,6 +223,10 @@ class PerceptualLoss(nn.Module):
         self.style_grams = nn.Module()
         for layer in self.style_layers:
             self.style_grams.register_buffer(layer, torch.cat(grams[layer]))
+        # not in the state dict: recomputed from the paintings, so checkpoints from before the term still load
+        moments = [colour_moments(image) for image in images]
+        self.register_buffer("colour_mean", torch.cat([mean for mean, _ in moments]), persistent=False)
+        self.register_buffer("colour_root", torch.cat([root for _, root in moments]), persistent=False)
 
     @classmethod
     def from_config(cls, *, loss: Mapping, loss_net: Mapping,
@@ -197,7 +235,8 @@ class PerceptualLoss(nn.Module):
         vgg = VGGFeatures(layers=[*loss["content_layers"], *loss["style_layers"]], **dict(loss_net))
         return cls(loss_net=vgg, style_image=style_image, content_layers=loss["content_layers"],
                    style_layers=loss["style_layers"], content_weight=loss["content_weight"],
-                   style_weight=loss["style_weight"], tv_weight=loss["tv_weight"], batched=bool(loss.get("batched")))
+                   style_weight=loss["style_weight"], tv_weight=loss["tv_weight"],
+                   colour_weight=float(loss.get("colour_weight") or 0.0), batched=bool(loss.get("batched")))
 
     def grams(self) -> dict[str, torch.Tensor]:
         """The style targets, {layer: (S, C, C)}."""
@@ -230,9 +269,10 @@ class PerceptualLoss(nn.Module):
                 style_index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The loss terms (class docstring); ``style_index`` (N,) picks each image's style
         target, needed when there are several styles (one style: every image's)."""
-        grams = self.grams()
+        grams, colour_mean, colour_root = self.grams(), self.colour_mean, self.colour_root
         if style_index is not None:
             grams = {layer: gram[style_index] for layer, gram in grams.items()}  # (N, C, C)
+            colour_mean, colour_root = colour_mean[style_index], colour_root[style_index]
         elif self.num_styles > 1:
             raise ValueError(f"the loss holds {self.num_styles} style targets: pass style_index (N,)")
         out_feats, content_feats = self.features(output, content)
@@ -242,7 +282,9 @@ class PerceptualLoss(nn.Module):
                 "content": self.content_weight * content_loss(out_feats, content_feats, self.content_layers),
                 "style": style_per_image.mean(),
                 "tv": self.tv_weight * total_variation(output),
+                "colour": (self.colour_weight * colour_loss_per_image(output, colour_mean, colour_root).mean()
+                           if self.colour_weight else output.new_zeros((), dtype=style_per_image.dtype)),
             }
-            losses["total"] = losses["content"] + losses["style"] + losses["tv"]
+            losses["total"] = losses["content"] + losses["style"] + losses["tv"] + losses["colour"]
         losses["style_per_image"] = style_per_image
         return losses

@@ -86,7 +86,8 @@ class StyleTransferModule(pl.LightningModule):
     - ``model``: TransformerNet kwargs (width, num_residual, norm, upsample).
     - ``loss``: content_layers / style_layers ({tap: weight}), content_weight,
       style_weight, tv_weight, batched (one VGG pass for output and content),
-      temporal_weight (optional, default 0: the temporal stability term, off).
+      temporal_weight (optional, default 0: the temporal stability term, off), colour_weight
+      (optional, default 0: the painting's pixel mean and covariance, off).
     - ``loss_net``: VGGFeatures kwargs (arch, pretrained, weights, seed, pool).
     - ``style``: name, sha256, ... (kept for the exported model's metadata).
     - ``styles``: the names of the network's S styles in order (None: one style); the
@@ -178,7 +179,7 @@ class StyleTransferModule(pl.LightningModule):
     def step_losses(self, batch: torch.Tensor, style_index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Loss terms of one step on a content batch (N, 3, S, S) in [0, 1], image n stylized
         with (and compared with) trained style ``style_index[n]`` (None: the one style):
-        scalar content, style, tv, (temporal when ``loss.temporal_weight`` > 0) and their
+        scalar content, style, tv, colour (0 when off), (temporal when ``loss.temporal_weight`` > 0) and their
         total, and ``style_per_image`` (N,)."""
         batch = self._layout(batch)
         weights = self.style_weights(style_index)
@@ -206,8 +207,8 @@ class StyleTransferModule(pl.LightningModule):
         styles = self.batch_styles(batch.shape[0], batch_idx)
         index = None if styles is None else torch.tensor(styles).to(batch.device, non_blocking=True)
         losses = self.step_losses(batch, index)
-        self.log_dict({f"train/{k}": v for k, v in losses.items() if k not in ("total", "style_per_image")},
-                      on_step=True)
+        unlogged = ("total", "style_per_image") if self.loss.colour_weight else ("total", "style_per_image", "colour")
+        self.log_dict({f"train/{k}": v for k, v in losses.items() if k not in unlogged}, on_step=True)
         if styles is not None:
             self._log_per_style(losses["style_per_image"].detach(), index, Counter(styles))
         on_cpu = losses["total"].device.type == "cpu"

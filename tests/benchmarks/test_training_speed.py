@@ -59,5 +59,5 @@ def test_benchmark_quick_writes_json(tmp_path, capsys):
     report = json.loads(path.read_text())
     (result,) = report["results"]
     assert result["losses_agree"] and result["fast_steps_per_s"] > 0 and result["reference_steps_per_s"] > 0
-    assert set(result["losses"]["fast"]) == {"content", "style", "tv", "total"}
+    assert set(result["losses"]["fast"]) == {"content", "style", "tv", "colour", "total"}
     assert "| 32 px | 2 |" in capsys.readouterr().out

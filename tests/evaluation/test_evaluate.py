@@ -57,7 +57,7 @@ def test_evaluate_end_to_end_writes_table_json_and_grid(tiny_model, tmp_path, ca
         totals = image["optimization_totals"]
         assert len(totals) == 5 and image["optimization"]["4"]["total"] == totals[4] and totals[4] < totals[0]
         assert image["optimization"]["2"]["seconds"] < image["optimization"]["4"]["seconds"]
-        assert set(image["feed_forward"]) == {"content", "style", "tv", "total", "seconds"}
+        assert set(image["feed_forward"]) == {"content", "style", "tv", "colour", "total", "seconds"}
     summary = saved["summary"]["methods"]
     mean_total = sum(i["feed_forward"]["total"] for i in saved["images"]) / 2
     assert summary["feed_forward"]["total"] == pytest.approx(mean_total)

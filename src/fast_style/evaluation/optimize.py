@@ -45,7 +45,7 @@ OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.1}
 EPS = 0.5 / 255
-LOSS_KEYS = PERCEPTUAL_KEYS  # content, style, tv (nn.losses.LOSS_TERMS) and total
+LOSS_KEYS = PERCEPTUAL_KEYS  # content, style, tv, colour (nn.losses.LOSS_TERMS) and total
 
 
 class OptimizeOptionError(FastStyleError):

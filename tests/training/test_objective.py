@@ -87,6 +87,9 @@ def test_options_resolve_the_photos_and_the_reference_weights(tmp_path, image_fo
         objective_options(_cfg(tmp_path, image_folder, style_file, "objective.kind=best"))
     with pytest.raises(FastStyleError, match="objective.reference_weights.tv_weight=-1.0: must be 0 or more"):
         objective_options(_cfg(tmp_path, image_folder, style_file, "objective.reference_weights.tv_weight=-1"))
+    for value in ("inf", "nan"):  # neither is below 0, and either would make every run's objective the same
+        with pytest.raises(FastStyleError, match=f"objective.reference_weights.colour_weight={value}: must be a finite"):
+            objective_options(_cfg(tmp_path, image_folder, style_file, f"objective.reference_weights.colour_weight={value}"))
 
 
 def test_returns_reference_gives_the_reference_total_and_is_refused_where_there_is_none(tmp_path, image_folder,

@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,9 @@ def reference_weights(cfg: DictConfig, given: Mapping | None, run: Mapping[str, 
     if unknown:
         raise FastStyleError(f"objective.reference_weights: unknown {', '.join(sorted(unknown))}; "
                              f"use {', '.join(TERMS.values())}")
+    infinite = [key for key, value in given.items() if not math.isfinite(value)]
+    if infinite:
+        raise FastStyleError(f"objective.reference_weights.{infinite[0]}={given[infinite[0]]}: must be a finite number")
     negative = [key for key, value in given.items() if value < 0]
     if negative:
         raise FastStyleError(f"objective.reference_weights.{negative[0]}={given[negative[0]]}: must be 0 or more")

@@ -8,6 +8,7 @@ loss network or the Trainer are touched.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -30,6 +31,11 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _require_finite(name: str, value: Any) -> None:
+    """inf (and nan) pass a ``>= 0`` test or say nothing useful in it: named on their own line."""
+    _require(not _is_number(value) or math.isfinite(value), f"{name}={value}: must be a finite number")
 
 
 def _require(ok: bool, message: str) -> None:
@@ -63,17 +69,21 @@ def check_data(data: DictConfig) -> None:
 
 
 def check_optimisation(cfg: DictConfig) -> None:
-    """``lr`` > 0, ``style_lr`` null or > 0, loss weights >= 0, ``trainer.max_steps`` >= 1 or -1
+    """``lr`` > 0, ``style_lr`` null or > 0, loss weights >= 0 (all finite), ``trainer.max_steps`` >= 1 or -1
     (stop by max_epochs)."""
     lr = cfg.get("lr")
+    _require_finite("lr", lr)
     _require(_is_number(lr) and lr > 0, f"lr={lr}: the learning rate must be above 0 (the paper: 1e-3)")
     style_lr = cfg.get("style_lr")
+    _require_finite("style_lr", style_lr)
     _require(style_lr is None or (_is_number(style_lr) and style_lr > 0),
              f"style_lr={style_lr}: must be a learning rate > 0, or null (the same as lr)")
     for key, value in term_weights(cfg.loss).items():  # every term of nn.losses.LOSS_TERMS
+        _require_finite(f"loss.{key}", value)
         _require(_is_number(value) and value >= 0, f"loss.{key}={value}: must be 0 (term off) or more")
     for group in ("content_layers", "style_layers"):
         for layer, value in (cfg.loss.get(group) or {}).items():
+            _require_finite(f"loss.{group}.{layer}", value)
             _require(_is_number(value) and value >= 0, f"loss.{group}.{layer}={value}: must be 0 or more")
     steps = cfg.trainer.get("max_steps", -1)
     _require(_is_int(steps) and (steps >= 1 or steps == -1),

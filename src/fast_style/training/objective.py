@@ -56,7 +56,7 @@ from omegaconf import DictConfig, OmegaConf
 from fast_style.errors import FastStyleError
 from fast_style.io.files import atomic_write_text
 from fast_style.io.images import ImageReadError, images_below, square_image
-from fast_style.nn.losses import LOSS_TERMS, PerceptualLoss
+from fast_style.nn.losses import LOSS_TERMS, PerceptualLoss, term_weights
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,6 @@ RETURNS = ("total", "reference")  # objective.returns: the total under the run's
 OBJECTIVE_FILE = "objective.json"
 # the terms PerceptualLoss computes from one stylized batch, and the keys of their weights
 TERMS = {term.name: term.weight_key for term in LOSS_TERMS if term.one_view}
-OPTIONAL_KEYS = {term.weight_key for term in LOSS_TERMS if term.optional}  # left out of a weighting: 0, off
 MIN_SIZE = 16  # the loss network's deepest tap (relu4_3) is 1/8 of the input
 
 
@@ -254,8 +253,8 @@ def unit_terms(module, images: torch.Tensor, *, batch_size: int = 4) -> dict[str
 
 def weigh(unit: Mapping[str, float], weights: Mapping[str, float]) -> dict[str, float]:
     """The weighted terms ``w_t * unit_t`` and their ``total``."""
-    terms = {name: float(weights[key] if key in weights or key not in OPTIONAL_KEYS else 0.0) * unit[name]
-             for name, key in TERMS.items()}
+    given = term_weights(weights)  # an optional term's weight left out: 0, off
+    terms = {name: float(given[key]) * unit[name] for name, key in TERMS.items()}
     return {**terms, "total": sum(terms.values())}
 
 
